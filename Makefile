@@ -1,0 +1,97 @@
+# Build, run and test ngx_http_inventory_module against Debian 12's nginx.
+
+SHELL       := /bin/bash
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       := $(CURDIR)/build
+MODULE      := $(BUILD)/ngx_http_inventory_module.so
+ASAN_MODULE := $(BUILD)/asan/ngx_http_inventory_module.so
+SRCS        := $(wildcard src/*.c src/*.h) config
+CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
+               src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
+               src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c
+UNIT_SRCS   := $(wildcard t/unit/*.c)
+CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
+PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
+               perl libjson-pp-perl
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+
+.PHONY: all deps module unit asan test test-unit test-e2e test-asan run clean
+
+all: module
+
+# Install whatever a fresh Debian 12 machine lacks (needs root).
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then \
+	        echo "run as root, or install:$$missing" >&2; exit 1; \
+	    fi; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+module: $(MODULE)
+
+# $(1): objs directory, $(2): extra configure arguments
+define build_module
+	rm -rf $(1) && mkdir -p $(1) && cp -a $(NGINX_SRC)/. $(1)/
+	cd $(1) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" $(2) \
+	        --add-dynamic-module=$(CURDIR) >configure.log 2>&1 \
+	    || { cat configure.log; exit 1; }
+endef
+
+$(BUILD)/nginx/Makefile: config
+	$(call build_module,$(BUILD)/nginx,)
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_inventory_module.so $@
+
+$(BUILD)/asan/nginx/Makefile: config
+	$(call build_module,$(BUILD)/asan/nginx,--with-cc-opt="$(SAN_FLAGS)" \
+	    --with-ld-opt="$(SAN_FLAGS)")
+
+$(ASAN_MODULE): $(BUILD)/asan/nginx/Makefile $(SRCS)
+	$(MAKE) -s -C $(BUILD)/asan/nginx -f objs/Makefile modules
+	cp $(BUILD)/asan/nginx/objs/ngx_http_inventory_module.so $@
+
+asan: $(ASAN_MODULE)
+
+$(BUILD)/unit-tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/*.h t/unit/*.h)
+	mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_UNIT) $(SAN_FLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) \
+	    -llmdb -lyajl
+
+unit: $(BUILD)/unit-tests
+
+
+test: deps
+	$(MAKE) module unit asan
+	$(MAKE) test-e2e
+	$(MAKE) test-asan
+
+test-e2e:
+	prove -I t/lib t/
+
+# The whole suite again with the module built with ASan and UBSan.
+test-asan:
+	rm -rf $(BUILD)/asan-log && mkdir -p $(BUILD)/asan-log && \
+	chmod 0777 $(BUILD)/asan-log && \
+	INVENTORY_MODULE=$(ASAN_MODULE) \
+	INVENTORY_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	INVENTORY_ASAN_LOG=$(BUILD)/asan-log \
+	prove -I t/lib t/
+
+run: deps module
+	mkdir -p var/data var/logs var/tmp
+	@echo "serving http://127.0.0.1:8080/v1/ (Ctrl-C stops)"
+	exec nginx -p $(CURDIR)/ -c conf/nginx.conf -g 'daemon off;'
+
+clean:
+	rm -rf build

@@ -1,0 +1,252 @@
+/*
+ * Key and record encoding.  Records carry fixed-width big-endian integers
+ * and length-prefixed strings, so that a record read back from LMDB is
+ * checked for length before any member is trusted.
+ */
+
+#include <string.h>
+
+#include "ngx_http_inventory_codec.h"
+
+
+#define NGX_HTTP_INVENTORY_EVENT_FIXED  (1 + 7 * 8)
+
+
+static unsigned char *ngx_http_inventory_put_str(unsigned char *p,
+    ngx_http_inventory_str_t s);
+static const unsigned char *ngx_http_inventory_get_str(
+    const unsigned char *p, const unsigned char *end,
+    ngx_http_inventory_str_t *s);
+
+
+void
+ngx_http_inventory_put_u64(unsigned char *p, uint64_t v)
+{
+    int  i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (unsigned char) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+
+uint64_t
+ngx_http_inventory_get_u64(const unsigned char *p)
+{
+    int       i;
+    uint64_t  v;
+
+    v = 0;
+
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+
+    return v;
+}
+
+
+size_t
+ngx_http_inventory_item_key(unsigned char *buf, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location)
+{
+    memcpy(buf, sku.data, sku.len);
+    buf[sku.len] = '\0';
+    memcpy(buf + sku.len + 1, location.data, location.len);
+
+    return sku.len + 1 + location.len;
+}
+
+
+size_t
+ngx_http_inventory_sku_prefix(unsigned char *buf, ngx_http_inventory_str_t sku)
+{
+    memcpy(buf, sku.data, sku.len);
+    buf[sku.len] = '\0';
+
+    return sku.len + 1;
+}
+
+
+size_t
+ngx_http_inventory_item_event_key(unsigned char *buf,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t version)
+{
+    size_t  n;
+
+    n = ngx_http_inventory_item_key(buf, sku, location);
+    buf[n++] = '\0';
+    ngx_http_inventory_put_u64(buf + n, version);
+
+    return n + 8;
+}
+
+
+int
+ngx_http_inventory_item_key_split(const unsigned char *key, size_t len,
+    ngx_http_inventory_str_t *sku, ngx_http_inventory_str_t *location)
+{
+    const unsigned char  *nul;
+
+    nul = memchr(key, '\0', len);
+    if (nul == NULL) {
+        return -1;
+    }
+
+    sku->data = (const char *) key;
+    sku->len = (size_t) (nul - key);
+    location->data = (const char *) nul + 1;
+    location->len = len - sku->len - 1;
+
+    if (!ngx_http_inventory_id_valid(sku->data, sku->len)
+        || !ngx_http_inventory_id_valid(location->data, location->len))
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+ngx_http_inventory_item_encode(unsigned char *buf,
+    const ngx_http_inventory_item_t *item)
+{
+    ngx_http_inventory_put_u64(buf, (uint64_t) item->on_hand);
+    ngx_http_inventory_put_u64(buf + 8, (uint64_t) item->reserved);
+    ngx_http_inventory_put_u64(buf + 16, (uint64_t) item->min_level);
+    ngx_http_inventory_put_u64(buf + 24, item->version);
+    ngx_http_inventory_put_u64(buf + 32, item->updated_at);
+}
+
+
+int
+ngx_http_inventory_item_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_item_t *item)
+{
+    if (len != NGX_HTTP_INVENTORY_ITEM_RECORD_LEN) {
+        return -1;
+    }
+
+    item->on_hand = (int64_t) ngx_http_inventory_get_u64(buf);
+    item->reserved = (int64_t) ngx_http_inventory_get_u64(buf + 8);
+    item->min_level = (int64_t) ngx_http_inventory_get_u64(buf + 16);
+    item->version = ngx_http_inventory_get_u64(buf + 24);
+    item->updated_at = ngx_http_inventory_get_u64(buf + 32);
+
+    return 0;
+}
+
+
+static unsigned char *
+ngx_http_inventory_put_str(unsigned char *p, ngx_http_inventory_str_t s)
+{
+    p[0] = (unsigned char) (s.len >> 8);
+    p[1] = (unsigned char) (s.len & 0xff);
+
+    if (s.len) {
+        memcpy(p + 2, s.data, s.len);
+    }
+
+    return p + 2 + s.len;
+}
+
+
+static const unsigned char *
+ngx_http_inventory_get_str(const unsigned char *p, const unsigned char *end,
+    ngx_http_inventory_str_t *s)
+{
+    size_t  n;
+
+    if (p == NULL || end - p < 2) {
+        return NULL;
+    }
+
+    n = ((size_t) p[0] << 8) | p[1];
+    p += 2;
+
+    if ((size_t) (end - p) < n) {
+        return NULL;
+    }
+
+    s->data = (const char *) p;
+    s->len = n;
+
+    return p + n;
+}
+
+
+/*
+ * The seq is the record's key, not part of it.  buf must hold
+ * EVENT_RECORD_MAX bytes; the core bounds every string so that it does.
+ */
+
+size_t
+ngx_http_inventory_event_encode(unsigned char *buf,
+    const ngx_http_inventory_event_t *ev)
+{
+    unsigned char  *p;
+
+    p = buf;
+    *p++ = (unsigned char) ev->type;
+    ngx_http_inventory_put_u64(p, ev->version);
+    ngx_http_inventory_put_u64(p + 8, ev->at);
+    ngx_http_inventory_put_u64(p + 16, (uint64_t) ev->on_hand);
+    ngx_http_inventory_put_u64(p + 24, (uint64_t) ev->min_level);
+    ngx_http_inventory_put_u64(p + 32, (uint64_t) ev->delta);
+    ngx_http_inventory_put_u64(p + 40, (uint64_t) ev->quantity);
+    ngx_http_inventory_put_u64(p + 48, (uint64_t) ev->available);
+    p += 56;
+
+    p = ngx_http_inventory_put_str(p, ev->sku);
+    p = ngx_http_inventory_put_str(p, ev->location);
+    p = ngx_http_inventory_put_str(p, ev->reason);
+    p = ngx_http_inventory_put_str(p, ev->reservation_id);
+    p = ngx_http_inventory_put_str(p, ev->other_location);
+
+    return (size_t) (p - buf);
+}
+
+
+int
+ngx_http_inventory_event_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_event_t *ev)
+{
+    const unsigned char  *p, *end;
+
+    if (len < NGX_HTTP_INVENTORY_EVENT_FIXED) {
+        return -1;
+    }
+
+    memset(ev, 0, sizeof(ngx_http_inventory_event_t));
+
+    p = buf;
+    end = buf + len;
+
+    ev->type = *p++;
+    ev->version = ngx_http_inventory_get_u64(p);
+    ev->at = ngx_http_inventory_get_u64(p + 8);
+    ev->on_hand = (int64_t) ngx_http_inventory_get_u64(p + 16);
+    ev->min_level = (int64_t) ngx_http_inventory_get_u64(p + 24);
+    ev->delta = (int64_t) ngx_http_inventory_get_u64(p + 32);
+    ev->quantity = (int64_t) ngx_http_inventory_get_u64(p + 40);
+    ev->available = (int64_t) ngx_http_inventory_get_u64(p + 48);
+    p += 56;
+
+    p = ngx_http_inventory_get_str(p, end, &ev->sku);
+    p = ngx_http_inventory_get_str(p, end, &ev->location);
+    p = ngx_http_inventory_get_str(p, end, &ev->reason);
+    p = ngx_http_inventory_get_str(p, end, &ev->reservation_id);
+    p = ngx_http_inventory_get_str(p, end, &ev->other_location);
+
+    if (p != end || ngx_http_inventory_event_name(ev->type) == NULL
+        || !ngx_http_inventory_id_valid(ev->sku.data, ev->sku.len)
+        || !ngx_http_inventory_id_valid(ev->location.data, ev->location.len))
+    {
+        return -1;
+    }
+
+    return 0;
+}

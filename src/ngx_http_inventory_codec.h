@@ -1,0 +1,46 @@
+/*
+ * Byte layout of LMDB keys and values.  Integers in keys are big-endian so
+ * that LMDB's byte order is numeric order; identifiers never hold a NUL, so a
+ * NUL separates the parts of composite keys and "A" sorts before "A-1".
+ */
+
+#ifndef _NGX_HTTP_INVENTORY_CODEC_H_INCLUDED_
+#define _NGX_HTTP_INVENTORY_CODEC_H_INCLUDED_
+
+
+#include "ngx_http_inventory_core.h"
+
+
+/* sku NUL location NUL u64 */
+#define NGX_HTTP_INVENTORY_KEY_MAX                                           \
+    (2 * NGX_HTTP_INVENTORY_ID_MAX + 2 + 8)
+
+#define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  40
+#define NGX_HTTP_INVENTORY_EVENT_RECORD_MAX 1024
+
+
+void ngx_http_inventory_put_u64(unsigned char *p, uint64_t v);
+uint64_t ngx_http_inventory_get_u64(const unsigned char *p);
+
+size_t ngx_http_inventory_item_key(unsigned char *buf,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);
+size_t ngx_http_inventory_sku_prefix(unsigned char *buf,
+    ngx_http_inventory_str_t sku);
+size_t ngx_http_inventory_item_event_key(unsigned char *buf,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t version);
+int ngx_http_inventory_item_key_split(const unsigned char *key, size_t len,
+    ngx_http_inventory_str_t *sku, ngx_http_inventory_str_t *location);
+
+void ngx_http_inventory_item_encode(unsigned char *buf,
+    const ngx_http_inventory_item_t *item);
+int ngx_http_inventory_item_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_item_t *item);
+
+size_t ngx_http_inventory_event_encode(unsigned char *buf,
+    const ngx_http_inventory_event_t *ev);
+int ngx_http_inventory_event_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_event_t *ev);
+
+
+#endif /* _NGX_HTTP_INVENTORY_CODEC_H_INCLUDED_ */

@@ -1,0 +1,585 @@
+/*
+ * Domain rules: validation of identifiers and quantities, the decision of
+ * which events a command appends, and the application of an event to an
+ * item.  The write path and the replay of the log share event_apply(), so a
+ * projection always equals the replay of its events.
+ */
+
+#include <string.h>
+
+#include "ngx_http_inventory_core.h"
+
+
+static unsigned ngx_http_inventory_check_if_match(
+    const ngx_http_inventory_cmd_t *cmd, const ngx_http_inventory_slot_t *s);
+static unsigned ngx_http_inventory_decide_count(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev);
+static unsigned ngx_http_inventory_decide_adjust(
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *ev);
+static int64_t ngx_http_inventory_days_from_civil(int64_t y, unsigned m,
+    unsigned d);
+
+
+static const char  *ngx_http_inventory_event_names[] = {
+    NULL,
+    "StockCounted",
+    "StockAdjusted",
+    "StockReserved",
+    "ReservationCommitted",
+    "ReservationReleased",
+    "ReservationExpired",
+    "StockTransferredOut",
+    "StockTransferredIn",
+    "LowStockDetected"
+};
+
+
+int
+ngx_http_inventory_id_valid(const char *p, size_t len)
+{
+    size_t  i;
+    char    c;
+
+    if (len == 0 || len > NGX_HTTP_INVENTORY_ID_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || c == '.' || c == '_' || c == '-' || c == ':')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Parses a JSON number's text as an integer.  Returns 0 on success, -1 if
+ * the text is not an integer (fraction, exponent, junk) and -2 if it is an
+ * integer beyond int64_t.
+ */
+
+int
+ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out)
+{
+    size_t    i;
+    int       neg;
+    uint64_t  v, limit;
+
+    if (len == 0) {
+        return -1;
+    }
+
+    neg = 0;
+    i = 0;
+
+    if (p[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+
+    if (i == len) {
+        return -1;
+    }
+
+    if (p[i] == '0' && len - i > 1) {
+        return -1;
+    }
+
+    limit = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+    v = 0;
+
+    for ( /* void */ ; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        if (v > (limit - (uint64_t) (p[i] - '0')) / 10) {
+            /* keep scanning so that "1e999999" is "not an integer" */
+            for (i++; i < len; i++) {
+                if (p[i] < '0' || p[i] > '9') {
+                    return -1;
+                }
+            }
+
+            return -2;
+        }
+
+        v = v * 10 + (uint64_t) (p[i] - '0');
+    }
+
+    if (neg) {
+        *out = (v == (uint64_t) INT64_MAX + 1) ? INT64_MIN : -(int64_t) v;
+
+    } else {
+        *out = (int64_t) v;
+    }
+
+    return 0;
+}
+
+
+int64_t
+ngx_http_inventory_available(const ngx_http_inventory_item_t *item)
+{
+    return item->on_hand - item->reserved;
+}
+
+
+int
+ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item)
+{
+    return ngx_http_inventory_available(item) < item->min_level;
+}
+
+
+/* the items a command works on, in the order its events name them */
+
+void
+ngx_http_inventory_cmd_slots(ngx_http_inventory_cmd_t *cmd)
+{
+    memset(cmd->slots, 0, sizeof(cmd->slots));
+
+    cmd->slots[0].sku = cmd->sku;
+    cmd->slots[0].location = cmd->location;
+    cmd->nslots = 1;
+}
+
+
+/*
+ * Decides the events of a command from the current state of its slots.
+ * Returns the outcome; on OK or CREATED, events[0 .. *nevents - 1] are to be
+ * appended in order, events[i] applying to slots[slot_of[i]].  The store
+ * fills in seq, version and at, and appends LowStockDetected where
+ * low_stock_detected() says so.
+ */
+
+unsigned
+ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
+{
+    unsigned  rc;
+
+    memset(events, 0, sizeof(ngx_http_inventory_event_t));
+    events[0].sku = cmd->slots[0].sku;
+    events[0].location = cmd->slots[0].location;
+    slot_of[0] = 0;
+    *nevents = 0;
+
+    rc = ngx_http_inventory_check_if_match(cmd, &cmd->slots[0]);
+    if (rc != NGX_HTTP_INVENTORY_OK) {
+        return rc;
+    }
+
+    switch (cmd->type) {
+
+    case NGX_HTTP_INVENTORY_CMD_COUNT:
+        rc = ngx_http_inventory_decide_count(cmd, &events[0]);
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_ADJUST:
+        rc = ngx_http_inventory_decide_adjust(cmd, &events[0]);
+        break;
+
+    default:
+        return NGX_HTTP_INVENTORY_UNAVAILABLE;
+    }
+
+    if (rc == NGX_HTTP_INVENTORY_OK) {
+        *nevents = 1;
+
+        if (!cmd->slots[0].exists) {
+            rc = NGX_HTTP_INVENTORY_CREATED;
+        }
+    }
+
+    return rc;
+}
+
+
+static unsigned
+ngx_http_inventory_check_if_match(const ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_slot_t *s)
+{
+    if (!cmd->has_if_match) {
+        return NGX_HTTP_INVENTORY_OK;
+    }
+
+    if (!s->exists) {
+        return NGX_HTTP_INVENTORY_VERSION_MISMATCH;
+    }
+
+    if (cmd->if_match_any || cmd->if_match == s->item.version) {
+        return NGX_HTTP_INVENTORY_OK;
+    }
+
+    return NGX_HTTP_INVENTORY_VERSION_MISMATCH;
+}
+
+
+static unsigned
+ngx_http_inventory_decide_count(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev)
+{
+    ngx_http_inventory_slot_t  *s;
+
+    s = &cmd->slots[0];
+
+    if (cmd->on_hand < s->item.reserved) {
+        cmd->available = ngx_http_inventory_available(&s->item);
+        return NGX_HTTP_INVENTORY_INSUFFICIENT;
+    }
+
+    ev->type = NGX_HTTP_INVENTORY_EV_STOCK_COUNTED;
+    ev->on_hand = cmd->on_hand;
+    ev->min_level = cmd->has_min_level ? cmd->min_level : s->item.min_level;
+    ev->reason = cmd->reason;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+static unsigned
+ngx_http_inventory_decide_adjust(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev)
+{
+    int64_t                     on_hand;
+    ngx_http_inventory_slot_t  *s;
+
+    s = &cmd->slots[0];
+
+    if (!s->exists && cmd->delta < 0) {
+        return NGX_HTTP_INVENTORY_NOT_FOUND;
+    }
+
+    /* both operands are bounded far below INT64_MAX: no overflow here */
+    on_hand = s->item.on_hand + cmd->delta;
+
+    if (on_hand < s->item.reserved) {
+        cmd->available = ngx_http_inventory_available(&s->item);
+        return NGX_HTTP_INVENTORY_INSUFFICIENT;
+    }
+
+    if (on_hand > NGX_HTTP_INVENTORY_QTY_MAX) {
+        cmd->available = ngx_http_inventory_available(&s->item);
+        return NGX_HTTP_INVENTORY_OUT_OF_RANGE;
+    }
+
+    ev->type = NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED;
+    ev->delta = cmd->delta;
+    ev->reason = cmd->reason;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+/*
+ * Applies one event to an item.  Returns -1, leaving the item unchanged, if
+ * the event does not follow the item's version or would break an invariant:
+ * the write path never produces such an event, so replay reports it as
+ * corruption.
+ */
+
+int
+ngx_http_inventory_event_apply(ngx_http_inventory_item_t *item,
+    const ngx_http_inventory_event_t *ev)
+{
+    ngx_http_inventory_item_t  n;
+
+    if (ev->version != item->version + 1) {
+        return -1;
+    }
+
+    n = *item;
+
+    switch (ev->type) {
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_COUNTED:
+        if (ev->min_level < 0 || ev->min_level > NGX_HTTP_INVENTORY_QTY_MAX) {
+            return -1;
+        }
+
+        n.on_hand = ev->on_hand;
+        n.min_level = ev->min_level;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED:
+        if (ev->delta < -NGX_HTTP_INVENTORY_REQ_QTY_MAX
+            || ev->delta > NGX_HTTP_INVENTORY_REQ_QTY_MAX)
+        {
+            return -1;
+        }
+
+        n.on_hand += ev->delta;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_RESERVED:
+        n.reserved += ev->quantity;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED:
+        n.on_hand -= ev->quantity;
+        n.reserved -= ev->quantity;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED:
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED:
+        n.reserved -= ev->quantity;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT:
+        n.on_hand -= ev->quantity;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN:
+        n.on_hand += ev->quantity;
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED:
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (ev->type != NGX_HTTP_INVENTORY_EV_STOCK_COUNTED
+        && ev->type != NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED
+        && ev->type != NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED
+        && (ev->quantity < 1 || ev->quantity > NGX_HTTP_INVENTORY_REQ_QTY_MAX))
+    {
+        return -1;
+    }
+
+    if (n.on_hand < 0 || n.on_hand > NGX_HTTP_INVENTORY_QTY_MAX
+        || n.reserved < 0 || n.reserved > n.on_hand)
+    {
+        return -1;
+    }
+
+    n.version = ev->version;
+    n.updated_at = ev->at;
+    *item = n;
+
+    return 0;
+}
+
+
+/* LowStockDetected follows an event that turned low_stock from false on */
+
+int
+ngx_http_inventory_low_stock_detected(const ngx_http_inventory_item_t *before,
+    const ngx_http_inventory_item_t *after)
+{
+    return !ngx_http_inventory_low_stock(before)
+           && ngx_http_inventory_low_stock(after);
+}
+
+
+const char *
+ngx_http_inventory_event_name(unsigned type)
+{
+    if (type == 0 || type >= NGX_HTTP_INVENTORY_EV_LAST) {
+        return NULL;
+    }
+
+    return ngx_http_inventory_event_names[type];
+}
+
+
+/* RFC 3339 UTC with milliseconds; buf must hold TIME_LEN bytes */
+
+size_t
+ngx_http_inventory_time_format(uint64_t ms, char *buf)
+{
+    int64_t   days, z, era, doe, yoe, y, doy, mp, d, m;
+    uint64_t  secs, sod;
+    char     *p;
+
+    secs = ms / 1000;
+    days = (int64_t) (secs / 86400);
+    sod = secs % 86400;
+
+    /* civil_from_days, after Howard Hinnant's date algorithms */
+    z = days + 719468;
+    era = z / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += (m <= 2);
+
+    if (y > 9999) {
+        y = 9999;
+    }
+
+    p = buf;
+    *p++ = (char) ('0' + y / 1000);
+    *p++ = (char) ('0' + y / 100 % 10);
+    *p++ = (char) ('0' + y / 10 % 10);
+    *p++ = (char) ('0' + y % 10);
+    *p++ = '-';
+    *p++ = (char) ('0' + m / 10);
+    *p++ = (char) ('0' + m % 10);
+    *p++ = '-';
+    *p++ = (char) ('0' + d / 10);
+    *p++ = (char) ('0' + d % 10);
+    *p++ = 'T';
+    *p++ = (char) ('0' + sod / 36000);
+    *p++ = (char) ('0' + sod / 3600 % 10);
+    *p++ = ':';
+    *p++ = (char) ('0' + sod % 3600 / 600);
+    *p++ = (char) ('0' + sod % 3600 / 60 % 10);
+    *p++ = ':';
+    *p++ = (char) ('0' + sod % 60 / 10);
+    *p++ = (char) ('0' + sod % 10);
+    *p++ = '.';
+    *p++ = (char) ('0' + ms % 1000 / 100);
+    *p++ = (char) ('0' + ms % 100 / 10);
+    *p++ = (char) ('0' + ms % 10);
+    *p++ = 'Z';
+
+    return (size_t) (p - buf);
+}
+
+
+static int64_t
+ngx_http_inventory_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t   era, yoe, doy, doe;
+
+    y -= (m <= 2);
+    era = y / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+    return era * 146097 + doe - 719468;
+}
+
+
+/*
+ * Parses an RFC 3339 timestamp: "YYYY-MM-DDTHH:MM:SS", an optional fraction
+ * (digits past milliseconds are truncated) and "Z" or a numeric offset.
+ * Returns -1 if it is not one or lies before 1970.
+ */
+
+int
+ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms)
+{
+    size_t    i;
+    int64_t   v[6], days, t, frac, scale, off;
+    unsigned  mdays;
+    static const size_t    pos[6] = { 0, 5, 8, 11, 14, 17 };
+    static const size_t    wid[6] = { 4, 2, 2, 2, 2, 2 };
+    static const char      sep[6] = { '-', '-', 'T', ':', ':', 0 };
+    static const unsigned  dim[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
+                                       31, 30, 31 };
+
+    if (len < 20) {
+        return -1;
+    }
+
+    for (i = 0; i < 6; i++) {
+        size_t  k;
+
+        v[i] = 0;
+
+        for (k = 0; k < wid[i]; k++) {
+            char  c = p[pos[i] + k];
+
+            if (c < '0' || c > '9') {
+                return -1;
+            }
+
+            v[i] = v[i] * 10 + (c - '0');
+        }
+
+        if (sep[i] && p[pos[i] + wid[i]] != sep[i]
+            && !(sep[i] == 'T' && p[pos[i] + wid[i]] == 't'))
+        {
+            return -1;
+        }
+    }
+
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[3] > 23 || v[4] > 59
+        || v[5] > 60)
+    {
+        return -1;
+    }
+
+    mdays = dim[v[1] - 1];
+
+    if (v[1] == 2 && !((v[0] % 4 == 0 && v[0] % 100 != 0) || v[0] % 400 == 0))
+    {
+        mdays = 28;
+    }
+
+    if ((unsigned) v[2] > mdays || v[0] < 1970) {
+        return -1;
+    }
+
+    i = 19;
+    frac = 0;
+    scale = 1000;
+
+    if (i < len && p[i] == '.') {
+        i++;
+
+        if (i == len || p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        while (i < len && p[i] >= '0' && p[i] <= '9') {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (p[i] - '0') * scale;
+            }
+
+            i++;
+        }
+    }
+
+    if (i + 1 == len && (p[i] == 'Z' || p[i] == 'z')) {
+        off = 0;
+
+    } else if (i + 6 == len && (p[i] == '+' || p[i] == '-')
+               && p[i + 1] >= '0' && p[i + 1] <= '2'
+               && p[i + 2] >= '0' && p[i + 2] <= '9' && p[i + 3] == ':'
+               && p[i + 4] >= '0' && p[i + 4] <= '5'
+               && p[i + 5] >= '0' && p[i + 5] <= '9')
+    {
+        off = ((p[i + 1] - '0') * 10 + (p[i + 2] - '0')) * 3600
+              + ((p[i + 4] - '0') * 10 + (p[i + 5] - '0')) * 60;
+
+        if (p[i] == '+') {
+            off = -off;
+        }
+
+    } else {
+        return -1;
+    }
+
+    days = ngx_http_inventory_days_from_civil(v[0], (unsigned) v[1],
+                                              (unsigned) v[2]);
+    t = days * 86400 + v[3] * 3600 + v[4] * 60 + (v[5] > 59 ? 59 : v[5])
+        + off;
+
+    if (t < 0) {
+        return -1;
+    }
+
+    *ms = (uint64_t) t * 1000 + (uint64_t) frac;
+
+    return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * The domain core: stock items, events, commands and the rules that turn a
+ * command into events.  Free of nginx and LMDB types so that it can be unit
+ * tested and fuzzed on its own.
+ */
+
+#ifndef _NGX_HTTP_INVENTORY_CORE_H_INCLUDED_
+#define _NGX_HTTP_INVENTORY_CORE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define NGX_HTTP_INVENTORY_QTY_MAX      9007199254740991LL  /* 2^53 - 1 */
+#define NGX_HTTP_INVENTORY_REQ_QTY_MAX  1000000000LL
+#define NGX_HTTP_INVENTORY_ID_MAX       64
+#define NGX_HTTP_INVENTORY_REASON_MAX   256
+#define NGX_HTTP_INVENTORY_TIME_LEN     24     /* 2026-11-22T10:00:00.123Z */
+
+/* the most items one command touches and the most events it appends */
+#define NGX_HTTP_INVENTORY_MAX_SLOTS    2
+#define NGX_HTTP_INVENTORY_MAX_EVENTS   (2 * NGX_HTTP_INVENTORY_MAX_SLOTS)
+
+
+typedef struct {
+    const char                 *data;
+    size_t                      len;
+} ngx_http_inventory_str_t;
+
+
+typedef struct {
+    int64_t                     on_hand;
+    int64_t                     reserved;
+    int64_t                     min_level;
+    uint64_t                    version;
+    uint64_t                    updated_at;    /* ms since the epoch */
+} ngx_http_inventory_item_t;
+
+
+typedef enum {
+    NGX_HTTP_INVENTORY_EV_STOCK_COUNTED = 1,
+    NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED,
+    NGX_HTTP_INVENTORY_EV_STOCK_RESERVED,
+    NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED,
+    NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED,
+    NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED,
+    NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT,
+    NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN,
+    NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED,
+    NGX_HTTP_INVENTORY_EV_LAST
+} ngx_http_inventory_event_type_e;
+
+
+/*
+ * One immutable event.  Which numeric members are meaningful depends on the
+ * type; the others are zero.  "other_location" is "to" for TransferredOut
+ * and "from" for TransferredIn.
+ */
+typedef struct {
+    uint64_t                    seq;
+    uint64_t                    version;
+    uint64_t                    at;
+    unsigned                    type;
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    int64_t                     on_hand;
+    int64_t                     min_level;
+    int64_t                     delta;
+    int64_t                     quantity;
+    int64_t                     available;
+    ngx_http_inventory_str_t    reason;
+    ngx_http_inventory_str_t    reservation_id;
+    ngx_http_inventory_str_t    other_location;
+} ngx_http_inventory_event_t;
+
+
+typedef enum {
+    NGX_HTTP_INVENTORY_CMD_COUNT = 1,
+    NGX_HTTP_INVENTORY_CMD_ADJUST
+} ngx_http_inventory_cmd_type_e;
+
+
+/* what a command came to; the store and the HTTP layer map it to statuses */
+typedef enum {
+    NGX_HTTP_INVENTORY_OK = 0,
+    NGX_HTTP_INVENTORY_CREATED,
+    NGX_HTTP_INVENTORY_NOT_FOUND,
+    NGX_HTTP_INVENTORY_INSUFFICIENT,
+    NGX_HTTP_INVENTORY_OUT_OF_RANGE,
+    NGX_HTTP_INVENTORY_VERSION_MISMATCH,
+    NGX_HTTP_INVENTORY_STORAGE_FULL,
+    NGX_HTTP_INVENTORY_UNAVAILABLE
+} ngx_http_inventory_outcome_e;
+
+
+/* one item as a command sees it: loaded before, written back after */
+typedef struct {
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    ngx_http_inventory_item_t   item;
+    unsigned                    exists:1;
+} ngx_http_inventory_slot_t;
+
+
+typedef struct {
+    unsigned                    type;
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    int64_t                     on_hand;
+    int64_t                     min_level;
+    int64_t                     delta;
+    ngx_http_inventory_str_t    reason;
+    uint64_t                    if_match;
+    unsigned                    has_min_level:1;
+    unsigned                    has_if_match:1;
+    unsigned                    if_match_any:1;
+
+    /* the outcome, filled in by the store */
+    unsigned                    outcome;
+    int64_t                     available;     /* for INSUFFICIENT */
+    uint64_t                    last_seq;      /* last event appended */
+    unsigned                    appended;      /* events appended */
+    ngx_http_inventory_slot_t   slots[NGX_HTTP_INVENTORY_MAX_SLOTS];
+    size_t                      nslots;
+} ngx_http_inventory_cmd_t;
+
+
+int ngx_http_inventory_id_valid(const char *p, size_t len);
+int ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out);
+
+int64_t ngx_http_inventory_available(const ngx_http_inventory_item_t *item);
+int ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item);
+
+void ngx_http_inventory_cmd_slots(ngx_http_inventory_cmd_t *cmd);
+unsigned ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of);
+int ngx_http_inventory_event_apply(ngx_http_inventory_item_t *item,
+    const ngx_http_inventory_event_t *ev);
+int ngx_http_inventory_low_stock_detected(
+    const ngx_http_inventory_item_t *before,
+    const ngx_http_inventory_item_t *after);
+
+const char *ngx_http_inventory_event_name(unsigned type);
+size_t ngx_http_inventory_time_format(uint64_t ms, char *buf);
+int ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms);
+
+
+#endif /* _NGX_HTTP_INVENTORY_CORE_H_INCLUDED_ */

@@ -1,0 +1,810 @@
+/*
+ * Directives, configuration, the shared-memory zone, variables and the life
+ * of the LMDB environment across nginx's processes: the master checks and
+ * creates the store at every (re)configuration and closes it before the
+ * fork; each worker opens its own environment and closes it at exit.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+#define NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE   (1024 * 1024 * 1024)
+#define NGX_HTTP_INVENTORY_DEFAULT_ZONE_SIZE  (1024 * 1024)
+#define NGX_HTTP_INVENTORY_READER_CHECK       10000
+
+
+static ngx_int_t ngx_http_inventory_add_variables(ngx_conf_t *cf);
+static void *ngx_http_inventory_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_inventory_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_inventory_postconfiguration(ngx_conf_t *cf);
+static char *ngx_http_inventory_store_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_inventory_zone_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_inventory_metrics_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_inventory_reservation_ttl_check(ngx_conf_t *cf,
+    void *post, void *data);
+static ngx_int_t ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_inventory_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle,
+    ngx_str_t *path);
+static ngx_int_t ngx_http_inventory_reachable(ngx_cycle_t *cycle,
+    ngx_str_t *path, ngx_uid_t uid, ngx_gid_t gid);
+static ngx_int_t ngx_http_inventory_init_process(ngx_cycle_t *cycle);
+static void ngx_http_inventory_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_inventory_reader_check(ngx_event_t *ev);
+static ngx_int_t ngx_http_inventory_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_post_t  ngx_http_inventory_reservation_ttl_post = {
+    ngx_http_inventory_reservation_ttl_check
+};
+
+
+static ngx_command_t  ngx_http_inventory_commands[] = {
+
+    { ngx_string("inventory_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_inventory_store_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("inventory_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_inventory_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("inventory"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_inventory_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("inventory_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_inventory_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("inventory_reservation_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_inventory_loc_conf_t, reservation_ttl),
+      &ngx_http_inventory_reservation_ttl_post },
+
+    { ngx_string("inventory_idempotency_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_inventory_main_conf_t, idempotency_ttl),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_inventory_module_ctx = {
+    ngx_http_inventory_add_variables,      /* preconfiguration */
+    ngx_http_inventory_postconfiguration,  /* postconfiguration */
+
+    ngx_http_inventory_create_main_conf,   /* create main configuration */
+    ngx_http_inventory_init_main_conf,     /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_inventory_create_loc_conf,    /* create location configuration */
+    ngx_http_inventory_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_inventory_module = {
+    NGX_MODULE_V1,
+    &ngx_http_inventory_module_ctx,        /* module context */
+    ngx_http_inventory_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_inventory_init_module,        /* init module */
+    ngx_http_inventory_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_inventory_exit_process,       /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_inventory_vars[] = {
+
+    { ngx_string("inventory_sku"), NULL, ngx_http_inventory_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("inventory_location"), NULL, ngx_http_inventory_variable,
+      1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("inventory_event_seq"), NULL, ngx_http_inventory_variable,
+      2, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_inventory_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_inventory_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_inventory_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    ngx_http_inventory_str_t   s;
+    ngx_http_inventory_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case 0:
+    case 1:
+        s = (data == 0) ? ctx->sku : ctx->location;
+
+        if (s.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = (u_char *) s.data;
+        v->len = s.len;
+        break;
+
+    default:
+        if (ctx->event_seq == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%uL", ctx->event_seq) - p;
+        break;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_inventory_main_conf_t));
+    if (imcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     imcf->store_path = { 0, NULL };
+     *     imcf->shm_zone = NULL;
+     *     imcf->store_open = 0;
+     */
+
+    imcf->map_size = NGX_CONF_UNSET_SIZE;
+    imcf->sync = NGX_CONF_UNSET;
+    imcf->idempotency_ttl = NGX_CONF_UNSET_MSEC;
+
+    return imcf;
+}
+
+
+static char *
+ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    ngx_conf_init_size_value(imcf->map_size,
+                             NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE);
+    ngx_conf_init_value(imcf->sync, 1);
+    ngx_conf_init_msec_value(imcf->idempotency_ttl, 24 * 60 * 60 * 1000);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_inventory_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_inventory_loc_conf_t  *ilcf;
+
+    ilcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_inventory_loc_conf_t));
+    if (ilcf == NULL) {
+        return NULL;
+    }
+
+    ilcf->reservation_ttl = NGX_CONF_UNSET_MSEC;
+
+    return ilcf;
+}
+
+
+static char *
+ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_inventory_loc_conf_t  *prev = parent;
+    ngx_http_inventory_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_msec_value(conf->reservation_ttl, prev->reservation_ttl,
+                              15 * 60 * 1000);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_inventory_reservation_ttl_check(ngx_conf_t *cf, void *post,
+    void *data)
+{
+    ngx_msec_t  *ttl = data;
+
+    if (*ttl < 1000 || *ttl > 24 * 60 * 60 * 1000) {
+        return "must be from 1s to 24h";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* inventory_store PATH [map_size=SIZE] [sync=on|off] */
+
+static char *
+ngx_http_inventory_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value, s;
+    ngx_uint_t  i;
+
+    if (imcf->store_path.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    imcf->store_path = value[1];
+
+    if (imcf->store_path.len == 0) {
+        return "needs a path";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &imcf->store_path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "map_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            size = ngx_parse_offset(&s);
+
+            /* LMDB needs room for its meta pages and the named databases */
+            if (size == NGX_ERROR || size < 1024 * 1024) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid map_size \"%V\", "
+                                   "at least 1m is needed", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            imcf->map_size = (size_t) size;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "sync=on") == 0) {
+            imcf->sync = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "sync=off") == 0) {
+            imcf->sync = 0;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* inventory_zone NAME:SIZE */
+
+static char *
+ngx_http_inventory_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, name, s;
+
+    if (imcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", NAME:SIZE expected",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_inventory_module);
+    if (imcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (imcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->shm_zone->init = ngx_http_inventory_init_zone;
+    imcf->shm_zone->data = imcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_inventory_handler;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
+    imcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_inventory_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_inventory_metrics_handler;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
+    imcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_str_t                        name;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
+
+    if (!imcf->used) {
+        return NGX_OK;
+    }
+
+    if (imcf->store_path.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"inventory\" and \"inventory_metrics\" need "
+                           "\"inventory_store\" in the http block");
+        return NGX_ERROR;
+    }
+
+    if (imcf->shm_zone == NULL) {
+        ngx_str_set(&name, "inventory");
+
+        imcf->shm_zone = ngx_shared_memory_add(cf, &name,
+                                         NGX_HTTP_INVENTORY_DEFAULT_ZONE_SIZE,
+                                         &ngx_http_inventory_module);
+        if (imcf->shm_zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        imcf->shm_zone->init = ngx_http_inventory_init_zone;
+        imcf->shm_zone->data = imcf;
+    }
+
+    return NGX_OK;
+}
+
+
+/* counters live on across reloads: an old zone's context is taken over */
+
+static ngx_int_t
+ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_inventory_main_conf_t  *oimcf = data;
+
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = shm_zone->data;
+
+    if (oimcf) {
+        imcf->sh = oimcf->sh;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        imcf->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    imcf->sh = ngx_slab_calloc(shpool, sizeof(ngx_http_inventory_shctx_t));
+    if (imcf->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = imcf->sh;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_inventory_main_conf_t *
+ngx_http_inventory_cycle_conf(ngx_cycle_t *cycle)
+{
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    if (ngx_get_conf(cycle->conf_ctx, ngx_http_module) == NULL) {
+        return NULL;
+    }
+
+    imcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_inventory_module);
+
+    if (imcf == NULL || imcf->store_path.data == NULL) {
+        return NULL;
+    }
+
+    return imcf;
+}
+
+
+/*
+ * In the master, at start and at every reload: create the store's directory
+ * and databases, hand them to the worker user, and prove the store opens.
+ * Any problem stops the configuration here, where it is reported, instead of
+ * in workers that would die silently.
+ */
+
+static ngx_int_t
+ngx_http_inventory_init_module(ngx_cycle_t *cycle)
+{
+    int                              rc;
+    ngx_http_inventory_store_t       st;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_inventory_cycle_conf(cycle);
+    if (imcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_inventory_prepare_dir(cycle, &imcf->store_path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_inventory_store_open(&st, (char *) imcf->store_path.data,
+                                       imcf->map_size, imcf->sync,
+                                       NGX_HTTP_INVENTORY_STORE_CREATE);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "inventory_store \"%V\" cannot be opened: %s",
+                      &imcf->store_path,
+                      ngx_http_inventory_store_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    ngx_http_inventory_store_close(&st);
+
+    /* the databases may have just been created by root */
+    return ngx_http_inventory_prepare_dir(cycle, &imcf->store_path);
+}
+
+
+static ngx_int_t
+ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path)
+{
+    u_char            *dir, *file;
+    ngx_uint_t         i;
+    ngx_file_info_t    fi;
+    ngx_core_conf_t   *ccf;
+    static const char *files[] = { "data.mdb", "lock.mdb" };
+
+    dir = ngx_pnalloc(cycle->pool, path->len + sizeof("/lock.mdb"));
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(dir, "%V/%Z", path);
+
+    if (ngx_create_full_path(dir, 0755) != 0 && ngx_errno != NGX_EEXIST) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "inventory_store: cannot create \"%V\"", path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_create_dir(path->data, 0700) == NGX_FILE_ERROR
+        && ngx_errno != NGX_EEXIST)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "inventory_store: cannot create \"%V\"", path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_file_info(path->data, &fi) == NGX_FILE_ERROR
+        || !ngx_is_dir(&fi))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "inventory_store: \"%V\" is not a directory", path);
+        return NGX_ERROR;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        return NGX_OK;
+    }
+
+    /* workers run as ccf->user: they must own the store and reach it */
+
+    file = ngx_pnalloc(cycle->pool, path->len + sizeof("/lock.mdb"));
+    if (file == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (i == 0) {
+            ngx_sprintf(file, "%V%Z", path);
+
+        } else {
+            ngx_sprintf(file, "%V/%s%Z", path, files[i - 1]);
+
+            if (ngx_file_info(file, &fi) == NGX_FILE_ERROR) {
+                continue;
+            }
+        }
+
+        if (chown((char *) file, ccf->user, ccf->group) == -1) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "inventory_store: chown(\"%s\") failed", file);
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_inventory_reachable(cycle, path, ccf->user, ccf->group);
+}
+
+
+/* every directory above the store must let the worker user pass */
+
+static ngx_int_t
+ngx_http_inventory_reachable(ngx_cycle_t *cycle, ngx_str_t *path,
+    ngx_uid_t uid, ngx_gid_t gid)
+{
+    u_char           *p, *dir;
+    ngx_uint_t        ok;
+    ngx_file_info_t   fi;
+
+    dir = ngx_pnalloc(cycle->pool, path->len + 1);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(dir, path->data, path->len + 1);
+
+    for (p = dir + 1; /* void */ ; p++) {
+
+        if (*p != '/' && *p != '\0') {
+            continue;
+        }
+
+        *p = '\0';
+
+        if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "inventory_store: stat(\"%s\") failed", dir);
+            return NGX_ERROR;
+        }
+
+        if (fi.st_uid == uid) {
+            ok = fi.st_mode & S_IXUSR;
+
+        } else if (fi.st_gid == gid) {
+            ok = fi.st_mode & S_IXGRP;
+
+        } else {
+            ok = fi.st_mode & S_IXOTH;
+        }
+
+        if (!ok) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "inventory_store: the worker user cannot enter "
+                          "\"%s\"; allow it (chmod o+x) or move the store",
+                          dir);
+            return NGX_ERROR;
+        }
+
+        if (p == dir + path->len) {
+            return NGX_OK;
+        }
+
+        *p = '/';
+    }
+}
+
+
+static ngx_int_t
+ngx_http_inventory_init_process(ngx_cycle_t *cycle)
+{
+    int                              rc;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_inventory_cycle_conf(cycle);
+    if (imcf == NULL) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_inventory_store_open(&imcf->store, 
+                                       (char *) imcf->store_path.data,
+                                       imcf->map_size, imcf->sync, 0);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "inventory_store \"%V\" cannot be opened: %s",
+                      &imcf->store_path,
+                      ngx_http_inventory_store_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    imcf->store_open = 1;
+
+    imcf->reader_check.handler = ngx_http_inventory_reader_check;
+    imcf->reader_check.data = imcf;
+    imcf->reader_check.log = cycle->log;
+    imcf->reader_check.cancelable = 1;
+
+    ngx_add_timer(&imcf->reader_check, NGX_HTTP_INVENTORY_READER_CHECK);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_inventory_cycle_conf(cycle);
+
+    if (imcf == NULL || !imcf->store_open) {
+        return;
+    }
+
+    ngx_http_inventory_store_close(&imcf->store);
+    imcf->store_open = 0;
+}
+
+
+/* a worker killed inside a read transaction leaves its reader slot taken */
+
+static void
+ngx_http_inventory_reader_check(ngx_event_t *ev)
+{
+    int                              dead;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ev->data;
+
+    if (mdb_reader_check(imcf->store.env, &dead) == 0 && dead > 0) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "inventory: cleared %d stale LMDB reader slots", dead);
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, NGX_HTTP_INVENTORY_READER_CHECK);
+    }
+}

@@ -1,0 +1,93 @@
+/*
+ * Shared declarations of the nginx side of the module: configuration,
+ * request context, the shared-memory zone and the entry points of the
+ * handler, response and metrics files.
+ */
+
+#ifndef _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_
+#define _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_core.h"
+#include "ngx_http_inventory_json.h"
+#include "ngx_http_inventory_validate.h"
+#include "ngx_http_inventory_render.h"
+#include "ngx_http_inventory_store.h"
+
+
+typedef enum {
+    NGX_HTTP_INVENTORY_ROUTE_UNKNOWN = 0,
+    NGX_HTTP_INVENTORY_ROUTE_ITEM,
+    NGX_HTTP_INVENTORY_ROUTE_ADJUST,
+    NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
+    NGX_HTTP_INVENTORY_ROUTE_METRICS,
+    NGX_HTTP_INVENTORY_ROUTE_LAST
+} ngx_http_inventory_route_e;
+
+
+/* response statuses counted per route; the last slot takes the rest */
+#define NGX_HTTP_INVENTORY_STATUSES  14
+
+
+typedef struct {
+    ngx_atomic_t                requests[NGX_HTTP_INVENTORY_ROUTE_LAST]
+                                        [NGX_HTTP_INVENTORY_STATUSES];
+    ngx_atomic_t                events;
+    ngx_atomic_t                transactions;
+    ngx_atomic_t                commands;
+} ngx_http_inventory_shctx_t;
+
+
+typedef struct {
+    ngx_str_t                   store_path;
+    size_t                      map_size;
+    ngx_flag_t                  sync;
+    ngx_msec_t                  idempotency_ttl;
+    ngx_shm_zone_t             *shm_zone;
+    ngx_http_inventory_shctx_t *sh;
+    ngx_event_t                 reader_check;
+    ngx_http_inventory_store_t  store;      /* this process's environment */
+    ngx_uint_t                  store_open;  /* unsigned: 1 */
+    ngx_uint_t                  used;        /* unsigned: 1 */
+} ngx_http_inventory_main_conf_t;
+
+
+typedef struct {
+    ngx_msec_t                  reservation_ttl;
+} ngx_http_inventory_loc_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  route;
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    uint64_t                    event_seq;
+    ngx_http_inventory_cmd_t    cmd;
+} ngx_http_inventory_ctx_t;
+
+
+extern ngx_module_t  ngx_http_inventory_module;
+
+
+ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
+
+void *ngx_http_inventory_palloc(void *pool, size_t size);
+ngx_int_t ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_http_inventory_buf_t *body,
+    uint64_t etag);
+ngx_int_t ngx_http_inventory_send_problem(ngx_http_request_t *r,
+    ngx_http_inventory_problem_t *p);
+ngx_int_t ngx_http_inventory_send_item(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_http_inventory_slot_t *slot);
+void ngx_http_inventory_count(ngx_http_request_t *r, ngx_uint_t route,
+    ngx_uint_t status);
+ngx_uint_t ngx_http_inventory_status_index(ngx_uint_t status);
+extern ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES];
+
+
+#endif /* _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_ */

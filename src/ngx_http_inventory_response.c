@@ -1,0 +1,150 @@
+/*
+ * Sending responses: JSON bodies with their ETag, problem details, and the
+ * per-route, per-status request counters.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+static ngx_str_t  ngx_http_inventory_json_type =
+    ngx_string("application/json");
+static ngx_str_t  ngx_http_inventory_problem_type =
+    ngx_string("application/problem+json");
+
+
+void *
+ngx_http_inventory_palloc(void *pool, size_t size)
+{
+    return ngx_palloc(pool, size);
+}
+
+
+ngx_int_t
+ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_http_inventory_buf_t *body, uint64_t etag)
+{
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_chain_t                out;
+    ngx_table_elt_t           *h;
+    ngx_http_inventory_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    if (ctx) {
+        ngx_http_inventory_count(r, ctx->route, status);
+    }
+
+    /* our own If-Match and If-None-Match rules apply, not the filter's */
+    r->disable_not_modified = 1;
+
+    r->headers_out.status = status;
+
+    if (etag) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "ETag");
+        h->value.len = ngx_sprintf(h->value.data, "\"%uL\"", etag)
+                       - h->value.data;
+        r->headers_out.etag = h;
+    }
+
+    if (body == NULL || body->len == 0) {
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+
+        if (status == NGX_HTTP_NOT_MODIFIED) {
+            r->headers_out.content_length_n = -1;
+        }
+
+        return ngx_http_send_header(r);
+    }
+
+    if (body->failed) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_inventory_send_problem(ngx_http_request_t *r,
+    ngx_http_inventory_problem_t *p)
+{
+    yajl_gen                  g;
+    ngx_http_inventory_buf_t  body;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+
+    g = ngx_http_inventory_gen_open(&body);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_inventory_render_problem(g, p);
+    yajl_gen_free(g);
+
+    return ngx_http_inventory_send(r, ngx_http_inventory_problem_status(
+                                          p->code),
+                                   &ngx_http_inventory_problem_type, &body, 0);
+}
+
+
+ngx_int_t
+ngx_http_inventory_send_item(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_inventory_slot_t *slot)
+{
+    yajl_gen                  g;
+    ngx_http_inventory_buf_t  body;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+
+    g = ngx_http_inventory_gen_open(&body);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
+    yajl_gen_free(g);
+
+    return ngx_http_inventory_send(r, status, &ngx_http_inventory_json_type,
+                                   &body, slot->item.version);
+}

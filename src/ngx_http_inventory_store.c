@@ -1,0 +1,695 @@
+/*
+ * LMDB storage.  Every change appends its events to the global log, indexes
+ * them per item and rewrites the item's projection in the same write
+ * transaction.  store_execute() applies a batch of commands in one
+ * transaction, each in a nested transaction of its own, so that one
+ * command's failure leaves the others' effects intact and the batch equals
+ * the commands applied one by one in order.
+ */
+
+#include <string.h>
+
+#include "ngx_http_inventory_store.h"
+#include "ngx_http_inventory_codec.h"
+
+
+#define NGX_HTTP_INVENTORY_EXEC_DONE     0
+#define NGX_HTTP_INVENTORY_EXEC_REJECT  -1
+
+
+typedef struct {
+    uint64_t                    seq;
+    uint64_t                    at;
+} ngx_http_inventory_clock_t;
+
+
+static int ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, unsigned flags);
+static int ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, unsigned flags);
+static int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_load(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+static int ngx_http_inventory_store_append(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot,
+    ngx_http_inventory_event_t *ev, ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+static unsigned ngx_http_inventory_store_outcome(int rc);
+
+
+static const char  ngx_http_inventory_schema_key[] = "schema_version";
+
+
+int
+ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
+    const char *path, size_t map_size, int sync, unsigned flags)
+{
+    int           rc;
+    unsigned int  env_flags;
+    MDB_txn      *txn;
+
+    memset(st, 0, sizeof(ngx_http_inventory_store_t));
+    st->map_size = map_size;
+    st->sync = sync ? 1 : 0;
+
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        st->env = NULL;
+        return rc;
+    }
+
+    /* NOTLS: read transactions belong to the worker, not to a thread */
+    env_flags = MDB_NOTLS;
+
+    if (!sync) {
+        env_flags |= MDB_NOSYNC;
+    }
+
+    if (flags & NGX_HTTP_INVENTORY_STORE_RDONLY) {
+        env_flags |= MDB_RDONLY;
+    }
+
+    if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0
+        || (rc = mdb_env_set_maxreaders(st->env,
+                                        NGX_HTTP_INVENTORY_MAX_READERS)) != 0
+        || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
+        || (rc = mdb_env_open(st->env, path, env_flags, 0600)) != 0)
+    {
+        goto failed;
+    }
+
+    /* slots of readers that died without ending their transactions */
+    (void) mdb_reader_check(st->env, NULL);
+
+    rc = mdb_txn_begin(st->env, NULL,
+                       (flags & NGX_HTTP_INVENTORY_STORE_CREATE)
+                       ? 0 : MDB_RDONLY,
+                       &txn);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    rc = ngx_http_inventory_store_dbis(st, txn, flags);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_schema(st, txn, flags);
+    }
+
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        goto failed;
+    }
+
+    /* committing keeps the DBI handles, also for a read-only transaction */
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    return 0;
+
+failed:
+
+    mdb_env_close(st->env);
+    st->env = NULL;
+
+    return rc;
+}
+
+
+void
+ngx_http_inventory_store_close(ngx_http_inventory_store_t *st)
+{
+    if (st->env == NULL) {
+        return;
+    }
+
+    if (st->rtxn) {
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+
+    mdb_env_close(st->env);
+    st->env = NULL;
+}
+
+
+const char *
+ngx_http_inventory_store_strerror(int rc)
+{
+    if (rc == MDB_INCOMPATIBLE) {
+        return "the store was written by an incompatible version";
+    }
+
+    return mdb_strerror(rc);
+}
+
+
+static int
+ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    unsigned flags)
+{
+    int           rc;
+    unsigned int  f;
+
+    f = (flags & NGX_HTTP_INVENTORY_STORE_CREATE) ? MDB_CREATE : 0;
+
+    if ((rc = mdb_dbi_open(txn, "meta", f, &st->meta)) != 0
+        || (rc = mdb_dbi_open(txn, "log", f, &st->log)) != 0
+        || (rc = mdb_dbi_open(txn, "items", f, &st->items)) != 0
+        || (rc = mdb_dbi_open(txn, "item_events", f, &st->item_events)) != 0)
+    {
+        return rc;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    unsigned flags)
+{
+    int            rc;
+    MDB_val        key, val;
+    unsigned char  buf[8];
+
+    key.mv_data = (void *) ngx_http_inventory_schema_key;
+    key.mv_size = sizeof(ngx_http_inventory_schema_key) - 1;
+
+    rc = mdb_get(txn, st->meta, &key, &val);
+
+    if (rc == MDB_NOTFOUND && (flags & NGX_HTTP_INVENTORY_STORE_CREATE)) {
+        ngx_http_inventory_put_u64(buf, NGX_HTTP_INVENTORY_SCHEMA_VERSION);
+        val.mv_data = buf;
+        val.mv_size = 8;
+
+        return mdb_put(txn, st->meta, &key, &val, 0);
+    }
+
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? MDB_INCOMPATIBLE : rc;
+    }
+
+    if (val.mv_size != 8
+        || ngx_http_inventory_get_u64(val.mv_data)
+           != NGX_HTTP_INVENTORY_SCHEMA_VERSION)
+    {
+        return MDB_INCOMPATIBLE;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Renews the process's read transaction.  A map grown by another process
+ * (a reload with a larger map_size) is adopted here.
+ */
+
+int
+ngx_http_inventory_store_read_begin(ngx_http_inventory_store_t *st)
+{
+    int  rc, tries;
+
+    for (tries = 0; tries < 2; tries++) {
+
+        if (st->rtxn) {
+            rc = mdb_txn_renew(st->rtxn);
+
+        } else {
+            rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
+            if (rc != 0) {
+                st->rtxn = NULL;
+            }
+        }
+
+        if (rc == 0) {
+            st->reading = 1;
+            return 0;
+        }
+
+        if (st->rtxn) {
+            mdb_txn_abort(st->rtxn);
+            st->rtxn = NULL;
+        }
+
+        if (rc != MDB_MAP_RESIZED) {
+            return rc;
+        }
+
+        (void) mdb_env_set_mapsize(st->env, 0);
+    }
+
+    return rc;
+}
+
+
+void
+ngx_http_inventory_store_read_end(ngx_http_inventory_store_t *st)
+{
+    if (st->reading) {
+        mdb_txn_reset(st->rtxn);
+        st->reading = 0;
+    }
+}
+
+
+int
+ngx_http_inventory_store_get_item(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    ngx_http_inventory_item_t *item)
+{
+    int            rc;
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_key(kbuf, sku, location);
+
+    rc = mdb_get(st->rtxn, st->items, &key, &val);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (ngx_http_inventory_item_decode(val.mv_data, val.mv_size, item) != 0) {
+        return MDB_CORRUPTED;
+    }
+
+    return 0;
+}
+
+
+/* calls handler for every location of a SKU, in location order */
+
+int
+ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_item_pt handler,
+    void *ctx)
+{
+    int                        rc;
+    size_t                     plen;
+    MDB_val                    key, val;
+    MDB_cursor                *cur;
+    unsigned char              prefix[NGX_HTTP_INVENTORY_KEY_MAX];
+    ngx_http_inventory_str_t   s, loc;
+    ngx_http_inventory_item_t  item;
+
+    rc = mdb_cursor_open(st->rtxn, st->items, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    plen = ngx_http_inventory_sku_prefix(prefix, sku);
+    key.mv_data = prefix;
+    key.mv_size = plen;
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size <= plen || memcmp(key.mv_data, prefix, plen) != 0) {
+            break;
+        }
+
+        if (ngx_http_inventory_item_key_split(key.mv_data, key.mv_size,
+                                              &s, &loc) != 0
+            || ngx_http_inventory_item_decode(val.mv_data, val.mv_size,
+                                              &item) != 0)
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        rc = handler(ctx, s, loc, &item);
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+int
+ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_store_stat_t *stat)
+{
+    int                         rc;
+    MDB_stat                    ms;
+    MDB_envinfo                 info;
+    ngx_http_inventory_clock_t  clock;
+
+    if ((rc = mdb_env_info(st->env, &info)) != 0
+        || (rc = mdb_env_stat(st->env, &ms)) != 0)
+    {
+        return rc;
+    }
+
+    stat->map_size = info.me_mapsize;
+    stat->used = (uint64_t) (info.me_last_pgno + 1) * ms.ms_psize;
+    stat->readers = info.me_numreaders;
+    stat->max_readers = info.me_maxreaders;
+
+    rc = ngx_http_inventory_store_read_begin(st);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = ngx_http_inventory_store_clock(st, st->rtxn, &clock);
+    ngx_http_inventory_store_read_end(st);
+
+    stat->last_seq = clock.seq;
+
+    return rc;
+}
+
+
+/* the last seq and its time: the next event follows both */
+
+static int
+ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                         rc;
+    MDB_val                     key, val;
+    MDB_cursor                 *cur;
+    ngx_http_inventory_event_t  ev;
+
+    clock->seq = 0;
+    clock->at = 0;
+
+    rc = mdb_cursor_open(txn, st->log, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+
+    if (rc == 0) {
+        if (key.mv_size != 8
+            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
+               != 0)
+        {
+            rc = MDB_CORRUPTED;
+
+        } else {
+            clock->seq = ngx_http_inventory_get_u64(key.mv_data);
+            clock->at = ev.at;
+        }
+
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+/*
+ * Applies the commands in one durable write transaction and fills in each
+ * command's outcome.  Returns 0 when the transaction committed (some
+ * commands may still have been rejected), or an LMDB error, in which case
+ * every command's outcome says so and nothing changed.
+ */
+
+int
+ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+{
+    int                         rc, tries;
+    size_t                      i;
+    MDB_txn                    *txn, *child;
+    ngx_http_inventory_clock_t  clock, saved;
+
+    for (tries = 0; /* void */ ; tries++) {
+        rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+
+        if (rc == MDB_MAP_RESIZED && tries == 0) {
+            (void) mdb_env_set_mapsize(st->env, 0);
+            continue;
+        }
+
+        break;
+    }
+
+    if (rc != 0) {
+        goto failed;
+    }
+
+    rc = ngx_http_inventory_store_clock(st, txn, &clock);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        goto failed;
+    }
+
+    /* event times never go backwards, whatever the wall clock does */
+    if (now > clock.at) {
+        clock.at = now;
+    }
+
+    for (i = 0; i < n; i++) {
+        saved = clock;
+
+        rc = mdb_txn_begin(st->env, txn, 0, &child);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            goto failed;
+        }
+
+        rc = ngx_http_inventory_store_exec_one(st, child, cmds[i], &clock);
+
+        if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
+            rc = mdb_txn_commit(child);
+
+            if (rc == 0) {
+                continue;
+            }
+
+        } else {
+            mdb_txn_abort(child);
+        }
+
+        clock = saved;
+
+        if (rc != NGX_HTTP_INVENTORY_EXEC_REJECT) {
+            cmds[i]->outcome = ngx_http_inventory_store_outcome(rc);
+        }
+    }
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    return 0;
+
+failed:
+
+    for (i = 0; i < n; i++) {
+        cmds[i]->outcome = ngx_http_inventory_store_outcome(rc);
+    }
+
+    return rc;
+}
+
+
+static unsigned
+ngx_http_inventory_store_outcome(int rc)
+{
+    return rc == MDB_MAP_FULL ? NGX_HTTP_INVENTORY_STORAGE_FULL
+                              : NGX_HTTP_INVENTORY_UNAVAILABLE;
+}
+
+
+/*
+ * Returns EXEC_DONE when the command's events are written, EXEC_REJECT when
+ * the domain rules refused it (its outcome says why), or an LMDB error.
+ */
+
+static int
+ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                         rc;
+    size_t                      i, nevents;
+    uint64_t                    first_seq;
+    size_t                      slot_of[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    ngx_http_inventory_event_t  events[NGX_HTTP_INVENTORY_MAX_EVENTS];
+
+    ngx_http_inventory_cmd_slots(cmd);
+    cmd->appended = 0;
+
+    for (i = 0; i < cmd->nslots; i++) {
+        rc = ngx_http_inventory_store_load(st, txn, &cmd->slots[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    cmd->outcome = ngx_http_inventory_decide(cmd, events, &nevents, slot_of);
+
+    if (cmd->outcome != NGX_HTTP_INVENTORY_OK
+        && cmd->outcome != NGX_HTTP_INVENTORY_CREATED)
+    {
+        return NGX_HTTP_INVENTORY_EXEC_REJECT;
+    }
+
+    first_seq = clock->seq;
+
+    for (i = 0; i < nevents; i++) {
+        rc = ngx_http_inventory_store_append(st, txn, &cmd->slots[slot_of[i]],
+                                             &events[i], clock);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    for (i = 0; i < cmd->nslots; i++) {
+        rc = ngx_http_inventory_store_put_item(st, txn, &cmd->slots[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    cmd->appended = (unsigned) (clock->seq - first_seq);
+    cmd->last_seq = clock->seq;
+
+    return NGX_HTTP_INVENTORY_EXEC_DONE;
+}
+
+
+static int
+ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_slot_t *slot)
+{
+    int            rc;
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_key(kbuf, slot->sku,
+                                              slot->location);
+
+    rc = mdb_get(txn, st->items, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        memset(&slot->item, 0, sizeof(ngx_http_inventory_item_t));
+        slot->exists = 0;
+        return 0;
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (ngx_http_inventory_item_decode(val.mv_data, val.mv_size, &slot->item)
+        != 0)
+    {
+        return MDB_CORRUPTED;
+    }
+
+    slot->exists = 1;
+
+    return 0;
+}
+
+
+/* appends one event to the log and the item's index, then LowStockDetected
+ * if the event turned the item's low_stock on */
+
+static int
+ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_slot_t *slot, ngx_http_inventory_event_t *ev,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                         rc, low;
+    MDB_val                     key, val;
+    unsigned char               kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char               seq[8];
+    unsigned char               rec[NGX_HTTP_INVENTORY_EVENT_RECORD_MAX];
+    ngx_http_inventory_item_t   before;
+    ngx_http_inventory_event_t  low_ev;
+
+    for (low = 0; ev; low++) {
+        before = slot->item;
+
+        ev->seq = ++clock->seq;
+        ev->version = slot->item.version + 1;
+        ev->at = clock->at;
+
+        if (ngx_http_inventory_event_apply(&slot->item, ev) != 0) {
+            return MDB_CORRUPTED;
+        }
+
+        ngx_http_inventory_put_u64(seq, ev->seq);
+
+        key.mv_data = seq;
+        key.mv_size = 8;
+        val.mv_data = rec;
+        val.mv_size = ngx_http_inventory_event_encode(rec, ev);
+
+        rc = mdb_put(txn, st->log, &key, &val, MDB_APPEND);
+        if (rc != 0) {
+            return rc;
+        }
+
+        key.mv_data = kbuf;
+        key.mv_size = ngx_http_inventory_item_event_key(kbuf, slot->sku,
+                                                        slot->location,
+                                                        ev->version);
+        val.mv_data = seq;
+        val.mv_size = 8;
+
+        rc = mdb_put(txn, st->item_events, &key, &val, 0);
+        if (rc != 0) {
+            return rc;
+        }
+
+        ev = NULL;
+
+        if (!low && ngx_http_inventory_low_stock_detected(&before,
+                                                          &slot->item))
+        {
+            memset(&low_ev, 0, sizeof(ngx_http_inventory_event_t));
+            low_ev.type = NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED;
+            low_ev.sku = slot->sku;
+            low_ev.location = slot->location;
+            low_ev.available = ngx_http_inventory_available(&slot->item);
+            low_ev.min_level = slot->item.min_level;
+            ev = &low_ev;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot)
+{
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char  rec[NGX_HTTP_INVENTORY_ITEM_RECORD_LEN];
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_key(kbuf, slot->sku,
+                                              slot->location);
+
+    ngx_http_inventory_item_encode(rec, &slot->item);
+    val.mv_data = rec;
+    val.mv_size = sizeof(rec);
+
+    return mdb_put(txn, st->items, &key, &val, 0);
+}

@@ -1,0 +1,71 @@
+/*
+ * The LMDB store: one environment per process, the named databases, the
+ * per-process reusable read transaction and the write path that applies a
+ * batch of commands in one write transaction.
+ */
+
+#ifndef _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_
+#define _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_
+
+
+#include <lmdb.h>
+
+#include "ngx_http_inventory_core.h"
+
+
+#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  1
+#define NGX_HTTP_INVENTORY_MAX_READERS     256
+
+/* store_open() flags */
+#define NGX_HTTP_INVENTORY_STORE_CREATE    0x01
+#define NGX_HTTP_INVENTORY_STORE_RDONLY    0x02
+
+
+typedef struct {
+    MDB_env                    *env;
+    MDB_dbi                     meta;
+    MDB_dbi                     log;           /* seq -> event */
+    MDB_dbi                     items;         /* sku, location -> item */
+    MDB_dbi                     item_events;   /* sku, location, ver -> seq */
+    MDB_txn                    *rtxn;
+    size_t                      map_size;
+    unsigned                    sync:1;
+    unsigned                    reading:1;
+} ngx_http_inventory_store_t;
+
+
+typedef struct {
+    uint64_t                    map_size;
+    uint64_t                    used;
+    uint64_t                    last_seq;
+    unsigned                    readers;
+    unsigned                    max_readers;
+} ngx_http_inventory_store_stat_t;
+
+
+typedef int (*ngx_http_inventory_item_pt)(void *ctx,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    const ngx_http_inventory_item_t *item);
+
+
+int ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
+    const char *path, size_t map_size, int sync, unsigned flags);
+void ngx_http_inventory_store_close(ngx_http_inventory_store_t *st);
+const char *ngx_http_inventory_store_strerror(int rc);
+
+int ngx_http_inventory_store_read_begin(ngx_http_inventory_store_t *st);
+void ngx_http_inventory_store_read_end(ngx_http_inventory_store_t *st);
+int ngx_http_inventory_store_get_item(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    ngx_http_inventory_item_t *item);
+int ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_item_pt handler,
+    void *ctx);
+int ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_store_stat_t *stat);
+
+int ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+
+
+#endif /* _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_ */

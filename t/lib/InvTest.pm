@@ -1,0 +1,821 @@
+package InvTest;
+
+# End-to-end test harness for ngx_http_inventory_module.
+#
+# Core Perl only: starts a real nginx (the distribution binary) with the
+# module loaded, on a free loopback port, in a temporary prefix directory,
+# and talks HTTP to it.  See t/*.t for usage.
+
+use strict;
+use warnings;
+
+use Test::More ();
+use HTTP::Tiny;
+use JSON::PP ();
+use File::Temp qw(tempdir);
+use File::Basename qw(dirname);
+use File::Spec;
+use Cwd qw(abs_path);
+use POSIX ();
+use IO::Socket::INET;
+use IO::Select;
+use Time::HiRes qw(sleep time);
+use Scalar::Util qw(blessed refaddr);
+use B ();
+use Exporter 'import';
+
+our @EXPORT_OK = qw(
+    parallel json_type problem_ok item_ok encode_json decode_json
+    TS_RE
+);
+
+our $NGINX = $ENV{INVENTORY_NGINX} // '/usr/sbin/nginx';
+our $ROOT = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)),
+                                        '..', '..'));
+our $MODULE = $ENV{INVENTORY_MODULE}
+    // "$ROOT/build/ngx_http_inventory_module.so";
+
+use constant TS_RE => qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/;
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my $JSON_DEC = JSON::PP->new->utf8->allow_nonref;
+
+# Error-log lines that always fail a test (unless allowed by allow_log).
+my $BAD_LOG = qr/\[(?:emerg|alert|crit)\]|exited on signal
+                 |AddressSanitizer|runtime\ error:|LeakSanitizer/x;
+
+my %LIVE;    # refaddr => instance, for the END safety net
+
+sub encode_json { $JSON->encode($_[0]) }
+sub decode_json { $JSON_DEC->decode($_[0]) }
+
+# --------------------------------------------------------------------------
+# start / stop / restart / reload
+
+sub start {
+    my ($class, %opt) = @_;
+
+    my $self = bless {
+        opt        => \%opt,
+        workers    => $opt{workers} // 2,
+        allow      => [],
+        log_offset => 0,
+        owner      => $$,
+        running    => 0,
+        san_seen   => {},
+    }, ref($class) || $class;
+
+    my $dir = tempdir('inventory-t-XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{INVENTORY_KEEP});
+    chmod 0755, $dir or die "chmod $dir: $!";
+    $self->{dir} = $dir;
+    $self->{datadir} = $opt{datadir} // "$dir/data";
+    $self->{port} = _free_port();
+    $self->{module} = $MODULE;
+
+    Test::More::diag("InvTest: keeping $dir") if $ENV{INVENTORY_KEEP};
+
+    $self->_write_conf;
+    $self->_san_snapshot;
+    $self->_launch;
+    return $self;
+}
+
+sub _free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+        Listen => 1, ReuseAddr => 1,
+    ) or die "cannot bind a free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub _write_conf {
+    my ($self) = @_;
+    my $o = $self->{opt};
+    my $dir = $self->{dir};
+    my $conf;
+
+    if (defined $o->{conf}) {
+        $conf = $o->{conf};
+        $conf =~ s/%%MODULE%%/$self->{module}/g;
+        $conf =~ s/%%PORT%%/$self->{port}/g;
+        $conf =~ s/%%DATADIR%%/$self->{datadir}/g;
+        $conf =~ s/%%DIR%%/$dir/g;
+
+    } else {
+        my $store_args = $o->{store_args} // '';
+        my $http_extra = $o->{http_extra} // '';
+        my $server_extra = $o->{server_extra} // '';
+        my $location_extra = $o->{location_extra} // '';
+        $conf = <<"EOF";
+load_module $self->{module};
+worker_processes $self->{workers};
+error_log $dir/error.log info;
+pid $dir/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    inventory_store $self->{datadir} $store_args;
+    $http_extra
+    server {
+        listen 127.0.0.1:$self->{port};
+        $server_extra
+        location /v1/ { inventory; $location_extra }
+        location = /metrics { inventory_metrics; }
+    }
+}
+EOF
+    }
+
+    $self->{conf_text} = $conf;
+    $self->{conf_file} = "$dir/nginx.conf";
+    open my $fh, '>', $self->{conf_file} or die "write conf: $!";
+    print {$fh} $conf;
+    close $fh;
+}
+
+# The command line: -e sets the startup error log (nginx >= 1.19.5) so that
+# a configuration without error_log never writes to the system log; -g adds
+# a pid file only when the configuration has none.
+sub _nginx_cmd {
+    my ($self, @extra) = @_;
+    my $dir = $self->{dir};
+    my @cmd = ($NGINX, '-p', "$dir/", '-e', "$dir/error.log",
+               '-c', $self->{conf_file});
+    if ($self->{conf_text} !~ /^\s*pid\s/m) {
+        push @cmd, '-g', "pid $dir/nginx.pid;";
+    }
+    return (@cmd, @extra);
+}
+
+sub _san_env {
+    my %env;
+    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    if (defined $d && -d $d) {
+        my $a = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
+        my $u = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
+        $env{ASAN_OPTIONS} = $ENV{ASAN_OPTIONS} ? "$ENV{ASAN_OPTIONS}:$a" : $a;
+        $env{UBSAN_OPTIONS} = $ENV{UBSAN_OPTIONS}
+                              ? "$ENV{UBSAN_OPTIONS}:$u" : $u;
+    }
+    return %env;
+}
+
+# Run a command with output to a file (never a pipe: the daemon keeps
+# inherited descriptors), return (exit status, output).
+sub _run {
+    my ($self, $tag, @cmd) = @_;
+    my $out = "$self->{dir}/$tag.out";
+    my %env = _san_env();
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+        @ENV{keys %env} = values %env;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $?;
+    return ($rc, _slurp($out) // '');
+}
+
+sub _slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return undef;
+    local $/;
+    my $c = <$fh>;
+    close $fh;
+    return $c;
+}
+
+sub _launch {
+    my ($self) = @_;
+
+    my ($rc, $out) = $self->_run('nginx-t', $self->_nginx_cmd('-t'));
+    if ($rc != 0) {
+        die "nginx -t failed (rc=$rc):\n$out\n--- error.log:\n"
+            . ($self->error_log // '') . "\n--- nginx.conf:\n"
+            . $self->{conf_text};
+    }
+
+    ($rc, $out) = $self->_run('nginx-start', $self->_nginx_cmd());
+    if ($rc != 0) {
+        die "nginx failed to start (rc=$rc):\n$out\n--- error.log:\n"
+            . ($self->error_log // '');
+    }
+
+    $self->{running} = 1;
+    $LIVE{refaddr $self} = $self;
+
+    my $deadline = time + 10;
+    my $ok = 0;
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $self->{port},
+                                      Proto => 'tcp', Timeout => 1);
+        if ($s) { close $s; $ok = 1; last; }
+        sleep 0.05;
+    }
+
+    # The listen socket belongs to the master: accepting a connection does
+    # not prove a worker is alive.  Wait for an HTTP answer as well.
+    if ($ok) {
+        $ok = 0;
+        while (time < $deadline) {
+            my $r = $self->raw_req('GET', '/__inventory_harness_ping',
+                                   timeout => 2);
+            if ($r->{status} && $r->{status} < 599) { $ok = 1; last; }
+            sleep 0.1;
+        }
+    }
+
+    if (!$ok) {
+        my $log = $self->error_log // '';
+        $self->_kill_all;
+        $self->{running} = 0;
+        delete $LIVE{refaddr $self};
+        die "nginx did not answer on port $self->{port} within 10 s\n"
+            . "--- start output:\n$out\n--- error.log:\n$log";
+    }
+
+    $self->{master} = $self->master_pid;
+    return $self;
+}
+
+sub master_pid {
+    my ($self) = @_;
+    my $p = _slurp("$self->{dir}/nginx.pid");
+    return undef unless defined $p;
+    ($p) = $p =~ /(\d+)/;
+    return $p;
+}
+
+sub _alive {
+    my ($pid) = @_;
+    return 0 unless $pid && kill 0, $pid;
+    my $st = _slurp("/proc/$pid/stat");
+    return 1 unless defined $st;            # no procfs: trust kill 0
+    my ($state) = $st =~ /\)\s+(\S)/;
+    return 0 if defined $state && $state eq 'Z';
+    return 1;
+}
+
+# Children of the master (workers, cache processes), read from /proc.
+sub worker_pids {
+    my ($self) = @_;
+    my $m = $self->master_pid or return ();
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+\z/ } readdir $dh) {
+        my $st = _slurp("/proc/$p/stat") // next;
+        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
+        next if $state eq 'Z';
+        push @pids, $p + 0 if $ppid == $m;
+    }
+    closedir $dh;
+    return sort { $a <=> $b } @pids;
+}
+
+sub _kill_all {
+    my ($self) = @_;
+    my $m = $self->master_pid;
+    my @w = $self->worker_pids;
+    kill 'KILL', $m if $m && _alive($m);
+    kill 'KILL', $_ for grep { _alive($_) } @w;
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{running};
+    return unless $$ == $self->{owner};
+
+    my $m = $self->master_pid;
+    my @w = $self->worker_pids;
+    my $clean = 1;
+
+    if ($m && _alive($m)) {
+        kill 'QUIT', $m;
+        my $deadline = time + 15;
+        sleep 0.05 while _alive($m) && time < $deadline;
+        if (_alive($m)) {
+            $clean = 0;
+            $self->_kill_all;
+            sleep 0.05 while _alive($m) && time < $deadline + 5;
+        }
+    }
+    # workers normally exit before the master; never leave one behind
+    my $deadline = time + 5;
+    sleep 0.05 while (grep { _alive($_) } @w) && time < $deadline;
+    kill 'KILL', $_ for grep { _alive($_) } @w;
+
+    $self->{running} = 0;
+    delete $LIVE{refaddr $self};
+
+    Test::More::ok($clean, "nginx stopped gracefully on QUIT within 15 s")
+        or Test::More::diag("master $m did not exit; killed\n"
+                            . $self->_tail_log(40));
+    $self->check_log('at stop');
+    $self->_san_check;
+    return $self;
+}
+
+sub restart {
+    my ($self) = @_;
+    $self->stop;
+    $self->_san_snapshot;
+    $self->_launch;
+    return $self;
+}
+
+sub reload {
+    my ($self) = @_;
+    my $m = $self->master_pid or die "no master pid";
+    my %old = map { $_ => 1 } $self->worker_pids;
+    kill 'HUP', $m or die "kill HUP $m: $!";
+
+    my $deadline = time + 10;
+    my $new = 0;
+    while (time < $deadline) {
+        my @now = $self->worker_pids;
+        if (grep { !$old{$_} } @now) { $new = 1; last; }
+        sleep 0.05;
+    }
+    die "reload: no new worker processes within 10 s\n" . $self->_tail_log(40)
+        unless $new;
+
+    # best effort: let the old workers finish (not an error if they linger)
+    while (time < $deadline) {
+        last unless grep { $old{$_} } $self->worker_pids;
+        sleep 0.05;
+    }
+    return $self;
+}
+
+# --------------------------------------------------------------------------
+# accessors
+
+sub url     { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '/') }
+sub port    { $_[0]{port} }
+sub dir     { $_[0]{dir} }
+sub datadir { $_[0]{datadir} }
+
+sub error_log {
+    my ($self) = @_;
+    return _slurp("$self->{dir}/error.log") // '';
+}
+
+sub _tail_log {
+    my ($self, $n) = @_;
+    my @l = split /\n/, $self->error_log;
+    @l = @l[-$n .. -1] if @l > $n;
+    return "--- error.log (tail):\n" . join("\n", @l) . "\n";
+}
+
+sub allow_log {
+    my ($self, @re) = @_;
+    push @{ $self->{allow} }, @re;
+    return $self;
+}
+
+# Check the part of the error log written since the last check.
+sub check_log {
+    my ($self, $label) = @_;
+    my $log = $self->error_log;
+    my $new = substr($log, $self->{log_offset} // 0);
+    $self->{log_offset} = length $log;
+    my @bad;
+    LINE: for my $l (split /\n/, $new) {
+        next unless $l =~ $BAD_LOG;
+        for my $re (@{ $self->{allow} }) { next LINE if $l =~ $re }
+        push @bad, $l;
+    }
+    Test::More::ok(!@bad, "error log has no emerg/alert/crit/crash lines"
+                          . ($label ? " ($label)" : ''))
+        or Test::More::diag(join "\n", @bad[0 .. ($#bad > 30 ? 30 : $#bad)]);
+    return !@bad;
+}
+
+sub _san_files {
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    return () unless defined $d && -d $d;
+    return glob("$d/san*");
+}
+
+sub _san_snapshot {
+    my ($self) = @_;
+    $self->{san_seen}{$_} = 1 for _san_files();
+}
+
+sub _san_check {
+    my ($self) = @_;
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    return unless defined $d && -d $d;
+    my @new = grep { !$self->{san_seen}{$_} } _san_files();
+    $self->{san_seen}{$_} = 1 for @new;
+    Test::More::ok(!@new, 'no sanitizer reports')
+        or Test::More::diag(join "\n",
+            map { "--- $_:\n" . (_slurp($_) // '') } @new);
+}
+
+END {
+    for my $n (values %LIVE) {
+        next unless $n->{owner} == $$;
+        local $?;
+        $n->stop;
+    }
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless $self->{running} && $self->{owner} == $$;
+    local ($?, $@);
+    eval { $self->stop };
+}
+
+# --------------------------------------------------------------------------
+# HTTP
+
+sub _finish {
+    my ($r) = @_;
+    my $ct = $r->{headers}{'content-type'} // '';
+    $ct = $ct->[0] if ref $ct;
+    $r->{content_type} = $ct;
+    $r->{json} = undef;
+    if (defined $r->{body} && length $r->{body}
+        && $ct =~ m{^application/(?:problem\+)?json\b}i)
+    {
+        my $j = eval { $JSON_DEC->decode($r->{body}) };
+        if ($@) { $r->{json_error} = $@ } else { $r->{json} = $j }
+    }
+    return $r;
+}
+
+# $n->req($method, $path, json => $ref | body => $raw, headers => {...},
+#         raw => 1)
+# raw => 1 sends exactly the given headers over a plain socket (HTTP::Tiny
+# always adds a Content-Type to a body).
+sub req {
+    my ($self, $method, $path, %o) = @_;
+    my %h = %{ $o{headers} // {} };
+    my $content;
+
+    if (exists $o{json}) {
+        $content = $JSON->encode($o{json});
+        $h{'Content-Type'} = 'application/json'
+            unless grep { lc eq 'content-type' } keys %h;
+    } elsif (defined $o{body}) {
+        $content = $o{body};
+    }
+
+    if ($o{raw}) {
+        return $self->raw_req($method, $path,
+                              headers => [%h],
+                              (defined $content ? (body => $content) : ()));
+    }
+
+    my $ht = HTTP::Tiny->new(keep_alive => 0, timeout => 30,
+                             max_redirect => 0, agent => 'InvTest/1');
+    my $res = $ht->request($method, $self->url($path), {
+        headers => \%h,
+        (defined $content ? (content => $content) : ()),
+    });
+
+    return _finish({
+        status  => $res->{status},
+        reason  => $res->{reason},
+        headers => $res->{headers} // {},
+        body    => $res->{content} // '',
+        method  => $method,
+        path    => $path,
+    });
+}
+
+# Plain-socket request.  headers => [name => value, ...] sent in order, as
+# given; Host and Connection: close are added; Content-Length is added for a
+# body unless a Content-Length or Transfer-Encoding header is given.
+sub raw_req {
+    my ($self, $method, $path, %o) = @_;
+    my $timeout = $o{timeout} // 30;
+    my @h = @{ $o{headers} // [] };
+    my $body = $o{body};
+
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port},
+                                  Proto => 'tcp', Timeout => $timeout)
+        or return _finish({ status => 599, headers => {},
+                            body => "connect: $!",
+                            method => $method, path => $path });
+
+    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
+              . "Connection: close\r\n";
+    my %given;
+    while (my ($k, $v) = splice @h, 0, 2) {
+        $req .= "$k: $v\r\n";
+        $given{lc $k} = 1;
+    }
+    if (defined $body && !$given{'content-length'}
+        && !$given{'transfer-encoding'})
+    {
+        $req .= 'Content-Length: ' . length($body) . "\r\n";
+    }
+    $req .= "\r\n";
+    $req .= $body if defined $body;
+
+    binmode $s;
+    my $off = 0;
+    while ($off < length $req) {
+        my $w = syswrite $s, $req, length($req) - $off, $off;
+        last unless defined $w;
+        $off += $w;
+    }
+
+    my $sel = IO::Select->new($s);
+    my $buf = '';
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        last unless $sel->can_read($deadline - time);
+        my $n = sysread $s, $buf, 65536, length $buf;
+        last unless $n;
+        last if $method eq 'HEAD' && $buf =~ /\r\n\r\n/;
+    }
+    close $s;
+
+    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
+    $rbody //= '';
+    my ($status) = ($head // '') =~ m{^HTTP/\d\.\d\s+(\d{3})};
+    return _finish({ status => 599, headers => {},
+                     body => "bad response: $buf",
+                     method => $method, path => $path })
+        unless $status;
+
+    my %hd;
+    for my $l (split /\r\n/, $head) {
+        next unless $l =~ /^([^:\s]+):\s*(.*?)\s*$/;
+        my ($k, $v) = (lc $1, $2);
+        if (exists $hd{$k}) {
+            $hd{$k} = [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ];
+        } else {
+            $hd{$k} = $v;
+        }
+    }
+    $rbody = '' if $method eq 'HEAD';
+    if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr($rbody, 0, $len, '');
+            $rbody =~ s/^\r\n//;
+        }
+        $rbody = $out;
+    } elsif (defined $hd{'content-length'} && !ref $hd{'content-length'}) {
+        $rbody = substr($rbody, 0, $hd{'content-length'});
+    }
+
+    return _finish({ status => $status + 0, headers => \%hd, body => $rbody,
+                     method => $method, path => $path });
+}
+
+# --------------------------------------------------------------------------
+# assertions shared by the test files
+
+# The JSON type of a value decoded by JSON::PP: number, string, bool, null,
+# array, object.  Numbers and strings are told apart by the flags the
+# decoder left (call before the value is used in another context).
+sub json_type {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    if (ref $v) {
+        return 'bool' if blessed $v && $v->isa('JSON::PP::Boolean');
+        return 'array' if ref $v eq 'ARRAY';
+        return 'object' if ref $v eq 'HASH';
+        return ref $v;
+    }
+    my $f = B::svref_2object(\$v)->FLAGS;
+    # copy semantics: $v is a copy; numeric copies keep IOK/NOK without POK
+    return 'string' if $f & B::SVf_POK;
+    return 'number' if $f & (B::SVf_IOK | B::SVf_NOK);
+    return 'string';
+}
+
+sub _show {
+    my ($r) = @_;
+    my $b = $r->{body} // '';
+    $b = substr($b, 0, 2000) . '...' if length $b > 2000;
+    my $h = join ', ', map {
+        "$_: " . (ref $r->{headers}{$_} ? join('|', @{ $r->{headers}{$_} })
+                                        : $r->{headers}{$_})
+    } sort keys %{ $r->{headers} // {} };
+    return sprintf "%s %s -> %s\nheaders: %s\nbody: %s",
+        $r->{method} // '?', $r->{path} // '?', $r->{status} // '?', $h, $b;
+}
+
+my %CODE_STATUS = (
+    'invalid-request' => 400, 'not-found' => 404,
+    'method-not-allowed' => 405, 'unsupported-media-type' => 415,
+    'insufficient-stock' => 409, 'reservation-not-active' => 409,
+    'version-mismatch' => 412, 'idempotency-key-reused' => 422,
+    'idempotency-key-in-flight' => 409, 'storage-full' => 507,
+    'unavailable' => 503,
+);
+
+# problem_ok($r, $status, $code, $name, %opt)
+#   field  => 'x' or [alternatives]: some errors[].field must be one of them
+#   allow  => [methods]: the Allow header must name each
+# Returns true when everything matched.
+sub problem_ok {
+    my ($r, $status, $code, $name, %opt) = @_;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected "
+             . "application/problem+json"
+        unless $r->{content_type} =~ m{^application/problem\+json\b}i;
+    my $j = $r->{json};
+    if (ref $j ne 'HASH') {
+        push @p, 'body is not a JSON object'
+                 . ($r->{json_error} ? ": $r->{json_error}" : '');
+    } else {
+        for my $m (qw(type title detail code)) {
+            my $t = json_type($j->{$m});
+            push @p, "member '$m' is $t, expected string" if $t ne 'string';
+        }
+        my $st = json_type($j->{status});
+        push @p, "member 'status' is $st, expected number"
+            if $st ne 'number';
+        push @p, "member 'status' is " . ($j->{status} // 'null')
+                 . ", expected $r->{status} (the HTTP status)"
+            if $st eq 'number' && $j->{status} != $r->{status};
+        push @p, "code is '" . ($j->{code} // 'null') . "', expected '$code'"
+            unless defined $j->{code} && $j->{code} eq $code;
+
+        if ($status == 400) {
+            my $e = $j->{errors};
+            if (ref $e ne 'ARRAY' || !@$e) {
+                push @p, "400 without a non-empty 'errors' array";
+            } else {
+                for my $x (@$e) {
+                    if (ref $x ne 'HASH') { push @p, 'errors[] item not an object'; next }
+                    for my $m (qw(field message)) {
+                        my $t = json_type($x->{$m});
+                        push @p, "errors[].$m is $t, expected string"
+                            if $t ne 'string';
+                    }
+                }
+                if (defined $opt{field}) {
+                    my @want = ref $opt{field} ? @{ $opt{field} } : $opt{field};
+                    my %w = map { $_ => 1 } @want;
+                    push @p, "no errors[].field in (" . join(', ', @want)
+                             . "); got (" . join(', ',
+                                 map { ref $_ eq 'HASH' ? $_->{field} // 'null'
+                                                        : '?' } @$e) . ')'
+                        unless grep { ref $_ eq 'HASH' && defined $_->{field}
+                                      && $w{ $_->{field} } } @$e;
+                }
+            }
+        }
+        if ($code eq 'insufficient-stock') {
+            my $t = json_type($j->{available});
+            push @p, "409 insufficient-stock without numeric 'available' ($t)"
+                if $t ne 'number';
+            push @p, "available is $j->{available}, expected $opt{available}"
+                if $t eq 'number' && defined $opt{available}
+                   && $j->{available} != $opt{available};
+        }
+    }
+    if ($opt{allow}) {
+        my $a = $r->{headers}{allow};
+        $a = join ', ', @$a if ref $a;
+        if (!defined $a) {
+            push @p, 'no Allow header';
+        } else {
+            my %have = map { uc($_) => 1 } grep { length } split /[\s,]+/, $a;
+            for my $m (@{ $opt{allow} }) {
+                push @p, "Allow '$a' does not name $m" unless $have{$m};
+            }
+        }
+    }
+    if ($CODE_STATUS{$code} && $CODE_STATUS{$code} != $status) {
+        push @p, "(test bug: code $code goes with $CODE_STATUS{$code})";
+    }
+
+    my $ok = Test::More::ok(!@p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+        unless $ok;
+    return $ok;
+}
+
+my @ITEM_KEYS = qw(available location low_stock min_level on_hand reserved
+                   sku updated_at version);
+
+# item_problems($j, \%expect): list of problems with an item object
+sub item_problems {
+    my ($j, $exp) = @_;
+    $exp //= {};
+    my @p;
+    return ('item is not a JSON object') unless ref $j eq 'HASH';
+
+    my %types = (sku => 'string', location => 'string', on_hand => 'number',
+                 reserved => 'number', available => 'number',
+                 min_level => 'number', low_stock => 'bool',
+                 version => 'number', updated_at => 'string');
+    for my $k (sort keys %types) {
+        my $t = json_type($j->{$k});
+        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
+    }
+    my @extra = grep { !exists $types{$_} } sort keys %$j;
+    push @p, "unexpected members: @extra" if @extra;
+    return @p if @p;
+
+    push @p, 'available != on_hand - reserved'
+        unless $j->{available} == $j->{on_hand} - $j->{reserved};
+    push @p, 'reserved out of 0..on_hand'
+        unless $j->{reserved} >= 0 && $j->{reserved} <= $j->{on_hand};
+    push @p, 'low_stock != (available < min_level)'
+        unless (!!$j->{low_stock}) == ($j->{available} < $j->{min_level});
+    push @p, "updated_at '$j->{updated_at}' is not RFC 3339 UTC with ms"
+        unless $j->{updated_at} =~ TS_RE;
+    push @p, 'version < 1' unless $j->{version} >= 1;
+
+    for my $k (sort keys %$exp) {
+        my $e = $exp->{$k};
+        my $g = $j->{$k};
+        if ($k eq 'low_stock') {
+            push @p, "low_stock is " . ($g ? 'true' : 'false') . ", expected "
+                     . ($e ? 'true' : 'false')
+                if (!!$g) != (!!$e);
+        } elsif ($e =~ /^-?\d+\z/ && $g =~ /^-?\d+\z/) {
+            push @p, "$k is $g, expected $e" if $g != $e;
+        } else {
+            push @p, "$k is '$g', expected '$e'" if $g ne $e;
+        }
+    }
+    return @p;
+}
+
+# item_ok($r, $status, \%expect, $name): status, content type, shape,
+# invariants, ETag == "<version>", expected member values.
+sub item_ok {
+    my ($r, $status, $exp, $name) = @_;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected application/json"
+        unless $r->{content_type} =~ m{^application/json\b}i;
+    push @p, item_problems($r->{json}, $exp);
+    if (ref $r->{json} eq 'HASH' && defined $r->{json}{version}) {
+        my $et = $r->{headers}{etag};
+        my $want = qq{"$r->{json}{version}"};
+        push @p, 'ETag is ' . ($et // 'missing') . ", expected $want"
+            unless defined $et && !ref $et && $et eq $want;
+    }
+    my $ok = Test::More::ok(!@p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+        unless $ok;
+    return $ok;
+}
+
+sub show { _show($_[0]) }
+
+# --------------------------------------------------------------------------
+# parallel($n, sub { my $i = shift; ...; return $string })
+# Runs the sub in $n forked children; returns their strings in order.
+# A child that dies returns "DIED: <message>".
+
+sub parallel {
+    my ($n, $code) = @_;
+    my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    STDOUT->flush;
+    STDERR->flush;
+    my @pids;
+    for my $i (0 .. $n - 1) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $out = eval { $code->($i) };
+            $out = 'DIED: ' . ($@ || 'unknown') if $@;
+            $out //= '';
+            if (open my $fh, '>', "$tmp/$i.tmp") {
+                print {$fh} $out;
+                close $fh;
+                rename "$tmp/$i.tmp", "$tmp/$i";
+            }
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid $_, 0 for @pids;
+    return map { _slurp("$tmp/$_") // 'DIED: child wrote no result' }
+           0 .. $n - 1;
+}
+
+1;

@@ -1,0 +1,19 @@
+/* Unit tests of the module's pure C core: prints TAP for prove. */
+
+#include "tap.h"
+
+int  tap_n, tap_failed;
+
+
+int
+main(void)
+{
+    test_core();
+    test_codec();
+    test_json();
+    test_store();
+
+    printf("1..%d\n", tap_n);
+
+    return tap_failed ? 1 : 0;
+}

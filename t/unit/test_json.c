@@ -1,0 +1,259 @@
+/* The JSON parser, body validation and rendering. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "ngx_http_inventory_validate.h"
+#include "ngx_http_inventory_render.h"
+
+
+/* an arena of malloc'd blocks, freed after each case */
+
+typedef struct block_s  block_t;
+
+struct block_s {
+    block_t  *next;
+};
+
+static block_t  *blocks;
+
+
+static void *
+test_alloc(void *ctx, size_t size)
+{
+    block_t  *b;
+
+    (void) ctx;
+
+    b = malloc(sizeof(block_t) + size + 16);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = blocks;
+    blocks = b;
+
+    return (char *) b + sizeof(block_t) + 16 - sizeof(block_t) % 16;
+}
+
+
+static void
+test_free(void)
+{
+    block_t  *b;
+
+    while (blocks) {
+        b = blocks->next;
+        free(blocks);
+        blocks = b;
+    }
+}
+
+
+static int
+body(unsigned type, const char *text, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_errors_t *errs)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->type = type;
+    errs->n = 0;
+
+    return ngx_http_inventory_cmd_from_body(cmd, text, strlen(text),
+                                            test_alloc, NULL, errs);
+}
+
+
+static int
+has_error(ngx_http_inventory_errors_t *errs, const char *field)
+{
+    size_t  i;
+
+    for (i = 0; i < errs->n; i++) {
+        if (strcmp(errs->e[i].field, field) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+test_bad_bodies(void)
+{
+    size_t                       i;
+    ngx_http_inventory_cmd_t     cmd;
+    ngx_http_inventory_errors_t  errs;
+    char                         deep[64];
+
+    static const struct {
+        unsigned     type;
+        const char  *text;
+        const char  *field;
+    } cases[] = {
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "[1]", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "\"x\"", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1} x", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1}{}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1,}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{/*c*/\"on_hand\":1}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1.5}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1e3}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1.0}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":\"5\"}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":true}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":null}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":-1}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":9007199254740992}",
+          "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":99999999999999999999999}", "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1,\"min_level\":-1}",
+          "min_level" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1,\"x\":1}", "x" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1,\"on_hand\":2}",
+          "on_hand" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":1,\"reason\":5}",
+          "reason" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\xff\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":0}", "delta" },
+        { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":1000000001}", "delta" },
+        { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":-1000000001}", "delta" },
+        { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":2.5}", "delta" },
+        { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"on_hand\":1}", "on_hand" },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ok(body(cases[i].type, cases[i].text, &cmd, &errs) != 0
+           && has_error(&errs, cases[i].field),
+           "bad body %zu (%s) names \"%s\"", i, cases[i].text,
+           cases[i].field);
+        test_free();
+    }
+
+    ok(body(NGX_HTTP_INVENTORY_CMD_COUNT,
+            "{\"on_hand\":-1,\"min_level\":1.5,\"x\":1,\"reason\":[]}",
+            &cmd, &errs) != 0 && errs.n == 4,
+       "one 400 names every bad field (%zu)", errs.n);
+    test_free();
+
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    ok(body(NGX_HTTP_INVENTORY_CMD_COUNT, deep, &cmd, &errs) != 0
+       && has_error(&errs, "body")
+       && strstr(errs.e[0].message, "nested") != NULL,
+       "deep nesting refused: %s", errs.n ? errs.e[0].message : "");
+    test_free();
+}
+
+
+static void
+test_good_bodies(void)
+{
+    char                         big[300];
+    ngx_http_inventory_cmd_t     cmd;
+    ngx_http_inventory_errors_t  errs;
+
+    ok(body(NGX_HTTP_INVENTORY_CMD_COUNT,
+            " {\"on_hand\": 9007199254740991, \"min_level\": 0,"
+            " \"reason\": \"count \\u00e4\"} ", &cmd, &errs) == 0,
+       "count body");
+    ok(cmd.on_hand == 9007199254740991LL && cmd.has_min_level
+       && cmd.min_level == 0 && cmd.reason.len == 8,
+       "count body values");
+    test_free();
+
+    ok(body(NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":0}", &cmd, &errs) == 0
+       && !cmd.has_min_level && cmd.reason.data == NULL,
+       "min_level and reason are optional");
+    test_free();
+
+    ok(body(NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":-1000000000}", &cmd,
+            &errs) == 0 && cmd.delta == -1000000000, "adjust body");
+    test_free();
+
+    memset(big, 'r', sizeof(big));
+    memcpy(big, "{\"delta\":1,\"reason\":\"", 21);
+    memcpy(big + 21 + 256, "\"}", 3);
+    ok(body(NGX_HTTP_INVENTORY_CMD_ADJUST, big, &cmd, &errs) == 0,
+       "reason of 256 bytes");
+    test_free();
+
+    memcpy(big + 21 + 257, "\"}", 3);
+    big[21 + 256] = 'r';
+    ok(body(NGX_HTTP_INVENTORY_CMD_ADJUST, big, &cmd, &errs) != 0
+       && has_error(&errs, "reason"), "reason of 257 bytes");
+    test_free();
+}
+
+
+static void *
+plain_alloc(void *ctx, size_t size)
+{
+    return test_alloc(ctx, size);
+}
+
+
+static void
+test_render(void)
+{
+    yajl_gen                      g;
+    ngx_http_inventory_buf_t      b;
+    ngx_http_inventory_item_t     item;
+    ngx_http_inventory_errors_t   errs;
+    ngx_http_inventory_problem_t  p;
+    ngx_http_inventory_str_t      sku = { "A-1", 3 }, loc = { "store-7", 7 };
+    static const char             want[] =
+        "{\"sku\":\"A-1\",\"location\":\"store-7\",\"on_hand\":120,"
+        "\"reserved\":5,\"available\":115,\"min_level\":10,"
+        "\"low_stock\":false,\"version\":42,"
+        "\"updated_at\":\"2026-11-22T10:00:00.123Z\"}";
+
+    item.on_hand = 120;
+    item.reserved = 5;
+    item.min_level = 10;
+    item.version = 42;
+    item.updated_at = 1795341600123ULL;
+
+    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
+    g = ngx_http_inventory_gen_open(&b);
+    ngx_http_inventory_render_item(g, sku, loc, &item);
+    yajl_gen_free(g);
+    ok(b.len == sizeof(want) - 1 && memcmp(b.data, want, b.len) == 0,
+       "item renders as the spec shows: %.*s", (int) b.len, b.data);
+
+    errs.n = 0;
+    ngx_http_inventory_error_add(&errs, "x\"\n", 3, "unknown member");
+    memset(&p, 0, sizeof(p));
+    p.code = NGX_HTTP_INVENTORY_P_INVALID_REQUEST;
+    p.detail = "bad";
+    p.errors = &errs;
+
+    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
+    g = ngx_http_inventory_gen_open(&b);
+    ngx_http_inventory_render_problem(g, &p);
+    yajl_gen_free(g);
+    ngx_http_inventory_buf_append(&b, "", 1);
+    ok(strstr((char *) b.data, "\"status\":400") != NULL
+       && strstr((char *) b.data, "\"code\":\"invalid-request\"") != NULL
+       && strstr((char *) b.data, "\"field\":\"x\\\"\\n\"") != NULL,
+       "problem renders, escaping fields: %s", b.data);
+    is_int(ngx_http_inventory_problem_status(
+               NGX_HTTP_INVENTORY_P_STORAGE_FULL), 507, "storage-full is 507");
+
+    test_free();
+}
+
+
+void
+test_json(void)
+{
+    test_bad_bodies();
+    test_good_bodies();
+    test_render();
+}
