@@ -35,6 +35,7 @@ static ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r,
     unsigned code, const char *detail, ngx_http_inventory_errors_t *errs);
 static ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
     ngx_str_t *allow);
+static ngx_int_t ngx_http_inventory_health(ngx_http_request_t *r);
 static ngx_int_t ngx_http_inventory_get_item(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 static ngx_int_t ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
@@ -90,6 +91,10 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 
+    if (ctx->route == NGX_HTTP_INVENTORY_ROUTE_HEALTH) {
+        return ngx_http_inventory_health(r);
+    }
+
     errs.n = 0;
     ngx_http_inventory_validate_id(&errs, "sku", ctx->sku);
 
@@ -128,7 +133,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
 }
 
 
-/* {prefix}inventory/{sku}[/{location}[/adjustments]] */
+/* {prefix}health, {prefix}inventory/{sku}[/{location}[/adjustments]] */
 
 static ngx_int_t
 ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
@@ -178,6 +183,13 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         p++;
     }
 
+    if (p == end && n == 1 && seg[0].len == sizeof("health") - 1
+        && ngx_strncmp(seg[0].data, "health", seg[0].len) == 0)
+    {
+        ctx->route = NGX_HTTP_INVENTORY_ROUTE_HEALTH;
+        return NGX_OK;
+    }
+
     if (p < end || n < 2
         || seg[0].len != sizeof("inventory") - 1
         || ngx_strncmp(seg[0].data, "inventory", seg[0].len) != 0)
@@ -224,7 +236,7 @@ ngx_http_inventory_methods(ngx_uint_t route, ngx_str_t *allow)
         ngx_str_set(allow, "POST");
         return NGX_HTTP_POST;
 
-    default: /* NGX_HTTP_INVENTORY_ROUTE_AGGREGATE */
+    default: /* NGX_HTTP_INVENTORY_ROUTE_AGGREGATE, _HEALTH */
         ngx_str_set(allow, "GET, HEAD");
         return NGX_HTTP_GET|NGX_HTTP_HEAD;
     }
@@ -268,6 +280,58 @@ ngx_http_inventory_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
                                 NGX_HTTP_INVENTORY_P_METHOD_NOT_ALLOWED,
                                 "the method is not allowed on this resource",
                                 NULL);
+}
+
+
+/* 200 with store facts while the store can be read, 503 otherwise */
+
+static ngx_int_t
+ngx_http_inventory_health(ngx_http_request_t *r)
+{
+    int                               rc;
+    yajl_gen                          g;
+    ngx_http_inventory_buf_t          body;
+    ngx_http_inventory_store_stat_t   stat;
+    ngx_http_inventory_main_conf_t   *imcf;
+    static ngx_str_t                  type = ngx_string("application/json");
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = imcf->store_open ? ngx_http_inventory_store_stat(&imcf->store, &stat)
+                          : MDB_PANIC;
+
+    if (rc != 0) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the store cannot be read", NULL);
+    }
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+
+    g = ngx_http_inventory_gen_open(&body);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "status", "ok", 2);
+    ngx_http_inventory_gen_str(g, "store");
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) stat.map_size);
+    ngx_http_inventory_gen_key_int(g, "used", (int64_t) stat.used);
+    ngx_http_inventory_gen_key_int(g, "last_seq", (int64_t) stat.last_seq);
+    ngx_http_inventory_gen_key_int(g, "readers", stat.readers);
+    ngx_http_inventory_gen_key_int(g, "max_readers", stat.max_readers);
+    ngx_http_inventory_gen_str(g, "sync");
+    yajl_gen_bool(g, imcf->sync ? 1 : 0);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+
+    return ngx_http_inventory_send(r, NGX_HTTP_OK, &type, &body, 0);
 }
 
 

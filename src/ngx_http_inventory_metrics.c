@@ -23,7 +23,7 @@ ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
 
 
 static const char  *ngx_http_inventory_route_names[] = {
-    "unknown", "item", "adjustments", "aggregate", "metrics"
+    "unknown", "item", "adjustments", "aggregate", "metrics", "health"
 };
 
 
