@@ -140,7 +140,7 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 {
     u_char                    *p, *end, *start;
     ngx_str_t                  seg[NGX_HTTP_INVENTORY_MAX_SEGMENTS];
-    ngx_uint_t                 n;
+    ngx_uint_t                 n, i;
     ngx_http_core_loc_conf_t  *clcf;
 
     ctx->route = NGX_HTTP_INVENTORY_ROUTE_UNKNOWN;
@@ -188,6 +188,12 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
     {
         ctx->route = NGX_HTTP_INVENTORY_ROUTE_HEALTH;
         return NGX_OK;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (seg[i].len == 0) {
+            return NGX_OK;
+        }
     }
 
     if (p < end || n < 2

@@ -30,6 +30,7 @@ static ngx_http_inventory_json_t *ngx_http_inventory_json_node(
     ngx_http_inventory_json_parser_t *jp, unsigned type);
 static int ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
     const unsigned char *s, size_t len, const char **out);
+static int ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len);
 static int ngx_http_inventory_json_on_null(void *ctx);
 static int ngx_http_inventory_json_on_boolean(void *ctx, int b);
 static int ngx_http_inventory_json_on_number(void *ctx, const char *s,
@@ -206,6 +207,13 @@ ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
 {
     char  *p;
 
+    /* yajl lets overlong forms, surrogates and code points past U+10FFFF
+     * through */
+    if (!ngx_http_inventory_utf8_valid(s, len)) {
+        jp->error = "body is not valid JSON: invalid UTF-8 in a string";
+        return 0;
+    }
+
     /* yajl's buffers are transient: keep our own, NUL-terminated copy */
     p = jp->alloc(jp->ctx, len + 1);
     if (p == NULL) {
@@ -216,6 +224,56 @@ ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
     memcpy(p, s, len);
     p[len] = '\0';
     *out = p;
+
+    return 1;
+}
+
+
+/* well-formed UTF-8 as RFC 3629 defines it */
+
+static int
+ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t         i, need;
+    unsigned char  c, lo, hi;
+
+    for (i = 0; i < len; /* void */ ) {
+        c = s[i++];
+
+        if (c < 0x80) {
+            continue;
+        }
+
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            lo = (c == 0xe0) ? 0xa0 : 0x80;
+            hi = (c == 0xed) ? 0x9f : 0xbf;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            lo = (c == 0xf0) ? 0x90 : 0x80;
+            hi = (c == 0xf4) ? 0x8f : 0xbf;
+
+        } else {
+            return 0;
+        }
+
+        if (len - i < need || s[i] < lo || s[i] > hi) {
+            return 0;
+        }
+
+        for (i++, need--; need; i++, need--) {
+            if (s[i] < 0x80 || s[i] > 0xbf) {
+                return 0;
+            }
+        }
+    }
 
     return 1;
 }

@@ -121,6 +121,13 @@ test_bad_bodies(void)
           "reason" },
         { NGX_HTTP_INVENTORY_CMD_COUNT,
           "{\"on_hand\":1,\"reason\":\"\xff\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\xc0\xaf\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\xed\xa0\x80\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\xf4\x90\x80\x80\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"\xe0\x80\xaf\":1}", "body" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":0}", "delta" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":1000000001}", "delta" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":-1000000001}", "delta" },
@@ -161,10 +168,11 @@ test_good_bodies(void)
 
     ok(body(NGX_HTTP_INVENTORY_CMD_COUNT,
             " {\"on_hand\": 9007199254740991, \"min_level\": 0,"
-            " \"reason\": \"count \\u00e4\"} ", &cmd, &errs) == 0,
+            " \"reason\": \"count \\u00e4\xf0\x9f\x93\xa6\"} ", &cmd,
+            &errs) == 0,
        "count body");
     ok(cmd.on_hand == 9007199254740991LL && cmd.has_min_level
-       && cmd.min_level == 0 && cmd.reason.len == 8,
+       && cmd.min_level == 0 && cmd.reason.len == 12,
        "count body values");
     test_free();
 
