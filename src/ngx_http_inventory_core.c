@@ -209,6 +209,8 @@ static unsigned
 ngx_http_inventory_check_if_match(const ngx_http_inventory_cmd_t *cmd,
     const ngx_http_inventory_slot_t *s)
 {
+    size_t  i;
+
     if (!cmd->has_if_match) {
         return NGX_HTTP_INVENTORY_OK;
     }
@@ -217,8 +219,14 @@ ngx_http_inventory_check_if_match(const ngx_http_inventory_cmd_t *cmd,
         return NGX_HTTP_INVENTORY_VERSION_MISMATCH;
     }
 
-    if (cmd->if_match_any || cmd->if_match == s->item.version) {
+    if (cmd->if_match_any) {
         return NGX_HTTP_INVENTORY_OK;
+    }
+
+    for (i = 0; i < cmd->if_match_n; i++) {
+        if (cmd->if_match[i] == s->item.version) {
+            return NGX_HTTP_INVENTORY_OK;
+        }
     }
 
     return NGX_HTTP_INVENTORY_VERSION_MISMATCH;

@@ -17,6 +17,7 @@
 #define NGX_HTTP_INVENTORY_ID_MAX       64
 #define NGX_HTTP_INVENTORY_REASON_MAX   256
 #define NGX_HTTP_INVENTORY_TIME_LEN     24     /* 2026-11-22T10:00:00.123Z */
+#define NGX_HTTP_INVENTORY_ETAGS_MAX    16     /* versions in one If-Match */
 
 /* the most items one command touches and the most events it appends */
 #define NGX_HTTP_INVENTORY_MAX_SLOTS    2
@@ -111,7 +112,8 @@ typedef struct {
     int64_t                     min_level;
     int64_t                     delta;
     ngx_http_inventory_str_t    reason;
-    uint64_t                    if_match;
+    uint64_t                    if_match[NGX_HTTP_INVENTORY_ETAGS_MAX];
+    size_t                      if_match_n;
     unsigned                    has_min_level:1;
     unsigned                    has_if_match:1;
     unsigned                    if_match_any:1;

@@ -53,10 +53,8 @@ static ngx_int_t ngx_http_inventory_write_response(ngx_http_request_t *r,
 static ngx_int_t ngx_http_inventory_read_body(ngx_http_request_t *r,
     u_char **data, size_t *len);
 static ngx_uint_t ngx_http_inventory_is_json(ngx_http_request_t *r);
-static ngx_int_t ngx_http_inventory_parse_if_match(ngx_str_t *value,
-    ngx_http_inventory_cmd_t *cmd);
-static ngx_uint_t ngx_http_inventory_etag_listed(ngx_str_t *value,
-    uint64_t version);
+static ngx_int_t ngx_http_inventory_parse_etags(ngx_str_t *value,
+    ngx_uint_t weak_ok, uint64_t *versions, size_t *n, ngx_uint_t *any);
 static uint64_t ngx_http_inventory_now(void);
 
 
@@ -346,6 +344,9 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
     int                              rc;
+    size_t                           n, i;
+    uint64_t                         versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
+    ngx_uint_t                       any;
     ngx_http_inventory_slot_t        slot;
     ngx_http_inventory_main_conf_t  *imcf;
 
@@ -373,11 +374,18 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     }
 
     if (r->headers_in.if_none_match
-        && ngx_http_inventory_etag_listed(&r->headers_in.if_none_match->value,
-                                          slot.item.version))
+        && ngx_http_inventory_parse_etags(&r->headers_in.if_none_match->value,
+                                          1, versions, &n, &any)
+           == NGX_OK)
     {
-        return ngx_http_inventory_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL,
-                                       slot.item.version);
+        for (i = 0; i < n && versions[i] != slot.item.version; i++) {
+            /* void */
+        }
+
+        if (any || i < n) {
+            return ngx_http_inventory_send(r, NGX_HTTP_NOT_MODIFIED, NULL,
+                                           NULL, slot.item.version);
+        }
     }
 
     slot.sku = ctx->sku;
@@ -502,6 +510,7 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
     ngx_int_t                     rc;
+    ngx_uint_t                    any;
     ngx_http_inventory_cmd_t     *cmd;
     ngx_http_inventory_errors_t   errs;
 
@@ -517,18 +526,23 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     cmd->type = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_ITEM)
                 ? NGX_HTTP_INVENTORY_CMD_COUNT : NGX_HTTP_INVENTORY_CMD_ADJUST;
 
-    if (r->headers_in.if_match
-        && ngx_http_inventory_parse_if_match(&r->headers_in.if_match->value,
-                                             cmd)
-           != NGX_OK)
-    {
-        errs.n = 0;
-        ngx_http_inventory_error_add(&errs, "If-Match", 8,
-                                     "must be * or one entity tag "
-                                     "such as \"42\"");
-        return ngx_http_inventory_reject(r,
+    if (r->headers_in.if_match) {
+        if (ngx_http_inventory_parse_etags(&r->headers_in.if_match->value, 0,
+                                           cmd->if_match, &cmd->if_match_n,
+                                           &any)
+            != NGX_OK)
+        {
+            errs.n = 0;
+            ngx_http_inventory_error_add(&errs, "If-Match", 8,
+                                         "must be * or a list of at most 16 "
+                                         "entity tags such as \"42\"");
+            return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the If-Match header is invalid", &errs);
+        }
+
+        cmd->has_if_match = 1;
+        cmd->if_match_any = any ? 1 : 0;
     }
 
     r->request_body_in_single_buf = 1;
@@ -765,106 +779,81 @@ ngx_http_inventory_is_json(ngx_http_request_t *r)
 }
 
 
-/* If-Match: * or one strong entity tag, "N" */
+/*
+ * Parses an If-Match or If-None-Match value: "*" or a list of entity tags.
+ * Tags that can never name a version (weak ones when strong comparison is
+ * asked for, opaque ones that are not a number) are skipped; a value that is
+ * not a list of entity tags is an error.
+ */
 
 static ngx_int_t
-ngx_http_inventory_parse_if_match(ngx_str_t *value,
-    ngx_http_inventory_cmd_t *cmd)
+ngx_http_inventory_parse_etags(ngx_str_t *value, ngx_uint_t weak_ok,
+    uint64_t *versions, size_t *n, ngx_uint_t *any)
 {
-    u_char    *p, *last;
-    uint64_t   v;
+    u_char      *p, *last, *start;
+    uint64_t     v;
+    ngx_uint_t   weak, numeric;
 
     p = value->data;
     last = value->data + value->len;
+    *n = 0;
+    *any = 0;
 
-    while (p < last && *p == ' ') {
-        p++;
-    }
-
-    while (last > p && last[-1] == ' ') {
-        last--;
-    }
-
-    if (last - p == 1 && *p == '*') {
-        cmd->has_if_match = 1;
-        cmd->if_match_any = 1;
-        return NGX_OK;
-    }
-
-    if (last - p < 3 || *p != '"' || last[-1] != '"' || last - p > 22) {
-        return NGX_ERROR;
-    }
-
-    v = 0;
-
-    for (p++, last--; p < last; p++) {
-        if (*p < '0' || *p > '9') {
-            return NGX_ERROR;
-        }
-
-        v = v * 10 + (*p - '0');
-    }
-
-    cmd->has_if_match = 1;
-    cmd->if_match = v;
-
-    return NGX_OK;
-}
-
-
-/* If-None-Match: "*" or a list of entity tags, compared weakly */
-
-static ngx_uint_t
-ngx_http_inventory_etag_listed(ngx_str_t *value, uint64_t version)
-{
-    u_char    *p, *last, *start;
-    u_char     tag[NGX_INT64_LEN];
-    size_t     n;
-
-    p = value->data;
-    last = value->data + value->len;
-    n = ngx_sprintf(tag, "%uL", version) - tag;
-
-    while (p < last) {
-
-        while (p < last && (*p == ' ' || *p == ',' || *p == '\t')) {
+    for ( ;; ) {
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
             p++;
         }
 
         if (p == last) {
-            break;
+            return NGX_OK;
         }
 
         if (*p == '*') {
-            return 1;
+            *any = 1;
+            p++;
+            continue;
         }
 
+        weak = 0;
+
         if (last - p > 2 && p[0] == 'W' && p[1] == '/') {
+            weak = 1;
             p += 2;
         }
 
         if (*p != '"') {
-            return 0;
+            return NGX_ERROR;
         }
 
         start = ++p;
+        v = 0;
+        numeric = 1;
 
         while (p < last && *p != '"') {
+            if (*p < '0' || *p > '9' || p - start >= 19) {
+                numeric = 0;
+
+            } else {
+                v = v * 10 + (*p - '0');
+            }
+
             p++;
         }
 
         if (p == last) {
-            return 0;
+            return NGX_ERROR;
         }
 
-        if ((size_t) (p - start) == n && ngx_strncmp(start, tag, n) == 0) {
-            return 1;
+        if (numeric && p > start && (weak_ok || !weak)) {
+            if (*n == NGX_HTTP_INVENTORY_ETAGS_MAX) {
+                return NGX_ERROR;
+            }
+
+            versions[(*n)++] = v;
         }
 
         p++;
     }
-
-    return 0;
 }
 
 

@@ -182,13 +182,15 @@ test_decide(void)
     item = before;
 
     cmd.has_if_match = 1;
-    cmd.if_match = 6;
+    cmd.if_match[0] = 6;
+    cmd.if_match_n = 1;
     rc = decide(&cmd, &item, 1, ev, &n);
     is_int(rc, NGX_HTTP_INVENTORY_VERSION_MISMATCH, "If-Match mismatch");
 
-    cmd.if_match = 7;
+    cmd.if_match[1] = 7;
+    cmd.if_match_n = 2;
     rc = decide(&cmd, &item, 1, ev, &n);
-    is_int(rc, NGX_HTTP_INVENTORY_OK, "If-Match match");
+    is_int(rc, NGX_HTTP_INVENTORY_OK, "If-Match list with the version");
 
     cmd.if_match_any = 1;
     rc = decide(&cmd, &item, 0, ev, &n);
