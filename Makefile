@@ -76,11 +76,11 @@ test: deps
 	$(MAKE) test-e2e
 	$(MAKE) test-asan
 
-test-e2e:
+test-e2e: module unit
 	prove -I t/lib t/
 
 # The whole suite again with the module built with ASan and UBSan.
-test-asan:
+test-asan: asan unit
 	rm -rf $(BUILD)/asan-log && mkdir -p $(BUILD)/asan-log && \
 	chmod 0777 $(BUILD)/asan-log && \
 	INVENTORY_MODULE=$(ASAN_MODULE) \

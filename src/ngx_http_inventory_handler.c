@@ -719,21 +719,26 @@ ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
         return NGX_OK;
     }
 
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL) {
-        *data = cl->buf->pos;
-        *len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
     size = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += cl->buf->last - cl->buf->pos;
+        size += ngx_buf_size(cl->buf);
     }
 
-    p = ngx_pnalloc(r->pool, size ? size : 1);
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    /* a chunked body may end in empty buffers: one piece is used as is */
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (ngx_buf_size(cl->buf) == size) {
+            *data = cl->buf->pos;
+            *len = size;
+            return NGX_OK;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -742,7 +747,9 @@ ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
     *len = size;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        if (ngx_buf_size(cl->buf)) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
     }
 
     return NGX_OK;
