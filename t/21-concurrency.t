@@ -89,6 +89,36 @@ item_ok($r, 200, { on_hand => $INITIAL + $plus - $minus,
                    version => 1 + $plus + $minus, low_stock => 0 },
         'final on_hand = initial + acked(+1) - acked(-1); version = 1 + acked');
 
+# --- contended decrements: never below zero, exactly on_hand succeed ----------
+my $D = '/v1/inventory/CC-2/hub';
+item_ok($n->req(PUT => $D, json => { on_hand => 20 }), 201,
+        { on_hand => 20, version => 1 }, 'setup: item at 20');
+my @dec = parallel(10, sub {
+    my ($ok, $short, $other) = (0, 0, '');
+    for (1 .. 5) {
+        my $r = $n->req(POST => "$D/adjustments", json => { delta => -1 });
+        if ($r->{status} == 200) { $ok++ }
+        elsif ($r->{status} == 409
+               && ref $r->{json} eq 'HASH'
+               && ($r->{json}{code} // '') eq 'insufficient-stock'
+               && ($r->{json}{available} // -1) == 0) { $short++ }
+        else { $other .= InvTest::show($r) . "\n" }
+    }
+    return encode_json([$ok, $short, $other]);
+});
+my ($dok, $dshort, $dother) = (0, 0, '');
+for (@dec) {
+    my $j = eval { decode_json($_) } or do { $dother .= "child: $_\n"; next };
+    $dok += $j->[0];
+    $dshort += $j->[1];
+    $dother .= $j->[2];
+}
+is($dok, 20, '50 racing -1s on 20 in stock: exactly 20 succeed');
+is($dshort, 30, '... and 30 get 409 insufficient-stock with available 0');
+is($dother, '', '... and nothing else') or diag $dother;
+item_ok($n->req(GET => $D), 200, { on_hand => 0, available => 0, version => 21 },
+        '... leaving on_hand 0, version 21');
+
 # --- racing creations: exactly one 201 ----------------------------------------
 for my $how (['PUT', sub { $n->req(PUT => '/v1/inventory/RACE-PUT/x',
                                    json => { on_hand => 1 }) }],

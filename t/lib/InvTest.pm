@@ -390,6 +390,7 @@ sub allow_log {
 # Check the part of the error log written since the last check.
 sub check_log {
     my ($self, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     my $log = $self->error_log;
     my $new = substr($log, $self->{log_offset} // 0);
     $self->{log_offset} = length $log;
@@ -635,6 +636,7 @@ my %CODE_STATUS = (
 # Returns true when everything matched.
 sub problem_ok {
     my ($r, $status, $code, $name, %opt) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     my @p;
     push @p, "status is $r->{status}, expected $status"
         unless $r->{status} == $status;
@@ -767,6 +769,7 @@ sub item_problems {
 # invariants, ETag == "<version>", expected member values.
 sub item_ok {
     my ($r, $status, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     my @p;
     push @p, "status is $r->{status}, expected $status"
         unless $r->{status} == $status;
