@@ -30,8 +30,6 @@ static char *ngx_http_inventory_zone_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_inventory_metrics_directive(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static char *ngx_http_inventory_reservation_ttl_check(ngx_conf_t *cf,
     void *post, void *data);
 static ngx_int_t ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone,
@@ -74,14 +72,14 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       ngx_http_inventory_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      (void *) ngx_http_inventory_handler },
 
     { ngx_string("inventory_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_inventory_metrics_directive,
+      ngx_http_inventory_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      (void *) ngx_http_inventory_metrics_handler },
 
     { ngx_string("inventory_reservation_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -430,6 +428,8 @@ ngx_http_inventory_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* "inventory" and "inventory_metrics": cmd->post is the content handler */
+
 static char *
 ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -442,29 +442,7 @@ ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    clcf->handler = ngx_http_inventory_handler;
-
-    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
-    imcf->used = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_inventory_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_core_loc_conf_t        *clcf;
-    ngx_http_inventory_main_conf_t  *imcf;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->handler) {
-        return "is duplicate";
-    }
-
-    clcf->handler = ngx_http_inventory_metrics_handler;
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
     imcf->used = 1;
@@ -749,7 +727,7 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    rc = ngx_http_inventory_store_open(&imcf->store, 
+    rc = ngx_http_inventory_store_open(&imcf->store,
                                        (char *) imcf->store_path.data,
                                        imcf->map_size, imcf->sync, 0);
     if (rc != 0) {

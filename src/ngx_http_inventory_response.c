@@ -10,6 +10,16 @@
 #include "ngx_http_inventory_module.h"
 
 
+typedef void (*ngx_http_inventory_render_pt)(yajl_gen g, void *data);
+
+
+static ngx_int_t ngx_http_inventory_send_rendered(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *content_type,
+    ngx_http_inventory_render_pt render, void *data, uint64_t etag);
+static void ngx_http_inventory_render_problem_cb(yajl_gen g, void *data);
+static void ngx_http_inventory_render_item_cb(yajl_gen g, void *data);
+
+
 static ngx_str_t  ngx_http_inventory_json_type =
     ngx_string("application/json");
 static ngx_str_t  ngx_http_inventory_problem_type =
@@ -109,28 +119,30 @@ ngx_int_t
 ngx_http_inventory_send_problem(ngx_http_request_t *r,
     ngx_http_inventory_problem_t *p)
 {
-    yajl_gen                  g;
-    ngx_http_inventory_buf_t  body;
-
-    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-
-    g = ngx_http_inventory_gen_open(&body);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_inventory_render_problem(g, p);
-    yajl_gen_free(g);
-
-    return ngx_http_inventory_send(r, ngx_http_inventory_problem_status(
-                                          p->code),
-                                   &ngx_http_inventory_problem_type, &body, 0);
+    return ngx_http_inventory_send_rendered(r,
+                             ngx_http_inventory_problem_status(p->code),
+                             &ngx_http_inventory_problem_type,
+                             ngx_http_inventory_render_problem_cb, p, 0);
 }
 
 
 ngx_int_t
 ngx_http_inventory_send_item(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_inventory_slot_t *slot)
+{
+    return ngx_http_inventory_send_rendered(r, status,
+                                            &ngx_http_inventory_json_type,
+                                            ngx_http_inventory_render_item_cb,
+                                            slot, slot->item.version);
+}
+
+
+/* renders a body with yajl_gen into the request pool and sends it */
+
+static ngx_int_t
+ngx_http_inventory_send_rendered(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_http_inventory_render_pt render, void *data,
+    uint64_t etag)
 {
     yajl_gen                  g;
     ngx_http_inventory_buf_t  body;
@@ -142,9 +154,24 @@ ngx_http_inventory_send_item(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
+    render(g, data);
     yajl_gen_free(g);
 
-    return ngx_http_inventory_send(r, status, &ngx_http_inventory_json_type,
-                                   &body, slot->item.version);
+    return ngx_http_inventory_send(r, status, content_type, &body, etag);
+}
+
+
+static void
+ngx_http_inventory_render_problem_cb(yajl_gen g, void *data)
+{
+    ngx_http_inventory_render_problem(g, data);
+}
+
+
+static void
+ngx_http_inventory_render_item_cb(yajl_gen g, void *data)
+{
+    ngx_http_inventory_slot_t  *slot = data;
+
+    ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
 }

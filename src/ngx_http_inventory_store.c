@@ -27,6 +27,9 @@ static int ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st,
     MDB_txn *txn, unsigned flags);
 static int ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st,
     MDB_txn *txn, unsigned flags);
+static int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
 static int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_clock_t *clock);
 static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
@@ -265,6 +268,15 @@ ngx_http_inventory_store_get_item(ngx_http_inventory_store_t *st,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     ngx_http_inventory_item_t *item)
 {
+    return ngx_http_inventory_store_item(st, st->rtxn, sku, location, item);
+}
+
+
+static int
+ngx_http_inventory_store_item(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    ngx_http_inventory_item_t *item)
+{
     int            rc;
     MDB_val        key, val;
     unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
@@ -272,7 +284,7 @@ ngx_http_inventory_store_get_item(ngx_http_inventory_store_t *st,
     key.mv_data = kbuf;
     key.mv_size = ngx_http_inventory_item_key(kbuf, sku, location);
 
-    rc = mdb_get(st->rtxn, st->items, &key, &val);
+    rc = mdb_get(txn, st->items, &key, &val);
     if (rc != 0) {
         return rc;
     }
@@ -573,15 +585,10 @@ static int
 ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_slot_t *slot)
 {
-    int            rc;
-    MDB_val        key, val;
-    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    int  rc;
 
-    key.mv_data = kbuf;
-    key.mv_size = ngx_http_inventory_item_key(kbuf, slot->sku,
-                                              slot->location);
-
-    rc = mdb_get(txn, st->items, &key, &val);
+    rc = ngx_http_inventory_store_item(st, txn, slot->sku, slot->location,
+                                       &slot->item);
 
     if (rc == MDB_NOTFOUND) {
         memset(&slot->item, 0, sizeof(ngx_http_inventory_item_t));
@@ -589,19 +596,9 @@ ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return 0;
     }
 
-    if (rc != 0) {
-        return rc;
-    }
+    slot->exists = (rc == 0);
 
-    if (ngx_http_inventory_item_decode(val.mv_data, val.mv_size, &slot->item)
-        != 0)
-    {
-        return MDB_CORRUPTED;
-    }
-
-    slot->exists = 1;
-
-    return 0;
+    return rc;
 }
 
 

@@ -36,15 +36,18 @@ static const char  *ngx_http_inventory_adjust_members[] = {
     "delta", "reason", NULL
 };
 
-static const ngx_http_inventory_int_rule_t  ngx_http_inventory_on_hand_rule = {
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_on_hand_rule = {
     "on_hand", 0, NGX_HTTP_INVENTORY_QTY_MAX, 1, 0
 };
 
-static const ngx_http_inventory_int_rule_t  ngx_http_inventory_min_level_rule = {
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_min_level_rule = {
     "min_level", 0, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
 };
 
-static const ngx_http_inventory_int_rule_t  ngx_http_inventory_delta_rule = {
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_delta_rule = {
     "delta", -NGX_HTTP_INVENTORY_REQ_QTY_MAX, NGX_HTTP_INVENTORY_REQ_QTY_MAX,
     1, 1
 };

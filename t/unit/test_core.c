@@ -3,19 +3,8 @@
 #include <string.h>
 
 #include "tap.h"
+#include "helpers.h"
 #include "ngx_http_inventory_core.h"
-
-
-static ngx_http_inventory_str_t
-S(const char *s)
-{
-    ngx_http_inventory_str_t  r;
-
-    r.data = s;
-    r.len = strlen(s);
-
-    return r;
-}
 
 
 static unsigned

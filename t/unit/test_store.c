@@ -10,20 +10,9 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "helpers.h"
 #include "ngx_http_inventory_store.h"
 #include "ngx_http_inventory_codec.h"
-
-
-static ngx_http_inventory_str_t
-S(const char *s)
-{
-    ngx_http_inventory_str_t  r;
-
-    r.data = s;
-    r.len = strlen(s);
-
-    return r;
-}
 
 
 static void
