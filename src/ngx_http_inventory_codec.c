@@ -250,3 +250,140 @@ ngx_http_inventory_event_decode(const unsigned char *buf, size_t len,
 
     return 0;
 }
+
+
+/* the id is the record's key, not part of it */
+
+size_t
+ngx_http_inventory_reservation_encode(unsigned char *buf,
+    const ngx_http_inventory_reservation_t *res)
+{
+    size_t          i;
+    unsigned char  *p;
+
+    p = buf;
+    *p++ = (unsigned char) res->state;
+    ngx_http_inventory_put_u64(p, res->created_at);
+    ngx_http_inventory_put_u64(p + 8, res->expires_at);
+    ngx_http_inventory_put_u64(p + 16, res->ended_at);
+    p += 24;
+
+    p = ngx_http_inventory_put_str(p, res->reference);
+
+    *p++ = (unsigned char) (res->nlines >> 8);
+    *p++ = (unsigned char) (res->nlines & 0xff);
+
+    for (i = 0; i < res->nlines; i++) {
+        p = ngx_http_inventory_put_str(p, res->lines[i].sku);
+        p = ngx_http_inventory_put_str(p, res->lines[i].location);
+        ngx_http_inventory_put_u64(p, (uint64_t) res->lines[i].quantity);
+        p += 8;
+    }
+
+    return (size_t) (p - buf);
+}
+
+
+int
+ngx_http_inventory_reservation_decode(const unsigned char *buf, size_t len,
+    const char *id, ngx_http_inventory_reservation_t *res)
+{
+    size_t                      i;
+    const unsigned char        *p, *end;
+    ngx_http_inventory_line_t  *line;
+
+    if (len < 1 + 24 + 2 + 2) {
+        return -1;
+    }
+
+    p = buf;
+    end = buf + len;
+
+    memcpy(res->id, id, NGX_HTTP_INVENTORY_RES_ID_LEN);
+    res->state = *p++;
+    res->created_at = ngx_http_inventory_get_u64(p);
+    res->expires_at = ngx_http_inventory_get_u64(p + 8);
+    res->ended_at = ngx_http_inventory_get_u64(p + 16);
+    p += 24;
+
+    p = ngx_http_inventory_get_str(p, end, &res->reference);
+
+    if (p == NULL || end - p < 2) {
+        return -1;
+    }
+
+    res->nlines = ((size_t) p[0] << 8) | p[1];
+    p += 2;
+
+    if (res->nlines == 0 || res->nlines > NGX_HTTP_INVENTORY_MAX_LINES
+        || ngx_http_inventory_res_state_name(res->state) == NULL)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < res->nlines; i++) {
+        line = &res->lines[i];
+
+        p = ngx_http_inventory_get_str(p, end, &line->sku);
+        p = ngx_http_inventory_get_str(p, end, &line->location);
+
+        if (p == NULL || end - p < 8
+            || !ngx_http_inventory_id_valid(line->sku.data, line->sku.len)
+            || !ngx_http_inventory_id_valid(line->location.data,
+                                            line->location.len))
+        {
+            return -1;
+        }
+
+        line->quantity = (int64_t) ngx_http_inventory_get_u64(p);
+        p += 8;
+    }
+
+    return p == end ? 0 : -1;
+}
+
+
+/* expiry indexes: the time first, so a cursor walks them in due order */
+
+size_t
+ngx_http_inventory_expiry_key(unsigned char *buf, uint64_t at,
+    const char *id, size_t len)
+{
+    ngx_http_inventory_put_u64(buf, at);
+    memcpy(buf + 8, id, len);
+
+    return 8 + len;
+}
+
+
+void
+ngx_http_inventory_idem_encode_header(unsigned char *buf,
+    const ngx_http_inventory_idem_t *idem)
+{
+    ngx_http_inventory_put_u64(buf, idem->created_at);
+    ngx_http_inventory_put_u64(buf + 8, idem->expires_at);
+    memcpy(buf + 16, idem->fingerprint, 16);
+    buf[32] = (unsigned char) (idem->status >> 8);
+    buf[33] = (unsigned char) (idem->status & 0xff);
+    ngx_http_inventory_put_u64(buf + 34, idem->etag);
+}
+
+
+int
+ngx_http_inventory_idem_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_idem_t *idem)
+{
+    if (len < NGX_HTTP_INVENTORY_IDEM_HEADER_LEN) {
+        return -1;
+    }
+
+    idem->created_at = ngx_http_inventory_get_u64(buf);
+    idem->expires_at = ngx_http_inventory_get_u64(buf + 8);
+    memcpy(idem->fingerprint, buf + 16, 16);
+    idem->status = ((unsigned) buf[32] << 8) | buf[33];
+    idem->etag = ngx_http_inventory_get_u64(buf + 34);
+    idem->body = buf + NGX_HTTP_INVENTORY_IDEM_HEADER_LEN;
+    idem->body_len = len - NGX_HTTP_INVENTORY_IDEM_HEADER_LEN;
+
+    return 0;
+}

@@ -17,6 +17,23 @@
 
 #define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  40
 #define NGX_HTTP_INVENTORY_EVENT_RECORD_MAX 1024
+#define NGX_HTTP_INVENTORY_RES_RECORD_MAX                                    \
+    (1 + 3 * 8 + 2 + NGX_HTTP_INVENTORY_REFERENCE_MAX + 2                    \
+     + NGX_HTTP_INVENTORY_MAX_LINES * (2 * (2 + NGX_HTTP_INVENTORY_ID_MAX) + 8))
+#define NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN   (8 + NGX_HTTP_INVENTORY_RES_ID_LEN)
+#define NGX_HTTP_INVENTORY_IDEM_KEY_MAX     255
+#define NGX_HTTP_INVENTORY_IDEM_HEADER_LEN  (8 + 8 + 16 + 2 + 8)
+
+
+typedef struct {
+    uint64_t                    created_at;
+    uint64_t                    expires_at;
+    unsigned char               fingerprint[16];
+    unsigned                    status;
+    uint64_t                    etag;
+    const unsigned char        *body;
+    size_t                      body_len;
+} ngx_http_inventory_idem_t;
 
 
 void ngx_http_inventory_put_u64(unsigned char *p, uint64_t v);
@@ -41,6 +58,19 @@ size_t ngx_http_inventory_event_encode(unsigned char *buf,
     const ngx_http_inventory_event_t *ev);
 int ngx_http_inventory_event_decode(const unsigned char *buf, size_t len,
     ngx_http_inventory_event_t *ev);
+
+
+size_t ngx_http_inventory_reservation_encode(unsigned char *buf,
+    const ngx_http_inventory_reservation_t *res);
+int ngx_http_inventory_reservation_decode(const unsigned char *buf,
+    size_t len, const char *id, ngx_http_inventory_reservation_t *res);
+size_t ngx_http_inventory_expiry_key(unsigned char *buf, uint64_t at,
+    const char *id, size_t len);
+
+void ngx_http_inventory_idem_encode_header(unsigned char *buf,
+    const ngx_http_inventory_idem_t *idem);
+int ngx_http_inventory_idem_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_idem_t *idem);
 
 
 #endif /* _NGX_HTTP_INVENTORY_CODEC_H_INCLUDED_ */

@@ -5,7 +5,10 @@
  * projection always equals the replay of its events.
  */
 
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
 
 #include "ngx_http_inventory_core.h"
 
@@ -16,8 +19,21 @@ static unsigned ngx_http_inventory_decide_count(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_event_t *ev);
 static unsigned ngx_http_inventory_decide_adjust(
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *ev);
+static unsigned ngx_http_inventory_decide_reserve(
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *events,
+    size_t *nevents, size_t *slot_of);
+static unsigned ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of);
+static unsigned ngx_http_inventory_decide_transfer(
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *events,
+    size_t *nevents, size_t *slot_of);
 static int64_t ngx_http_inventory_days_from_civil(int64_t y, unsigned m,
     unsigned d);
+
+
+static const char  *ngx_http_inventory_res_state_names[] = {
+    NULL, "active", "committed", "released", "expired"
+};
 
 
 static const char  *ngx_http_inventory_event_names[] = {
@@ -141,22 +157,90 @@ ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item)
 }
 
 
-/* the items a command works on, in the order its events name them */
+/*
+ * The items a command works on: one for counts and adjustments, from and to
+ * for a transfer, and the distinct items of a reservation's lines, whose
+ * quantities add up in the slot's demand.
+ */
 
 void
 ngx_http_inventory_cmd_slots(ngx_http_inventory_cmd_t *cmd)
 {
-    memset(cmd->slots, 0, sizeof(cmd->slots));
+    size_t                      i, k;
+    ngx_http_inventory_line_t  *line;
+    ngx_http_inventory_slot_t  *s;
 
-    cmd->slots[0].sku = cmd->sku;
-    cmd->slots[0].location = cmd->location;
-    cmd->nslots = 1;
+    cmd->nslots = 0;
+
+    switch (cmd->type) {
+
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+    case NGX_HTTP_INVENTORY_CMD_COMMIT:
+    case NGX_HTTP_INVENTORY_CMD_RELEASE:
+    case NGX_HTTP_INVENTORY_CMD_EXPIRE:
+        for (i = 0; i < cmd->res.nlines; i++) {
+            line = &cmd->res.lines[i];
+            k = ngx_http_inventory_slot_of(cmd, line->sku, line->location);
+
+            if (k == cmd->nslots) {
+                s = &cmd->slots[cmd->nslots++];
+                memset(s, 0, sizeof(ngx_http_inventory_slot_t));
+                s->sku = line->sku;
+                s->location = line->location;
+            }
+
+            cmd->slots[k].demand += line->quantity;
+        }
+
+        return;
+
+    case NGX_HTTP_INVENTORY_CMD_TRANSFER:
+        memset(cmd->slots, 0, 2 * sizeof(ngx_http_inventory_slot_t));
+        cmd->slots[0].sku = cmd->sku;
+        cmd->slots[0].location = cmd->location;
+        cmd->slots[1].sku = cmd->sku;
+        cmd->slots[1].location = cmd->to;
+        cmd->nslots = 2;
+        return;
+
+    default:
+        memset(cmd->slots, 0, sizeof(ngx_http_inventory_slot_t));
+        cmd->slots[0].sku = cmd->sku;
+        cmd->slots[0].location = cmd->location;
+        cmd->nslots = 1;
+        return;
+    }
+}
+
+
+/* the index of an item's slot, or nslots if it has none */
+
+size_t
+ngx_http_inventory_slot_of(const ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location)
+{
+    size_t                            i;
+    const ngx_http_inventory_slot_t  *s;
+
+    for (i = 0; i < cmd->nslots; i++) {
+        s = &cmd->slots[i];
+
+        if (s->sku.len == sku.len && s->location.len == location.len
+            && memcmp(s->sku.data, sku.data, sku.len) == 0
+            && memcmp(s->location.data, location.data, location.len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return cmd->nslots;
 }
 
 
 /*
- * Decides the events of a command from the current state of its slots.
- * Returns the outcome; on OK or CREATED, events[0 .. *nevents - 1] are to be
+ * Decides the events of a command from the current state of its slots (and,
+ * for the end of a reservation, of cmd->res, loaded by the store).  Returns
+ * the outcome; on OK or CREATED, events[0 .. *nevents - 1] are to be
  * appended in order, events[i] applying to slots[slot_of[i]].  The store
  * fills in seq, version and at, and appends LowStockDetected where
  * low_stock_detected() says so.
@@ -168,10 +252,6 @@ ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
 {
     unsigned  rc;
 
-    memset(events, 0, sizeof(ngx_http_inventory_event_t));
-    events[0].sku = cmd->slots[0].sku;
-    events[0].location = cmd->slots[0].location;
-    slot_of[0] = 0;
     *nevents = 0;
 
     rc = ngx_http_inventory_check_if_match(cmd, &cmd->slots[0]);
@@ -182,26 +262,41 @@ ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
     switch (cmd->type) {
 
     case NGX_HTTP_INVENTORY_CMD_COUNT:
-        rc = ngx_http_inventory_decide_count(cmd, &events[0]);
-        break;
-
     case NGX_HTTP_INVENTORY_CMD_ADJUST:
-        rc = ngx_http_inventory_decide_adjust(cmd, &events[0]);
-        break;
+        memset(&events[0], 0, sizeof(ngx_http_inventory_event_t));
+        events[0].sku = cmd->slots[0].sku;
+        events[0].location = cmd->slots[0].location;
+        slot_of[0] = 0;
+
+        rc = (cmd->type == NGX_HTTP_INVENTORY_CMD_COUNT)
+             ? ngx_http_inventory_decide_count(cmd, &events[0])
+             : ngx_http_inventory_decide_adjust(cmd, &events[0]);
+
+        if (rc != NGX_HTTP_INVENTORY_OK) {
+            return rc;
+        }
+
+        *nevents = 1;
+
+        return cmd->slots[0].exists ? NGX_HTTP_INVENTORY_OK
+                                    : NGX_HTTP_INVENTORY_CREATED;
+
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+        return ngx_http_inventory_decide_reserve(cmd, events, nevents,
+                                                 slot_of);
+
+    case NGX_HTTP_INVENTORY_CMD_COMMIT:
+    case NGX_HTTP_INVENTORY_CMD_RELEASE:
+    case NGX_HTTP_INVENTORY_CMD_EXPIRE:
+        return ngx_http_inventory_decide_end(cmd, events, nevents, slot_of);
+
+    case NGX_HTTP_INVENTORY_CMD_TRANSFER:
+        return ngx_http_inventory_decide_transfer(cmd, events, nevents,
+                                                  slot_of);
 
     default:
         return NGX_HTTP_INVENTORY_UNAVAILABLE;
     }
-
-    if (rc == NGX_HTTP_INVENTORY_OK) {
-        *nevents = 1;
-
-        if (!cmd->slots[0].exists) {
-            rc = NGX_HTTP_INVENTORY_CREATED;
-        }
-    }
-
-    return rc;
 }
 
 
@@ -284,6 +379,180 @@ ngx_http_inventory_decide_adjust(ngx_http_inventory_cmd_t *cmd,
     ev->type = NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED;
     ev->delta = cmd->delta;
     ev->reason = cmd->reason;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+/* all lines or none: every short item is marked, so a 409 can name them */
+
+static unsigned
+ngx_http_inventory_decide_reserve(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
+{
+    size_t                      i;
+    unsigned                    rc;
+    ngx_http_inventory_slot_t  *s;
+    ngx_http_inventory_line_t  *line;
+
+    rc = NGX_HTTP_INVENTORY_OK;
+
+    for (i = 0; i < cmd->nslots; i++) {
+        s = &cmd->slots[i];
+
+        if (!s->exists) {
+            cmd->failed_slot = i;
+            return NGX_HTTP_INVENTORY_NOT_FOUND;
+        }
+
+        if (s->demand > ngx_http_inventory_available(&s->item)) {
+            s->short_stock = 1;
+            rc = NGX_HTTP_INVENTORY_INSUFFICIENT;
+        }
+    }
+
+    if (rc != NGX_HTTP_INVENTORY_OK) {
+        cmd->available = ngx_http_inventory_available(&cmd->slots[0].item);
+        return rc;
+    }
+
+    for (i = 0; i < cmd->res.nlines; i++) {
+        line = &cmd->res.lines[i];
+
+        memset(&events[i], 0, sizeof(ngx_http_inventory_event_t));
+        events[i].type = NGX_HTTP_INVENTORY_EV_STOCK_RESERVED;
+        events[i].sku = line->sku;
+        events[i].location = line->location;
+        events[i].quantity = line->quantity;
+        events[i].reservation_id.data = cmd->res.id;
+        events[i].reservation_id.len = NGX_HTTP_INVENTORY_RES_ID_LEN;
+        slot_of[i] = ngx_http_inventory_slot_of(cmd, line->sku,
+                                                line->location);
+    }
+
+    *nevents = cmd->res.nlines;
+
+    cmd->res.state = NGX_HTTP_INVENTORY_RES_ACTIVE;
+    cmd->res.created_at = cmd->now;
+    cmd->res.expires_at = cmd->now + cmd->ttl;
+    cmd->res.ended_at = 0;
+
+    return NGX_HTTP_INVENTORY_CREATED;
+}
+
+
+/*
+ * Commit, release or expiry of an active reservation, one event per line.
+ * A reservation past its time can no longer be committed or released: the
+ * expiry, due within moments, returns its stock.
+ */
+
+static unsigned
+ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
+{
+    size_t                      i;
+    unsigned                    type, state;
+    ngx_http_inventory_line_t  *line;
+
+    if (cmd->res.state != NGX_HTTP_INVENTORY_RES_ACTIVE) {
+        return NGX_HTTP_INVENTORY_NOT_ACTIVE;
+    }
+
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE) {
+        if (cmd->now < cmd->res.expires_at) {
+            return NGX_HTTP_INVENTORY_NOT_ACTIVE;
+        }
+
+        type = NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED;
+        state = NGX_HTTP_INVENTORY_RES_EXPIRED;
+
+    } else {
+        if (cmd->now >= cmd->res.expires_at) {
+            return NGX_HTTP_INVENTORY_NOT_ACTIVE;
+        }
+
+        if (cmd->type == NGX_HTTP_INVENTORY_CMD_COMMIT) {
+            type = NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED;
+            state = NGX_HTTP_INVENTORY_RES_COMMITTED;
+
+        } else {
+            type = NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED;
+            state = NGX_HTTP_INVENTORY_RES_RELEASED;
+        }
+    }
+
+    for (i = 0; i < cmd->res.nlines; i++) {
+        line = &cmd->res.lines[i];
+
+        memset(&events[i], 0, sizeof(ngx_http_inventory_event_t));
+        events[i].type = type;
+        events[i].sku = line->sku;
+        events[i].location = line->location;
+        events[i].quantity = line->quantity;
+        events[i].reservation_id.data = cmd->res.id;
+        events[i].reservation_id.len = NGX_HTTP_INVENTORY_RES_ID_LEN;
+        slot_of[i] = ngx_http_inventory_slot_of(cmd, line->sku,
+                                                line->location);
+
+        if (!cmd->slots[slot_of[i]].exists) {
+            return NGX_HTTP_INVENTORY_UNAVAILABLE;
+        }
+    }
+
+    *nevents = cmd->res.nlines;
+
+    cmd->res.state = state;
+    cmd->res.ended_at = cmd->now;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+static unsigned
+ngx_http_inventory_decide_transfer(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
+{
+    ngx_http_inventory_slot_t  *from, *to;
+
+    from = &cmd->slots[0];
+    to = &cmd->slots[1];
+
+    if (!from->exists) {
+        cmd->failed_slot = 0;
+        return NGX_HTTP_INVENTORY_NOT_FOUND;
+    }
+
+    cmd->available = ngx_http_inventory_available(&from->item);
+
+    if (cmd->quantity > cmd->available) {
+        return NGX_HTTP_INVENTORY_INSUFFICIENT;
+    }
+
+    if (to->item.on_hand + cmd->quantity > NGX_HTTP_INVENTORY_QTY_MAX) {
+        cmd->available = ngx_http_inventory_available(&to->item);
+        return NGX_HTTP_INVENTORY_OUT_OF_RANGE;
+    }
+
+    memset(events, 0, 2 * sizeof(ngx_http_inventory_event_t));
+
+    events[0].type = NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT;
+    events[0].sku = from->sku;
+    events[0].location = from->location;
+    events[0].quantity = cmd->quantity;
+    events[0].reason = cmd->reason;
+    events[0].other_location = to->location;
+    slot_of[0] = 0;
+
+    events[1].type = NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN;
+    events[1].sku = to->sku;
+    events[1].location = to->location;
+    events[1].quantity = cmd->quantity;
+    events[1].reason = cmd->reason;
+    events[1].other_location = from->location;
+    slot_of[1] = 1;
+
+    *nevents = 2;
 
     return NGX_HTTP_INVENTORY_OK;
 }
@@ -399,6 +668,55 @@ ngx_http_inventory_event_name(unsigned type)
     }
 
     return ngx_http_inventory_event_names[type];
+}
+
+
+const char *
+ngx_http_inventory_res_state_name(unsigned state)
+{
+    if (state == 0 || state >= NGX_HTTP_INVENTORY_RES_LAST) {
+        return NULL;
+    }
+
+    return ngx_http_inventory_res_state_names[state];
+}
+
+
+/* "r_" and 22 base62 digits of the kernel's randomness: about 131 bits */
+
+int
+ngx_http_inventory_reservation_id(char *id)
+{
+    size_t             i, k;
+    ssize_t            n;
+    unsigned char      rnd[64];
+    static const char  digits[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    id[0] = 'r';
+    id[1] = '_';
+    k = 2;
+
+    while (k < NGX_HTTP_INVENTORY_RES_ID_LEN) {
+        n = getrandom(rnd, sizeof(rnd), 0);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            return -1;
+        }
+
+        for (i = 0; i < (size_t) n && k < NGX_HTTP_INVENTORY_RES_ID_LEN; i++) {
+            /* bytes past 4 * 62 would favour the first digits */
+            if (rnd[i] < 248) {
+                id[k++] = digits[rnd[i] % 62];
+            }
+        }
+    }
+
+    return 0;
 }
 
 

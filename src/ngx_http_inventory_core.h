@@ -19,9 +19,14 @@
 #define NGX_HTTP_INVENTORY_TIME_LEN     24     /* 2026-11-22T10:00:00.123Z */
 #define NGX_HTTP_INVENTORY_ETAGS_MAX    16     /* versions in one If-Match */
 
-/* the most items one command touches and the most events it appends */
-#define NGX_HTTP_INVENTORY_MAX_SLOTS    2
-#define NGX_HTTP_INVENTORY_MAX_EVENTS   (2 * NGX_HTTP_INVENTORY_MAX_SLOTS)
+#define NGX_HTTP_INVENTORY_REFERENCE_MAX 256
+#define NGX_HTTP_INVENTORY_TTL_MAX      86400  /* seconds */
+#define NGX_HTTP_INVENTORY_RES_ID_LEN   24     /* "r_" and 22 base62 digits */
+#define NGX_HTTP_INVENTORY_MAX_LINES    100
+
+/* the most items one command touches and the most events it decides */
+#define NGX_HTTP_INVENTORY_MAX_SLOTS    NGX_HTTP_INVENTORY_MAX_LINES
+#define NGX_HTTP_INVENTORY_MAX_EVENTS   NGX_HTTP_INVENTORY_MAX_LINES
 
 
 typedef struct {
@@ -76,9 +81,42 @@ typedef struct {
 } ngx_http_inventory_event_t;
 
 
+typedef struct {
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    int64_t                     quantity;
+} ngx_http_inventory_line_t;
+
+
+typedef enum {
+    NGX_HTTP_INVENTORY_RES_ACTIVE = 1,
+    NGX_HTTP_INVENTORY_RES_COMMITTED,
+    NGX_HTTP_INVENTORY_RES_RELEASED,
+    NGX_HTTP_INVENTORY_RES_EXPIRED,
+    NGX_HTTP_INVENTORY_RES_LAST
+} ngx_http_inventory_res_state_e;
+
+
+typedef struct {
+    char                        id[NGX_HTTP_INVENTORY_RES_ID_LEN];
+    unsigned                    state;
+    uint64_t                    created_at;
+    uint64_t                    expires_at;
+    uint64_t                    ended_at;      /* 0 while active */
+    ngx_http_inventory_str_t    reference;
+    ngx_http_inventory_line_t   lines[NGX_HTTP_INVENTORY_MAX_LINES];
+    size_t                      nlines;
+} ngx_http_inventory_reservation_t;
+
+
 typedef enum {
     NGX_HTTP_INVENTORY_CMD_COUNT = 1,
-    NGX_HTTP_INVENTORY_CMD_ADJUST
+    NGX_HTTP_INVENTORY_CMD_ADJUST,
+    NGX_HTTP_INVENTORY_CMD_RESERVE,
+    NGX_HTTP_INVENTORY_CMD_COMMIT,
+    NGX_HTTP_INVENTORY_CMD_RELEASE,
+    NGX_HTTP_INVENTORY_CMD_EXPIRE,
+    NGX_HTTP_INVENTORY_CMD_TRANSFER
 } ngx_http_inventory_cmd_type_e;
 
 
@@ -90,6 +128,9 @@ typedef enum {
     NGX_HTTP_INVENTORY_INSUFFICIENT,
     NGX_HTTP_INVENTORY_OUT_OF_RANGE,
     NGX_HTTP_INVENTORY_VERSION_MISMATCH,
+    NGX_HTTP_INVENTORY_NOT_ACTIVE,
+    NGX_HTTP_INVENTORY_KEY_REUSED,
+    NGX_HTTP_INVENTORY_REPLAYED,
     NGX_HTTP_INVENTORY_STORAGE_FULL,
     NGX_HTTP_INVENTORY_UNAVAILABLE
 } ngx_http_inventory_outcome_e;
@@ -100,31 +141,56 @@ typedef struct {
     ngx_http_inventory_str_t    sku;
     ngx_http_inventory_str_t    location;
     ngx_http_inventory_item_t   item;
+    int64_t                     demand;        /* reservations: summed lines */
     unsigned                    exists:1;
+    unsigned                    short_stock:1;
 } ngx_http_inventory_slot_t;
 
 
+/*
+ * A write command.  For a reservation, res holds the lines, the id and the
+ * reference on the way in; commit, release and expire name the reservation
+ * by res.id and the store loads the rest.  A transfer moves quantity of sku
+ * from location to "to".
+ */
 typedef struct {
     unsigned                    type;
     ngx_http_inventory_str_t    sku;
     ngx_http_inventory_str_t    location;
+    ngx_http_inventory_str_t    to;
     int64_t                     on_hand;
     int64_t                     min_level;
     int64_t                     delta;
+    int64_t                     quantity;
+    uint64_t                    ttl;           /* ms */
     ngx_http_inventory_str_t    reason;
     uint64_t                    if_match[NGX_HTTP_INVENTORY_ETAGS_MAX];
     size_t                      if_match_n;
     unsigned                    has_min_level:1;
     unsigned                    has_if_match:1;
     unsigned                    if_match_any:1;
+    unsigned                    multi_line:1;  /* POST /reservations */
 
-    /* the outcome, filled in by the store */
+    ngx_http_inventory_str_t    idem_key;
+    unsigned char               fingerprint[16];
+
+    ngx_http_inventory_reservation_t  res;
+
+    /* filled in by the store */
+    uint64_t                    now;           /* the transaction's time */
     unsigned                    outcome;
     int64_t                     available;     /* for INSUFFICIENT */
+    size_t                      failed_slot;   /* for NOT_FOUND */
     uint64_t                    last_seq;      /* last event appended */
     unsigned                    appended;      /* events appended */
     ngx_http_inventory_slot_t   slots[NGX_HTTP_INVENTORY_MAX_SLOTS];
     size_t                      nslots;
+
+    /* the response, rendered in the transaction that decided it */
+    unsigned                    status;
+    uint64_t                    etag;
+    unsigned char              *body;          /* malloc()ed */
+    size_t                      body_len;
 } ngx_http_inventory_cmd_t;
 
 
@@ -135,6 +201,8 @@ int64_t ngx_http_inventory_available(const ngx_http_inventory_item_t *item);
 int ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item);
 
 void ngx_http_inventory_cmd_slots(ngx_http_inventory_cmd_t *cmd);
+size_t ngx_http_inventory_slot_of(const ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);
 unsigned ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of);
 int ngx_http_inventory_event_apply(ngx_http_inventory_item_t *item,
@@ -144,6 +212,8 @@ int ngx_http_inventory_low_stock_detected(
     const ngx_http_inventory_item_t *after);
 
 const char *ngx_http_inventory_event_name(unsigned type);
+const char *ngx_http_inventory_res_state_name(unsigned state);
+int ngx_http_inventory_reservation_id(char *id);
 size_t ngx_http_inventory_time_format(uint64_t ms, char *buf);
 int ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms);
 

@@ -4,6 +4,7 @@
  * costs more than a fixed amount of memory or stack.
  */
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_parse.h>
@@ -424,21 +425,28 @@ ngx_http_inventory_buf_append(ngx_http_inventory_buf_t *b, const void *p,
     }
 
     if (b->cap - b->len < n) {
-        /* the allocator may be a pool without free: grow geometrically */
         cap = b->cap ? b->cap : 512;
 
         while (cap - b->len < n) {
             cap *= 2;
         }
 
-        data = b->alloc(b->ctx, cap);
+        if (b->alloc == NULL) {
+            /* a heap buffer, for code that may not touch a pool */
+            data = realloc(b->data, cap);
+
+        } else {
+            /* a pool has no realloc: grow geometrically and copy */
+            data = b->alloc(b->ctx, cap);
+
+            if (data && b->len) {
+                memcpy(data, b->data, b->len);
+            }
+        }
+
         if (data == NULL) {
             b->failed = 1;
             return;
-        }
-
-        if (b->len) {
-            memcpy(data, b->data, b->len);
         }
 
         b->data = data;

@@ -48,6 +48,7 @@ struct ngx_http_inventory_json_s {
 };
 
 
+/* with alloc NULL, the buffer lives on the heap: free(data) when done */
 typedef struct {
     unsigned char              *data;
     size_t                      len;

@@ -23,7 +23,9 @@ ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
 
 
 static const char  *ngx_http_inventory_route_names[] = {
-    "unknown", "item", "adjustments", "aggregate", "metrics", "health"
+    "unknown", "item", "adjustments", "aggregate", "metrics", "health",
+    "reserve", "item_events", "reservations", "reservation", "commit",
+    "release", "transfers"
 };
 
 
@@ -133,6 +135,17 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "counter",
                                       "LMDB write transactions committed.",
                                       sh->transactions);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_reservations_expired_total",
+                                      "counter",
+                                      "Reservations expired by the module.",
+                                      sh->expired);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_idempotent_replays_total",
+                                      "counter",
+                                      "Requests answered from an "
+                                      "idempotency record.",
+                                      sh->replays);
         p = ngx_http_inventory_metric(p, last, "inventory_commands_total",
                                       "counter",
                                       "Write commands applied in committed "

@@ -34,9 +34,12 @@ static char *ngx_http_inventory_reservation_ttl_check(ngx_conf_t *cf,
     void *post, void *data);
 static ngx_int_t ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_inventory_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_inventory_check_store(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf);
+static ngx_int_t ngx_http_inventory_worker_user(ngx_conf_t *cf,
+    ngx_uid_t *uid, ngx_gid_t *gid);
 static ngx_int_t ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle,
-    ngx_str_t *path);
+    ngx_str_t *path, ngx_uid_t uid, ngx_gid_t gid);
 static ngx_int_t ngx_http_inventory_reachable(ngx_cycle_t *cycle,
     ngx_str_t *path, ngx_uid_t uid, ngx_gid_t gid);
 static ngx_int_t ngx_http_inventory_init_process(ngx_cycle_t *cycle);
@@ -120,7 +123,7 @@ ngx_module_t  ngx_http_inventory_module = {
     ngx_http_inventory_commands,           /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    ngx_http_inventory_init_module,        /* init module */
+    NULL,                                  /* init module */
     ngx_http_inventory_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -470,6 +473,10 @@ ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_inventory_check_store(cf, imcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (imcf->shm_zone == NULL) {
         ngx_str_set(&name, "inventory");
 
@@ -500,12 +507,13 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     imcf = shm_zone->data;
 
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    imcf->shpool = shpool;
+
     if (oimcf) {
         imcf->sh = oimcf->sh;
         return NGX_OK;
     }
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (shm_zone->shm.exists) {
         imcf->sh = shpool->data;
@@ -518,6 +526,9 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     shpool->data = imcf->sh;
+
+    ngx_rbtree_init(&imcf->sh->inflight, &imcf->sh->sentinel,
+                    ngx_str_rbtree_insert_value);
 
     return NGX_OK;
 }
@@ -544,25 +555,30 @@ ngx_http_inventory_cycle_conf(ngx_cycle_t *cycle)
 
 
 /*
- * In the master, at start and at every reload: create the store's directory
- * and databases, hand them to the worker user, and prove the store opens.
- * Any problem stops the configuration here, where it is reported, instead of
- * in workers that would die silently.
+ * At configuration time, in the master (at start, at every reload, and for
+ * nginx -t): create the store's directory and databases, hand them to the
+ * worker user, and prove the store opens, then close it before any fork.
+ * A problem fails the configuration: nginx does not start, or a reload is
+ * refused and the running workers go on.
  */
 
 static ngx_int_t
-ngx_http_inventory_init_module(ngx_cycle_t *cycle)
+ngx_http_inventory_check_store(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf)
 {
-    int                              rc;
-    ngx_http_inventory_store_t       st;
-    ngx_http_inventory_main_conf_t  *imcf;
+    int                         rc;
+    ngx_uid_t                   uid;
+    ngx_gid_t                   gid;
+    ngx_http_inventory_store_t  st;
 
-    imcf = ngx_http_inventory_cycle_conf(cycle);
-    if (imcf == NULL) {
-        return NGX_OK;
+    if (ngx_http_inventory_worker_user(cf, &uid, &gid) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_inventory_prepare_dir(cycle, &imcf->store_path) != NGX_OK) {
+    if (ngx_http_inventory_prepare_dir(cf->cycle, &imcf->store_path, uid,
+                                       gid)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -570,7 +586,7 @@ ngx_http_inventory_init_module(ngx_cycle_t *cycle)
                                        imcf->map_size, imcf->sync,
                                        NGX_HTTP_INVENTORY_STORE_CREATE);
     if (rc != 0) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "inventory_store \"%V\" cannot be opened: %s",
                       &imcf->store_path,
                       ngx_http_inventory_store_strerror(rc));
@@ -580,25 +596,74 @@ ngx_http_inventory_init_module(ngx_cycle_t *cycle)
     ngx_http_inventory_store_close(&st);
 
     /* the databases may have just been created by root */
-    return ngx_http_inventory_prepare_dir(cycle, &imcf->store_path);
+    return ngx_http_inventory_prepare_dir(cf->cycle, &imcf->store_path, uid,
+                                          gid);
+}
+
+
+/*
+ * The user workers will run as: nginx settles its default only after the
+ * configuration is read, so the same default is looked up here.  (uid_t)
+ * -1 when workers keep the master's user.
+ */
+
+static ngx_int_t
+ngx_http_inventory_worker_user(ngx_conf_t *cf, ngx_uid_t *uid,
+    ngx_gid_t *gid)
+{
+    struct group     *grp;
+    struct passwd    *pwd;
+    ngx_core_conf_t  *ccf;
+
+    *uid = (ngx_uid_t) NGX_CONF_UNSET_UINT;
+    *gid = (ngx_gid_t) NGX_CONF_UNSET_UINT;
+
+    if (geteuid() != 0) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        *uid = ccf->user;
+        *gid = ccf->group;
+        return NGX_OK;
+    }
+
+    pwd = getpwnam(NGX_USER);
+    grp = getgrnam(NGX_GROUP);
+
+    if (pwd == NULL || grp == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "inventory_store: cannot find the worker user "
+                           "\"" NGX_USER "\" or group \"" NGX_GROUP "\"");
+        return NGX_ERROR;
+    }
+
+    *uid = pwd->pw_uid;
+    *gid = grp->gr_gid;
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path)
+ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path,
+    ngx_uid_t uid, ngx_gid_t gid)
 {
     u_char            *dir, *file;
     ngx_uint_t         i;
     ngx_file_info_t    fi;
-    ngx_core_conf_t   *ccf;
     static const char *files[] = { "data.mdb", "lock.mdb" };
 
-    dir = ngx_pnalloc(cycle->pool, path->len + sizeof("/lock.mdb"));
+    dir = ngx_pnalloc(cycle->pool, path->len + 1);
     if (dir == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(dir, "%V/%Z", path);
+    /* the parents, 0755; the store itself below, 0700 */
+    ngx_sprintf(dir, "%V%Z", path);
 
     if (ngx_create_full_path(dir, 0755) != 0 && ngx_errno != NGX_EEXIST) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
@@ -622,9 +687,7 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path)
         return NGX_ERROR;
     }
 
-    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
-
-    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+    if (uid == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
         return NGX_OK;
     }
 
@@ -647,14 +710,14 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path)
             }
         }
 
-        if (chown((char *) file, ccf->user, ccf->group) == -1) {
+        if (chown((char *) file, uid, gid) == -1) {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
                           "inventory_store: chown(\"%s\") failed", file);
             return NGX_ERROR;
         }
     }
 
-    return ngx_http_inventory_reachable(cycle, path, ccf->user, ccf->group);
+    return ngx_http_inventory_reachable(cycle, path, uid, gid);
 }
 
 
@@ -739,6 +802,9 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
     }
 
     imcf->store_open = 1;
+    imcf->store.idem_ttl = imcf->idempotency_ttl;
+
+    ngx_http_inventory_expiry_start(cycle, imcf);
 
     imcf->reader_check.handler = ngx_http_inventory_reader_check;
     imcf->reader_check.data = imcf;

@@ -26,6 +26,13 @@ typedef enum {
     NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
     NGX_HTTP_INVENTORY_ROUTE_METRICS,
     NGX_HTTP_INVENTORY_ROUTE_HEALTH,
+    NGX_HTTP_INVENTORY_ROUTE_RESERVE,
+    NGX_HTTP_INVENTORY_ROUTE_ITEM_EVENTS,
+    NGX_HTTP_INVENTORY_ROUTE_CART,
+    NGX_HTTP_INVENTORY_ROUTE_RESERVATION,
+    NGX_HTTP_INVENTORY_ROUTE_COMMIT,
+    NGX_HTTP_INVENTORY_ROUTE_RELEASE,
+    NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
     NGX_HTTP_INVENTORY_ROUTE_LAST
 } ngx_http_inventory_route_e;
 
@@ -35,11 +42,17 @@ typedef enum {
 
 
 typedef struct {
+    ngx_rbtree_t                inflight;      /* idempotency keys */
+    ngx_rbtree_node_t           sentinel;
+    ngx_atomic_t                lease_pid;     /* the worker that expires */
+    ngx_atomic_t                lease_until;   /* ms */
     ngx_atomic_t                requests[NGX_HTTP_INVENTORY_ROUTE_LAST]
                                         [NGX_HTTP_INVENTORY_STATUSES];
     ngx_atomic_t                events;
     ngx_atomic_t                transactions;
     ngx_atomic_t                commands;
+    ngx_atomic_t                expired;
+    ngx_atomic_t                replays;
 } ngx_http_inventory_shctx_t;
 
 
@@ -49,8 +62,10 @@ typedef struct {
     ngx_flag_t                  sync;
     ngx_msec_t                  idempotency_ttl;
     ngx_shm_zone_t             *shm_zone;
+    ngx_slab_pool_t            *shpool;
     ngx_http_inventory_shctx_t *sh;
     ngx_event_t                 reader_check;
+    ngx_event_t                 expiry;
     ngx_http_inventory_store_t  store;      /* this process's environment */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
@@ -66,8 +81,9 @@ typedef struct {
     ngx_uint_t                  route;
     ngx_http_inventory_str_t    sku;
     ngx_http_inventory_str_t    location;
+    ngx_str_t                   id;            /* a reservation's */
     uint64_t                    event_seq;
-    ngx_http_inventory_cmd_t    cmd;
+    ngx_http_inventory_cmd_t   *cmd;
 } ngx_http_inventory_ctx_t;
 
 
@@ -77,6 +93,29 @@ extern ngx_module_t  ngx_http_inventory_module;
 ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
 
+ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
+    const char *detail, ngx_http_inventory_errors_t *errs);
+ngx_int_t ngx_http_inventory_parse_etags(ngx_str_t *value,
+    ngx_uint_t weak_ok, uint64_t *versions, size_t *n, ngx_uint_t *any);
+uint64_t ngx_http_inventory_now(void);
+
+ngx_int_t ngx_http_inventory_health(ngx_http_request_t *r);
+ngx_int_t ngx_http_inventory_get_item(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_get_item_events(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_get_reservation(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+
+ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
+    ngx_str_t *key);
+void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf);
+
 void *ngx_http_inventory_palloc(void *pool, size_t size);
 ngx_int_t ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_http_inventory_buf_t *body,
@@ -85,6 +124,10 @@ ngx_int_t ngx_http_inventory_send_problem(ngx_http_request_t *r,
     ngx_http_inventory_problem_t *p);
 ngx_int_t ngx_http_inventory_send_item(ngx_http_request_t *r,
     ngx_uint_t status, ngx_http_inventory_slot_t *slot);
+ngx_int_t ngx_http_inventory_send_reservation(ngx_http_request_t *r,
+    ngx_http_inventory_reservation_t *res);
+ngx_int_t ngx_http_inventory_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_http_inventory_buf_t *body, uint64_t etag);
 void ngx_http_inventory_count(ngx_http_request_t *r, ngx_uint_t route,
     ngx_uint_t status);
 ngx_uint_t ngx_http_inventory_status_index(ngx_uint_t status);

@@ -34,6 +34,8 @@ typedef struct {
     ngx_http_inventory_errors_t    *errors;
     int64_t                         available;
     uint64_t                        version;
+    const char                     *state;
+    const ngx_http_inventory_cmd_t *shorts;    /* lines short of stock */
     unsigned                        has_available:1;
     unsigned                        has_version:1;
 } ngx_http_inventory_problem_t;
@@ -45,6 +47,15 @@ void ngx_http_inventory_render_problem(yajl_gen g,
 void ngx_http_inventory_render_item(yajl_gen g,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     const ngx_http_inventory_item_t *item);
+
+
+void ngx_http_inventory_render_reservation(yajl_gen g,
+    const ngx_http_inventory_reservation_t *res);
+void ngx_http_inventory_render_event(yajl_gen g,
+    const ngx_http_inventory_event_t *ev);
+void ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd);
+void ngx_http_inventory_render_time(yajl_gen g, const char *key,
+    uint64_t ms);
 
 
 #endif /* _NGX_HTTP_INVENTORY_RENDER_H_INCLUDED_ */

@@ -18,6 +18,7 @@ static ngx_int_t ngx_http_inventory_send_rendered(ngx_http_request_t *r,
     ngx_http_inventory_render_pt render, void *data, uint64_t etag);
 static void ngx_http_inventory_render_problem_cb(yajl_gen g, void *data);
 static void ngx_http_inventory_render_item_cb(yajl_gen g, void *data);
+static void ngx_http_inventory_render_reservation_cb(yajl_gen g, void *data);
 
 
 static ngx_str_t  ngx_http_inventory_json_type =
@@ -137,6 +138,26 @@ ngx_http_inventory_send_item(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+ngx_int_t
+ngx_http_inventory_send_reservation(ngx_http_request_t *r,
+    ngx_http_inventory_reservation_t *res)
+{
+    return ngx_http_inventory_send_rendered(r, NGX_HTTP_OK,
+                                     &ngx_http_inventory_json_type,
+                                     ngx_http_inventory_render_reservation_cb,
+                                     res, 0);
+}
+
+
+ngx_int_t
+ngx_http_inventory_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_http_inventory_buf_t *body, uint64_t etag)
+{
+    return ngx_http_inventory_send(r, status, &ngx_http_inventory_json_type,
+                                   body, etag);
+}
+
+
 /* renders a body with yajl_gen into the request pool and sends it */
 
 static ngx_int_t
@@ -174,4 +195,11 @@ ngx_http_inventory_render_item_cb(yajl_gen g, void *data)
     ngx_http_inventory_slot_t  *slot = data;
 
     ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
+}
+
+
+static void
+ngx_http_inventory_render_reservation_cb(yajl_gen g, void *data)
+{
+    ngx_http_inventory_render_reservation(g, data);
 }

@@ -7,14 +7,18 @@
  * the commands applied one by one in order.
  */
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ngx_http_inventory_store.h"
 #include "ngx_http_inventory_codec.h"
+#include "ngx_http_inventory_render.h"
 
 
-#define NGX_HTTP_INVENTORY_EXEC_DONE     0
-#define NGX_HTTP_INVENTORY_EXEC_REJECT  -1
+#define NGX_HTTP_INVENTORY_EXEC_DONE       0
+#define NGX_HTTP_INVENTORY_EXEC_REJECT    -1
+#define NGX_HTTP_INVENTORY_EXEC_ANSWERED  -2
 
 
 typedef struct {
@@ -32,6 +36,20 @@ static int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
     ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
 static int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_run(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_idem_check(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd);
+static int ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd);
+static int ngx_http_inventory_store_put_reservation(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd);
+static int ngx_http_inventory_store_reservation(
+    ngx_http_inventory_store_t *st, MDB_txn *txn, const char *id,
+    ngx_http_inventory_reservation_t *res);
 static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_clock_t *clock);
@@ -58,6 +76,7 @@ ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
 
     memset(st, 0, sizeof(ngx_http_inventory_store_t));
     st->map_size = map_size;
+    st->idem_ttl = 24 * 60 * 60 * 1000;
     st->sync = sync ? 1 : 0;
 
     rc = mdb_env_create(&st->env);
@@ -77,7 +96,7 @@ ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
         env_flags |= MDB_RDONLY;
     }
 
-    if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0
+    if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0
         || (rc = mdb_env_set_maxreaders(st->env,
                                         NGX_HTTP_INVENTORY_MAX_READERS)) != 0
         || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
@@ -165,7 +184,14 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
     if ((rc = mdb_dbi_open(txn, "meta", f, &st->meta)) != 0
         || (rc = mdb_dbi_open(txn, "log", f, &st->log)) != 0
         || (rc = mdb_dbi_open(txn, "items", f, &st->items)) != 0
-        || (rc = mdb_dbi_open(txn, "item_events", f, &st->item_events)) != 0)
+        || (rc = mdb_dbi_open(txn, "item_events", f, &st->item_events)) != 0
+        || (rc = mdb_dbi_open(txn, "reservations", f, &st->reservations))
+           != 0
+        || (rc = mdb_dbi_open(txn, "reservation_expiry", f, &st->res_expiry))
+           != 0
+        || (rc = mdb_dbi_open(txn, "idempotency", f, &st->idempotency)) != 0
+        || (rc = mdb_dbi_open(txn, "idempotency_expiry", f, &st->idem_expiry))
+           != 0)
     {
         return rc;
     }
@@ -429,9 +455,10 @@ ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st, MDB_txn *txn,
 
 /*
  * Applies the commands in one durable write transaction and fills in each
- * command's outcome.  Returns 0 when the transaction committed (some
- * commands may still have been rejected), or an LMDB error, in which case
- * every command's outcome says so and nothing changed.
+ * command's outcome and rendered response (cmd->body, malloc()ed: the caller
+ * frees it).  Returns 0 when the transaction committed (some commands may
+ * still have been refused), or an LMDB error, in which case every command's
+ * outcome says so and nothing changed.
  */
 
 int
@@ -440,8 +467,13 @@ ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
 {
     int                         rc, tries;
     size_t                      i;
-    MDB_txn                    *txn, *child;
-    ngx_http_inventory_clock_t  clock, saved;
+    MDB_txn                    *txn;
+    ngx_http_inventory_clock_t  clock;
+
+    for (i = 0; i < n; i++) {
+        cmds[i]->body = NULL;
+        cmds[i]->body_len = 0;
+    }
 
     for (tries = 0; /* void */ ; tries++) {
         rc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -470,31 +502,10 @@ ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     }
 
     for (i = 0; i < n; i++) {
-        saved = clock;
-
-        rc = mdb_txn_begin(st->env, txn, 0, &child);
+        rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
         if (rc != 0) {
             mdb_txn_abort(txn);
             goto failed;
-        }
-
-        rc = ngx_http_inventory_store_exec_one(st, child, cmds[i], &clock);
-
-        if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
-            rc = mdb_txn_commit(child);
-
-            if (rc == 0) {
-                continue;
-            }
-
-        } else {
-            mdb_txn_abort(child);
-        }
-
-        clock = saved;
-
-        if (rc != NGX_HTTP_INVENTORY_EXEC_REJECT) {
-            cmds[i]->outcome = ngx_http_inventory_store_outcome(rc);
         }
     }
 
@@ -508,7 +519,10 @@ ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
 failed:
 
     for (i = 0; i < n; i++) {
+        free(cmds[i]->body);
+        cmds[i]->body = NULL;
         cmds[i]->outcome = ngx_http_inventory_store_outcome(rc);
+        ngx_http_inventory_render_outcome(cmds[i]);
     }
 
     return rc;
@@ -524,8 +538,201 @@ ngx_http_inventory_store_outcome(int rc)
 
 
 /*
+ * Runs one command in a nested transaction: the idempotency check, the
+ * command, its rendered response and the idempotency record commit
+ * together, or the nested transaction is rolled back alone and the command
+ * answered with the error.  Returns an error only when the parent
+ * transaction itself can no longer be used.
+ */
+
+static int
+ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock)
+{
+    int                         rc;
+    MDB_txn                    *child;
+    ngx_http_inventory_clock_t  saved;
+
+    saved = *clock;
+    cmd->now = clock->at;
+    cmd->appended = 0;
+    cmd->last_seq = 0;
+
+    rc = mdb_txn_begin(st->env, txn, 0, &child);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = ngx_http_inventory_store_idem_check(st, child, cmd);
+
+    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
+        rc = ngx_http_inventory_store_exec_one(st, child, cmd, clock);
+    }
+
+    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE
+        || rc == NGX_HTTP_INVENTORY_EXEC_REJECT)
+    {
+        ngx_http_inventory_render_outcome(cmd);
+        rc = ngx_http_inventory_store_idem_put(st, child, cmd);
+
+        if (rc == 0) {
+            rc = mdb_txn_commit(child);
+
+            if (rc == 0) {
+                return 0;
+            }
+
+            child = NULL;
+        }
+
+        free(cmd->body);
+        cmd->body = NULL;
+    }
+
+    if (rc == NGX_HTTP_INVENTORY_EXEC_ANSWERED) {
+        /* a replay or a reused key: answered, nothing to write */
+        mdb_txn_abort(child);
+        *clock = saved;
+        return 0;
+    }
+
+    if (child) {
+        mdb_txn_abort(child);
+    }
+
+    *clock = saved;
+    cmd->appended = 0;
+    cmd->outcome = ngx_http_inventory_store_outcome(rc);
+    ngx_http_inventory_render_outcome(cmd);
+
+    return 0;
+}
+
+
+/*
+ * A key seen before answers at once: with the stored response when the
+ * request is the same, with 422 when it is not.  An expired record is
+ * removed and the key is new again.
+ */
+
+static int
+ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd)
+{
+    int                        rc;
+    MDB_val                    key, val;
+    unsigned char              kbuf[NGX_HTTP_INVENTORY_IDEM_KEY_MAX + 8];
+    ngx_http_inventory_idem_t  idem;
+
+    if (cmd->idem_key.len == 0) {
+        return NGX_HTTP_INVENTORY_EXEC_DONE;
+    }
+
+    key.mv_data = (void *) cmd->idem_key.data;
+    key.mv_size = cmd->idem_key.len;
+
+    rc = mdb_get(txn, st->idempotency, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        return NGX_HTTP_INVENTORY_EXEC_DONE;
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (ngx_http_inventory_idem_decode(val.mv_data, val.mv_size, &idem) != 0)
+    {
+        return MDB_CORRUPTED;
+    }
+
+    if (idem.expires_at <= cmd->now) {
+        rc = mdb_del(txn, st->idempotency, &key, NULL);
+
+        if (rc == 0) {
+            key.mv_data = kbuf;
+            key.mv_size = ngx_http_inventory_expiry_key(kbuf,
+                                                        idem.expires_at,
+                                                        cmd->idem_key.data,
+                                                        cmd->idem_key.len);
+            rc = mdb_del(txn, st->idem_expiry, &key, NULL);
+        }
+
+        return (rc == 0 || rc == MDB_NOTFOUND)
+               ? NGX_HTTP_INVENTORY_EXEC_DONE : rc;
+    }
+
+    if (memcmp(idem.fingerprint, cmd->fingerprint, 16) != 0) {
+        cmd->outcome = NGX_HTTP_INVENTORY_KEY_REUSED;
+        ngx_http_inventory_render_outcome(cmd);
+        return NGX_HTTP_INVENTORY_EXEC_ANSWERED;
+    }
+
+    cmd->outcome = NGX_HTTP_INVENTORY_REPLAYED;
+    cmd->status = idem.status;
+    cmd->etag = idem.etag;
+    cmd->body_len = idem.body_len;
+    cmd->body = malloc(idem.body_len ? idem.body_len : 1);
+
+    if (cmd->body == NULL) {
+        return ENOMEM;
+    }
+
+    memcpy(cmd->body, idem.body, idem.body_len);
+
+    return NGX_HTTP_INVENTORY_EXEC_ANSWERED;
+}
+
+
+/* keeps the response of a decided command for the key's lifetime */
+
+static int
+ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd)
+{
+    int                        rc;
+    MDB_val                    key, val;
+    unsigned char              kbuf[NGX_HTTP_INVENTORY_IDEM_KEY_MAX + 8];
+    ngx_http_inventory_idem_t  idem;
+
+    if (cmd->idem_key.len == 0 || cmd->status >= 500) {
+        return 0;
+    }
+
+    idem.created_at = cmd->now;
+    idem.expires_at = cmd->now + st->idem_ttl;
+    memcpy(idem.fingerprint, cmd->fingerprint, 16);
+    idem.status = cmd->status;
+    idem.etag = cmd->etag;
+
+    key.mv_data = (void *) cmd->idem_key.data;
+    key.mv_size = cmd->idem_key.len;
+    val.mv_size = NGX_HTTP_INVENTORY_IDEM_HEADER_LEN + cmd->body_len;
+
+    rc = mdb_put(txn, st->idempotency, &key, &val, MDB_RESERVE);
+    if (rc != 0) {
+        return rc;
+    }
+
+    ngx_http_inventory_idem_encode_header(val.mv_data, &idem);
+    memcpy((unsigned char *) val.mv_data + NGX_HTTP_INVENTORY_IDEM_HEADER_LEN,
+           cmd->body, cmd->body_len);
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_expiry_key(kbuf, idem.expires_at,
+                                                cmd->idem_key.data,
+                                                cmd->idem_key.len);
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    return mdb_put(txn, st->idem_expiry, &key, &val, 0);
+}
+
+
+/*
  * Returns EXEC_DONE when the command's events are written, EXEC_REJECT when
- * the domain rules refused it (its outcome says why), or an LMDB error.
+ * the domain rules refused it (its outcome says why; nothing was written),
+ * or an LMDB error.
  */
 
 static int
@@ -539,8 +746,22 @@ ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
     size_t                      slot_of[NGX_HTTP_INVENTORY_MAX_EVENTS];
     ngx_http_inventory_event_t  events[NGX_HTTP_INVENTORY_MAX_EVENTS];
 
+    if (cmd->type >= NGX_HTTP_INVENTORY_CMD_COMMIT
+        && cmd->type <= NGX_HTTP_INVENTORY_CMD_EXPIRE)
+    {
+        rc = ngx_http_inventory_store_reservation(st, txn, cmd->res.id,
+                                                  &cmd->res);
+        if (rc == MDB_NOTFOUND) {
+            cmd->outcome = NGX_HTTP_INVENTORY_NOT_FOUND;
+            return NGX_HTTP_INVENTORY_EXEC_REJECT;
+        }
+
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
     ngx_http_inventory_cmd_slots(cmd);
-    cmd->appended = 0;
 
     for (i = 0; i < cmd->nslots; i++) {
         rc = ngx_http_inventory_store_load(st, txn, &cmd->slots[i]);
@@ -574,10 +795,286 @@ ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
         }
     }
 
+    if (cmd->type >= NGX_HTTP_INVENTORY_CMD_RESERVE
+        && cmd->type <= NGX_HTTP_INVENTORY_CMD_EXPIRE)
+    {
+        rc = ngx_http_inventory_store_put_reservation(st, txn, cmd);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
     cmd->appended = (unsigned) (clock->seq - first_seq);
     cmd->last_seq = clock->seq;
 
     return NGX_HTTP_INVENTORY_EXEC_DONE;
+}
+
+
+/* the record, and its place in the expiry index while it is active */
+
+static int
+ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd)
+{
+    int                                rc;
+    MDB_val                            key, val;
+    unsigned char                      ekey[NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN];
+    ngx_http_inventory_reservation_t  *res;
+
+    res = &cmd->res;
+
+    key.mv_data = res->id;
+    key.mv_size = NGX_HTTP_INVENTORY_RES_ID_LEN;
+    val.mv_size = ngx_http_inventory_reservation_encode(st->res_buf, res);
+    val.mv_data = st->res_buf;
+
+    rc = mdb_put(txn, st->reservations, &key, &val,
+                 cmd->type == NGX_HTTP_INVENTORY_CMD_RESERVE
+                 ? MDB_NOOVERWRITE : 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    key.mv_data = ekey;
+    key.mv_size = ngx_http_inventory_expiry_key(ekey, res->expires_at,
+                                                res->id,
+                                                NGX_HTTP_INVENTORY_RES_ID_LEN);
+
+    if (cmd->type != NGX_HTTP_INVENTORY_CMD_RESERVE) {
+        rc = mdb_del(txn, st->res_expiry, &key, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    return mdb_put(txn, st->res_expiry, &key, &val, 0);
+}
+
+
+static int
+ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res)
+{
+    int      rc;
+    MDB_val  key, val;
+
+    key.mv_data = (void *) id;
+    key.mv_size = NGX_HTTP_INVENTORY_RES_ID_LEN;
+
+    rc = mdb_get(txn, st->reservations, &key, &val);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (ngx_http_inventory_reservation_decode(val.mv_data, val.mv_size, id,
+                                              res)
+        != 0)
+    {
+        return MDB_CORRUPTED;
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_inventory_store_get_reservation(ngx_http_inventory_store_t *st,
+    const char *id, ngx_http_inventory_reservation_t *res)
+{
+    return ngx_http_inventory_store_reservation(st, st->rtxn, id, res);
+}
+
+
+/* ids of active reservations whose time has come, in due order */
+
+int
+ngx_http_inventory_store_due(ngx_http_inventory_store_t *st, uint64_t now,
+    char (*ids)[NGX_HTTP_INVENTORY_RES_ID_LEN], size_t max, size_t *n)
+{
+    int          rc;
+    MDB_val      key, val;
+    MDB_cursor  *cur;
+
+    *n = 0;
+
+    rc = mdb_cursor_open(st->rtxn, st->res_expiry, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+         rc == 0 && *n < max;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size != NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        if (ngx_http_inventory_get_u64(key.mv_data) > now) {
+            break;
+        }
+
+        memcpy(ids[(*n)++], (unsigned char *) key.mv_data + 8,
+               NGX_HTTP_INVENTORY_RES_ID_LEN);
+    }
+
+    mdb_cursor_close(cur);
+
+    return (rc == MDB_NOTFOUND || rc == 0) ? 0 : rc;
+}
+
+
+/* forgets idempotency keys past their time, at most max of them */
+
+int
+ngx_http_inventory_store_purge_keys(ngx_http_inventory_store_t *st,
+    uint64_t now, size_t max, size_t *purged)
+{
+    int          rc;
+    MDB_val      key, val, ikey;
+    MDB_txn     *txn;
+    MDB_cursor  *cur;
+
+    *purged = 0;
+
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = mdb_cursor_open(txn, st->idem_expiry, &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    while (*purged < max) {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+        if (rc != 0) {
+            break;
+        }
+
+        if (key.mv_size < 8 || ngx_http_inventory_get_u64(key.mv_data) > now)
+        {
+            break;
+        }
+
+        ikey.mv_data = (unsigned char *) key.mv_data + 8;
+        ikey.mv_size = key.mv_size - 8;
+
+        rc = mdb_del(txn, st->idempotency, &ikey, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            break;
+        }
+
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+
+        (*purged)++;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    if (*purged == 0) {
+        mdb_txn_abort(txn);
+        return 0;
+    }
+
+    return mdb_txn_commit(txn);
+}
+
+
+/*
+ * Calls handler for the item's events after version "after", at most
+ * limit of them; *more tells whether others follow.
+ */
+
+int
+ngx_http_inventory_store_item_events(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t after, size_t limit, ngx_http_inventory_event_pt handler,
+    void *ctx, int *more)
+{
+    int                         rc;
+    size_t                      plen, count;
+    MDB_val                     key, val, lkey, lval;
+    MDB_cursor                 *cur;
+    unsigned char               kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    ngx_http_inventory_event_t  ev;
+
+    *more = 0;
+
+    if (after == UINT64_MAX) {
+        return 0;
+    }
+
+    rc = mdb_cursor_open(st->rtxn, st->item_events, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_event_key(kbuf, sku, location,
+                                                    after + 1);
+    plen = key.mv_size - 8;
+    count = 0;
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size != plen + 8 || memcmp(key.mv_data, kbuf, plen) != 0)
+        {
+            break;
+        }
+
+        if (count == limit) {
+            *more = 1;
+            break;
+        }
+
+        if (val.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        lkey = val;
+        rc = mdb_get(st->rtxn, st->log, &lkey, &lval);
+
+        if (rc == 0
+            && ngx_http_inventory_event_decode(lval.mv_data, lval.mv_size,
+                                               &ev) != 0)
+        {
+            rc = MDB_CORRUPTED;
+        }
+
+        if (rc != 0) {
+            break;
+        }
+
+        ev.seq = ngx_http_inventory_get_u64(val.mv_data);
+
+        rc = handler(ctx, &ev);
+        if (rc != 0) {
+            break;
+        }
+
+        count++;
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 

@@ -11,6 +11,7 @@
 #include <lmdb.h>
 
 #include "ngx_http_inventory_core.h"
+#include "ngx_http_inventory_codec.h"
 
 
 #define NGX_HTTP_INVENTORY_SCHEMA_VERSION  1
@@ -27,7 +28,13 @@ typedef struct {
     MDB_dbi                     log;           /* seq -> event */
     MDB_dbi                     items;         /* sku, location -> item */
     MDB_dbi                     item_events;   /* sku, location, ver -> seq */
+    MDB_dbi                     reservations;  /* id -> reservation */
+    MDB_dbi                     res_expiry;    /* expires_at, id -> "" */
+    MDB_dbi                     idempotency;   /* key -> response */
+    MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
     MDB_txn                    *rtxn;
+    uint64_t                    idem_ttl;      /* ms */
+    unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
     size_t                      map_size;
     unsigned                    sync:1;
     unsigned                    reading:1;
@@ -42,6 +49,9 @@ typedef struct {
     unsigned                    max_readers;
 } ngx_http_inventory_store_stat_t;
 
+
+typedef int (*ngx_http_inventory_event_pt)(void *ctx,
+    const ngx_http_inventory_event_t *ev);
 
 typedef int (*ngx_http_inventory_item_pt)(void *ctx,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
@@ -64,8 +74,20 @@ int ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
     ngx_http_inventory_store_stat_t *stat);
 
+int ngx_http_inventory_store_get_reservation(ngx_http_inventory_store_t *st,
+    const char *id, ngx_http_inventory_reservation_t *res);
+int ngx_http_inventory_store_item_events(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t after, size_t limit, ngx_http_inventory_event_pt handler,
+    void *ctx, int *more);
+int ngx_http_inventory_store_due(ngx_http_inventory_store_t *st,
+    uint64_t now, char (*ids)[NGX_HTTP_INVENTORY_RES_ID_LEN], size_t max,
+    size_t *n);
+
 int ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+int ngx_http_inventory_store_purge_keys(ngx_http_inventory_store_t *st,
+    uint64_t now, size_t max, size_t *purged);
 
 
 #endif /* _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_ */

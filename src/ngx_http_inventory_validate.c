@@ -20,12 +20,22 @@ typedef struct {
 
 static int ngx_http_inventory_check_members(
     const ngx_http_inventory_json_t *root, const char *const *allowed,
-    ngx_http_inventory_errors_t *errs);
+    const char *prefix, ngx_http_inventory_errors_t *errs);
 static int ngx_http_inventory_get_int(const ngx_http_inventory_json_t *obj,
     const ngx_http_inventory_int_rule_t *rule, int64_t *out,
     ngx_http_inventory_errors_t *errs);
-static int ngx_http_inventory_get_reason(const ngx_http_inventory_json_t *obj,
-    ngx_http_inventory_str_t *out, ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_int_as(
+    const ngx_http_inventory_json_t *obj,
+    const ngx_http_inventory_int_rule_t *rule, const char *field,
+    int64_t *out, ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_string(const ngx_http_inventory_json_t *obj,
+    const char *name, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_id(const ngx_http_inventory_json_t *obj,
+    const char *name, const char *field, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
+    ngx_http_inventory_reservation_t *res, ngx_http_inventory_errors_t *errs);
 
 
 static const char  *ngx_http_inventory_count_members[] = {
@@ -36,6 +46,26 @@ static const char  *ngx_http_inventory_adjust_members[] = {
     "delta", "reason", NULL
 };
 
+static const char  *ngx_http_inventory_reserve_members[] = {
+    "quantity", "ttl_seconds", "reference", NULL
+};
+
+static const char  *ngx_http_inventory_cart_members[] = {
+    "lines", "ttl_seconds", "reference", NULL
+};
+
+static const char  *ngx_http_inventory_line_members[] = {
+    "sku", "location", "quantity", NULL
+};
+
+static const char  *ngx_http_inventory_transfer_members[] = {
+    "sku", "from", "to", "quantity", "reason", NULL
+};
+
+static const char  *ngx_http_inventory_no_members[] = {
+    NULL
+};
+
 static const ngx_http_inventory_int_rule_t
     ngx_http_inventory_on_hand_rule = {
     "on_hand", 0, NGX_HTTP_INVENTORY_QTY_MAX, 1, 0
@@ -44,6 +74,16 @@ static const ngx_http_inventory_int_rule_t
 static const ngx_http_inventory_int_rule_t
     ngx_http_inventory_min_level_rule = {
     "min_level", 0, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
+};
+
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_quantity_rule = {
+    "quantity", 1, NGX_HTTP_INVENTORY_REQ_QTY_MAX, 1, 0
+};
+
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_ttl_rule = {
+    "ttl_seconds", 1, NGX_HTTP_INVENTORY_TTL_MAX, 0, 0
 };
 
 static const ngx_http_inventory_int_rule_t
@@ -125,7 +165,10 @@ int
 ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
     const ngx_http_inventory_json_t *root, ngx_http_inventory_errors_t *errs)
 {
-    int  ok;
+    int                         ok;
+    int64_t                     ttl;
+    const char *const          *members;
+    ngx_http_inventory_line_t  *line;
 
     if (root->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
         ngx_http_inventory_error_add(errs, "body", 4,
@@ -134,12 +177,29 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
     }
 
     switch (cmd->type) {
+    case NGX_HTTP_INVENTORY_CMD_COUNT:
+        members = ngx_http_inventory_count_members;
+        break;
+    case NGX_HTTP_INVENTORY_CMD_ADJUST:
+        members = ngx_http_inventory_adjust_members;
+        break;
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+        members = cmd->multi_line ? ngx_http_inventory_cart_members
+                                  : ngx_http_inventory_reserve_members;
+        break;
+    case NGX_HTTP_INVENTORY_CMD_TRANSFER:
+        members = ngx_http_inventory_transfer_members;
+        break;
+    default:
+        members = ngx_http_inventory_no_members;
+        break;
+    }
+
+    ok = ngx_http_inventory_check_members(root, members, NULL, errs);
+
+    switch (cmd->type) {
 
     case NGX_HTTP_INVENTORY_CMD_COUNT:
-        ok = ngx_http_inventory_check_members(root,
-                                         ngx_http_inventory_count_members,
-                                         errs);
-
         ok &= ngx_http_inventory_get_int(root,
                                          &ngx_http_inventory_on_hand_rule,
                                          &cmd->on_hand, errs);
@@ -148,23 +208,66 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
         ok &= ngx_http_inventory_get_int(root,
                                          &ngx_http_inventory_min_level_rule,
                                          &cmd->min_level, errs);
+        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
+                                            errs);
         break;
 
     case NGX_HTTP_INVENTORY_CMD_ADJUST:
-        ok = ngx_http_inventory_check_members(root,
-                                         ngx_http_inventory_adjust_members,
-                                         errs);
-
         ok &= ngx_http_inventory_get_int(root, &ngx_http_inventory_delta_rule,
                                          &cmd->delta, errs);
+        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
+                                            errs);
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+        if (cmd->multi_line) {
+            ok &= ngx_http_inventory_get_lines(root, &cmd->res, errs);
+
+        } else {
+            line = &cmd->res.lines[0];
+            line->sku = cmd->sku;
+            line->location = cmd->location;
+            cmd->res.nlines = 1;
+            ok &= ngx_http_inventory_get_int(root,
+                                         &ngx_http_inventory_quantity_rule,
+                                         &line->quantity, errs);
+        }
+
+        ttl = 0;
+        ok &= ngx_http_inventory_get_int(root, &ngx_http_inventory_ttl_rule,
+                                         &ttl, errs);
+        if (ttl) {
+            cmd->ttl = (uint64_t) ttl * 1000;
+        }
+
+        ok &= ngx_http_inventory_get_string(root, "reference",
+                                            &cmd->res.reference, errs);
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_TRANSFER:
+        ok &= ngx_http_inventory_get_id(root, "sku", "sku", &cmd->sku, errs);
+        ok &= ngx_http_inventory_get_id(root, "from", "from", &cmd->location,
+                                        errs);
+        ok &= ngx_http_inventory_get_id(root, "to", "to", &cmd->to, errs);
+        ok &= ngx_http_inventory_get_int(root,
+                                         &ngx_http_inventory_quantity_rule,
+                                         &cmd->quantity, errs);
+        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
+                                            errs);
+
+        if (ok && cmd->location.len == cmd->to.len
+            && memcmp(cmd->location.data, cmd->to.data, cmd->to.len) == 0)
+        {
+            ngx_http_inventory_error_add(errs, "to", 2,
+                                         "must differ from \"from\"");
+            ok = 0;
+        }
+
         break;
 
     default:
-        ngx_http_inventory_error_add(errs, "body", 4, "unexpected body");
-        return -1;
+        break;
     }
-
-    ok &= ngx_http_inventory_get_reason(root, &cmd->reason, errs);
 
     return ok ? 0 : -1;
 }
@@ -174,9 +277,11 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
 
 static int
 ngx_http_inventory_check_members(const ngx_http_inventory_json_t *root,
-    const char *const *allowed, ngx_http_inventory_errors_t *errs)
+    const char *const *allowed, const char *prefix,
+    ngx_http_inventory_errors_t *errs)
 {
     int                         ok;
+    char                        field[NGX_HTTP_INVENTORY_FIELD_LEN];
     size_t                      i;
     ngx_http_inventory_json_t  *m;
 
@@ -192,8 +297,17 @@ ngx_http_inventory_check_members(const ngx_http_inventory_json_t *root,
         }
 
         if (allowed[i] == NULL) {
-            ngx_http_inventory_error_add(errs, m->key, m->key_len,
-                                         "unknown member");
+            if (prefix) {
+                snprintf(field, sizeof(field), "%s.%.*s", prefix,
+                         (int) (m->key_len > 64 ? 64 : m->key_len), m->key);
+                ngx_http_inventory_error_add(errs, field, strlen(field),
+                                             "unknown member");
+
+            } else {
+                ngx_http_inventory_error_add(errs, m->key, m->key_len,
+                                             "unknown member");
+            }
+
             ok = 0;
         }
     }
@@ -207,6 +321,15 @@ ngx_http_inventory_get_int(const ngx_http_inventory_json_t *obj,
     const ngx_http_inventory_int_rule_t *rule, int64_t *out,
     ngx_http_inventory_errors_t *errs)
 {
+    return ngx_http_inventory_get_int_as(obj, rule, rule->name, out, errs);
+}
+
+
+static int
+ngx_http_inventory_get_int_as(const ngx_http_inventory_json_t *obj,
+    const ngx_http_inventory_int_rule_t *rule, const char *field,
+    int64_t *out, ngx_http_inventory_errors_t *errs)
+{
     char                        msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
     int64_t                     v;
     ngx_http_inventory_json_t  *m;
@@ -215,7 +338,7 @@ ngx_http_inventory_get_int(const ngx_http_inventory_json_t *obj,
 
     if (m == NULL) {
         if (rule->required) {
-            ngx_http_inventory_error_add(errs, rule->name, strlen(rule->name),
+            ngx_http_inventory_error_add(errs, field, strlen(field),
                                          "is required");
             return 0;
         }
@@ -235,19 +358,21 @@ ngx_http_inventory_get_int(const ngx_http_inventory_json_t *obj,
     snprintf(msg, sizeof(msg), "must be a%s integer from %lld to %lld",
              rule->nonzero ? " nonzero" : "n",
              (long long) rule->min, (long long) rule->max);
-    ngx_http_inventory_error_add(errs, rule->name, strlen(rule->name), msg);
+    ngx_http_inventory_error_add(errs, field, strlen(field), msg);
 
     return 0;
 }
 
 
 static int
-ngx_http_inventory_get_reason(const ngx_http_inventory_json_t *obj,
-    ngx_http_inventory_str_t *out, ngx_http_inventory_errors_t *errs)
+ngx_http_inventory_get_string(const ngx_http_inventory_json_t *obj,
+    const char *name, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs)
 {
+    char                        msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
     ngx_http_inventory_json_t  *m;
 
-    m = ngx_http_inventory_json_get(obj, "reason");
+    m = ngx_http_inventory_json_get(obj, name);
 
     if (m == NULL) {
         out->data = NULL;
@@ -258,8 +383,9 @@ ngx_http_inventory_get_reason(const ngx_http_inventory_json_t *obj,
     if (m->type != NGX_HTTP_INVENTORY_JSON_STRING
         || m->len > NGX_HTTP_INVENTORY_REASON_MAX)
     {
-        ngx_http_inventory_error_add(errs, "reason", 6,
-                                     "must be a string of at most 256 bytes");
+        snprintf(msg, sizeof(msg), "must be a string of at most %d bytes",
+                 NGX_HTTP_INVENTORY_REASON_MAX);
+        ngx_http_inventory_error_add(errs, name, strlen(name), msg);
         return 0;
     }
 
@@ -267,4 +393,99 @@ ngx_http_inventory_get_reason(const ngx_http_inventory_json_t *obj,
     out->len = m->len;
 
     return 1;
+}
+
+
+/* a required identifier member; field names it in errors */
+
+static int
+ngx_http_inventory_get_id(const ngx_http_inventory_json_t *obj,
+    const char *name, const char *field, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_json_t  *m;
+
+    m = ngx_http_inventory_json_get(obj, name);
+
+    if (m == NULL) {
+        ngx_http_inventory_error_add(errs, field, strlen(field),
+                                     "is required");
+        return 0;
+    }
+
+    if (m->type != NGX_HTTP_INVENTORY_JSON_STRING
+        || !ngx_http_inventory_id_valid(m->str, m->len))
+    {
+        ngx_http_inventory_error_add(errs, field, strlen(field),
+                                     "must be 1 to 64 characters from "
+                                     "A-Z a-z 0-9 . _ - :");
+        return 0;
+    }
+
+    out->data = m->str;
+    out->len = m->len;
+
+    return 1;
+}
+
+
+/* "lines": 1 to 100 objects {sku, location, quantity} */
+
+static int
+ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
+    ngx_http_inventory_reservation_t *res, ngx_http_inventory_errors_t *errs)
+{
+    int                         ok;
+    char                        field[NGX_HTTP_INVENTORY_FIELD_LEN];
+    size_t                      i;
+    ngx_http_inventory_json_t  *lines, *m;
+    ngx_http_inventory_line_t  *line;
+
+    lines = ngx_http_inventory_json_get(obj, "lines");
+
+    if (lines == NULL || lines->type != NGX_HTTP_INVENTORY_JSON_ARRAY
+        || lines->count == 0 || lines->count > NGX_HTTP_INVENTORY_MAX_LINES)
+    {
+        ngx_http_inventory_error_add(errs, "lines", 5,
+                                     lines ? "must be an array of 1 to 100 "
+                                             "lines"
+                                           : "is required");
+        return 0;
+    }
+
+    ok = 1;
+    i = 0;
+
+    for (m = lines->child; m; m = m->next, i++) {
+        line = &res->lines[i];
+
+        snprintf(field, sizeof(field), "lines[%zu]", i);
+
+        if (m->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
+            ngx_http_inventory_error_add(errs, field, strlen(field),
+                                         "must be an object");
+            ok = 0;
+            continue;
+        }
+
+        ok &= ngx_http_inventory_check_members(m,
+                                          ngx_http_inventory_line_members,
+                                          field, errs);
+
+        snprintf(field, sizeof(field), "lines[%zu].sku", i);
+        ok &= ngx_http_inventory_get_id(m, "sku", field, &line->sku, errs);
+
+        snprintf(field, sizeof(field), "lines[%zu].location", i);
+        ok &= ngx_http_inventory_get_id(m, "location", field,
+                                        &line->location, errs);
+
+        snprintf(field, sizeof(field), "lines[%zu].quantity", i);
+        ok &= ngx_http_inventory_get_int_as(m,
+                                            &ngx_http_inventory_quantity_rule,
+                                            field, &line->quantity, errs);
+    }
+
+    res->nlines = lines->count;
+
+    return ok;
 }

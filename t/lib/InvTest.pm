@@ -361,6 +361,22 @@ sub reload {
     return $self;
 }
 
+# $n->reconfigure(store_args => ..., http_extra => ..., ...): change options
+# that go into the generated nginx.conf (conf, store_args, http_extra,
+# server_extra, location_extra) and rewrite the file; the change takes
+# effect at the next reload or restart.  datadir, workers and port stay.
+sub reconfigure {
+    my ($self, %opt) = @_;
+    for my $k (keys %opt) {
+        die "reconfigure: option '$k' cannot change\n"
+            unless $k =~ /^(?:conf|store_args|http_extra|server_extra
+                              |location_extra)\z/x;
+        $self->{opt}{$k} = $opt{$k};
+    }
+    $self->_write_conf;
+    return $self;
+}
+
 # --------------------------------------------------------------------------
 # accessors
 

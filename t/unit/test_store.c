@@ -30,13 +30,14 @@ static unsigned
 run(ngx_http_inventory_store_t *st, ngx_http_inventory_cmd_t *cmd,
     uint64_t now)
 {
+    int                        rc;
     ngx_http_inventory_cmd_t  *p = cmd;
 
-    if (ngx_http_inventory_store_execute(st, &p, 1, now) != 0) {
-        return 1000 + cmd->outcome;
-    }
+    rc = ngx_http_inventory_store_execute(st, &p, 1, now);
+    free(cmd->body);
+    cmd->body = NULL;
 
-    return cmd->outcome;
+    return rc ? 1000 + cmd->outcome : cmd->outcome;
 }
 
 
@@ -200,6 +201,11 @@ test_store(void)
     batch[2] = &c;
     is_int(ngx_http_inventory_store_execute(&st, batch, 3, 2000), 0,
            "batch commits");
+    ok(a.status == 200 && b.status == 404 && c.status == 200 && b.body_len,
+       "batch: each command has its response");
+    free(a.body);
+    free(b.body);
+    free(c.body);
     is_int(a.outcome, NGX_HTTP_INVENTORY_OK, "batch: first applied");
     is_int(b.outcome, NGX_HTTP_INVENTORY_NOT_FOUND, "batch: second rejected");
     is_int(c.outcome, NGX_HTTP_INVENTORY_OK, "batch: third applied");

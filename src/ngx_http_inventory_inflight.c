@@ -1,0 +1,118 @@
+/*
+ * Idempotency keys in flight, shared by all workers in the zone: a key is
+ * held from the moment its request is validated until the request's pool is
+ * destroyed, so a second request with the key meanwhile is told 409 instead
+ * of running twice.  A key held by a worker that died is taken over.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+typedef struct {
+    ngx_str_node_t              sn;
+    ngx_pid_t                   pid;
+    u_char                      data[1];
+} ngx_http_inventory_inflight_t;
+
+
+typedef struct {
+    ngx_slab_pool_t                *shpool;
+    ngx_http_inventory_shctx_t     *sh;
+    ngx_http_inventory_inflight_t  *node;
+} ngx_http_inventory_inflight_cln_t;
+
+
+static void ngx_http_inventory_inflight_release(void *data);
+
+
+/* NGX_OK: held for the request; NGX_BUSY: held by another; NGX_DECLINED:
+ * the zone is full */
+
+ngx_int_t
+ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key)
+{
+    uint32_t                            hash;
+    ngx_pool_cleanup_t                 *cln;
+    ngx_slab_pool_t                    *shpool;
+    ngx_http_inventory_shctx_t         *sh;
+    ngx_http_inventory_inflight_t      *node;
+    ngx_http_inventory_main_conf_t     *imcf;
+    ngx_http_inventory_inflight_cln_t  *ic;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+    shpool = imcf->shpool;
+    sh = imcf->sh;
+
+    cln = ngx_pool_cleanup_add(r->pool,
+                               sizeof(ngx_http_inventory_inflight_cln_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    node = (ngx_http_inventory_inflight_t *)
+               ngx_str_rbtree_lookup(&sh->inflight, key, hash);
+
+    if (node) {
+        if (node->pid == ngx_pid
+            || kill(node->pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            ngx_shmtx_unlock(&shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        /* its worker died with the request: the key is ours now */
+        node->pid = ngx_pid;
+
+    } else {
+        node = ngx_slab_alloc_locked(shpool,
+                                 offsetof(ngx_http_inventory_inflight_t, data)
+                                 + key->len);
+        if (node == NULL) {
+            ngx_shmtx_unlock(&shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(node->data, key->data, key->len);
+        node->sn.str.data = node->data;
+        node->sn.str.len = key->len;
+        node->sn.node.key = hash;
+        node->pid = ngx_pid;
+
+        ngx_rbtree_insert(&sh->inflight, &node->sn.node);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ic = cln->data;
+    ic->shpool = shpool;
+    ic->sh = sh;
+    ic->node = node;
+    cln->handler = ngx_http_inventory_inflight_release;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_inventory_inflight_release(void *data)
+{
+    ngx_http_inventory_inflight_cln_t  *ic = data;
+
+    ngx_shmtx_lock(&ic->shpool->mutex);
+
+    /* unless another worker took it over after believing this one dead */
+    if (ic->node->pid == ngx_pid) {
+        ngx_rbtree_delete(&ic->sh->inflight, &ic->node->sn.node);
+        ngx_slab_free_locked(ic->shpool, ic->node);
+    }
+
+    ngx_shmtx_unlock(&ic->shpool->mutex);
+}

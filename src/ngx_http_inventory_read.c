@@ -1,0 +1,447 @@
+/*
+ * The read side: every GET runs on the worker's read transaction, renewed
+ * for the request and reset before the handler returns, so that no
+ * snapshot outlives an event-loop iteration.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+#define NGX_HTTP_INVENTORY_EVENTS_LIMIT      100
+#define NGX_HTTP_INVENTORY_EVENTS_LIMIT_MAX  1000
+
+
+typedef struct {
+    ngx_http_inventory_str_t    location;
+    ngx_http_inventory_item_t   item;
+} ngx_http_inventory_row_t;
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_array_t                *rows;
+} ngx_http_inventory_collect_t;
+
+
+typedef struct {
+    yajl_gen                    gen;
+    uint64_t                    last_version;
+} ngx_http_inventory_events_t;
+
+
+static int ngx_http_inventory_collect(void *data,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    const ngx_http_inventory_item_t *item);
+static int ngx_http_inventory_event_out(void *data,
+    const ngx_http_inventory_event_t *ev);
+static ngx_int_t ngx_http_inventory_arg_uint(ngx_http_request_t *r,
+    const char *name, uint64_t min, uint64_t max, uint64_t *value,
+    ngx_http_inventory_errors_t *errs);
+static ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r,
+    int rc);
+
+
+/* 200 with store facts while the store can be read, 503 otherwise */
+
+ngx_int_t
+ngx_http_inventory_health(ngx_http_request_t *r)
+{
+    int                               rc;
+    yajl_gen                          g;
+    ngx_http_inventory_buf_t          body;
+    ngx_http_inventory_store_stat_t   stat;
+    ngx_http_inventory_main_conf_t   *imcf;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = imcf->store_open ? ngx_http_inventory_store_stat(&imcf->store, &stat)
+                          : MDB_PANIC;
+
+    if (rc != 0) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the store cannot be read", NULL);
+    }
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+
+    g = ngx_http_inventory_gen_open(&body);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "status", "ok", 2);
+    ngx_http_inventory_gen_str(g, "store");
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) stat.map_size);
+    ngx_http_inventory_gen_key_int(g, "used", (int64_t) stat.used);
+    ngx_http_inventory_gen_key_int(g, "last_seq", (int64_t) stat.last_seq);
+    ngx_http_inventory_gen_key_int(g, "readers", stat.readers);
+    ngx_http_inventory_gen_key_int(g, "max_readers", stat.max_readers);
+    ngx_http_inventory_gen_str(g, "sync");
+    yajl_gen_bool(g, imcf->sync ? 1 : 0);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+
+    return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
+}
+
+
+ngx_int_t
+ngx_http_inventory_get_item(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    int                              rc;
+    size_t                           n, i;
+    uint64_t                         versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
+    ngx_uint_t                       any;
+    ngx_http_inventory_slot_t        slot;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
+                                               ctx->location, &slot.item);
+        ngx_http_inventory_store_read_end(&imcf->store);
+    }
+
+    if (rc == MDB_NOTFOUND) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
+                                         "no stock item for this sku at this "
+                                         "location", NULL);
+    }
+
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    if (r->headers_in.if_none_match
+        && ngx_http_inventory_parse_etags(&r->headers_in.if_none_match->value,
+                                          1, versions, &n, &any)
+           == NGX_OK)
+    {
+        for (i = 0; i < n && versions[i] != slot.item.version; i++) {
+            /* void */
+        }
+
+        if (any || i < n) {
+            return ngx_http_inventory_send(r, NGX_HTTP_NOT_MODIFIED, NULL,
+                                           NULL, slot.item.version);
+        }
+    }
+
+    slot.sku = ctx->sku;
+    slot.location = ctx->location;
+
+    return ngx_http_inventory_send_item(r, NGX_HTTP_OK, &slot);
+}
+
+
+ngx_int_t
+ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    int                              rc;
+    int64_t                          on_hand, reserved;
+    yajl_gen                         g;
+    ngx_uint_t                       i;
+    ngx_http_inventory_buf_t         body;
+    ngx_http_inventory_row_t        *row;
+    ngx_http_inventory_collect_t     c;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    c.pool = r->pool;
+    c.rows = ngx_array_create(r->pool, 8, sizeof(ngx_http_inventory_row_t));
+    if (c.rows == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_sku_items(&imcf->store, ctx->sku,
+                                                ngx_http_inventory_collect,
+                                                &c);
+        ngx_http_inventory_store_read_end(&imcf->store);
+    }
+
+    if (rc == ENOMEM) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    if (c.rows->nelts == 0) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
+                                         "no location has this sku", NULL);
+    }
+
+    row = c.rows->elts;
+    on_hand = 0;
+    reserved = 0;
+
+    for (i = 0; i < c.rows->nelts; i++) {
+        on_hand += row[i].item.on_hand;
+        reserved += row[i].item.reserved;
+    }
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+
+    g = ngx_http_inventory_gen_open(&body);
+    if (g == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "sku", ctx->sku.data, ctx->sku.len);
+    ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
+    ngx_http_inventory_gen_key_int(g, "reserved", reserved);
+    ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
+    ngx_http_inventory_gen_str(g, "locations");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < c.rows->nelts; i++) {
+        ngx_http_inventory_render_item(g, ctx->sku, row[i].location,
+                                       &row[i].item);
+    }
+
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+
+    return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
+}
+
+
+static int
+ngx_http_inventory_collect(void *data, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
+{
+    ngx_http_inventory_collect_t  *c = data;
+
+    u_char                    *p;
+    ngx_http_inventory_row_t  *row;
+
+    row = ngx_array_push(c->rows);
+    p = ngx_pnalloc(c->pool, location.len);
+
+    if (row == NULL || p == NULL) {
+        return ENOMEM;
+    }
+
+    /* the key lives in the map only while the read transaction does */
+    ngx_memcpy(p, location.data, location.len);
+    row->location.data = (char *) p;
+    row->location.len = location.len;
+    row->item = *item;
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_inventory_get_reservation(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    int                                rc;
+    ngx_int_t                          status;
+    ngx_http_inventory_reservation_t  *res;
+    ngx_http_inventory_main_conf_t    *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    res = ngx_palloc(r->pool, sizeof(ngx_http_inventory_reservation_t));
+    if (res == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    rc = ngx_http_inventory_store_get_reservation(&imcf->store,
+                                                  (char *) ctx->id.data, res);
+
+    if (rc == MDB_NOTFOUND) {
+        ngx_http_inventory_store_read_end(&imcf->store);
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
+                                         "no such reservation", NULL);
+    }
+
+    if (rc != 0) {
+        ngx_http_inventory_store_read_end(&imcf->store);
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    /* the lines point into the map: render before the snapshot ends */
+    status = ngx_http_inventory_send_reservation(r, res);
+    ngx_http_inventory_store_read_end(&imcf->store);
+
+    return status;
+}
+
+
+/* ?after_version=V&limit=N: {"events":[...], "next_after_version": V|null} */
+
+ngx_int_t
+ngx_http_inventory_get_item_events(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    int                              rc, more;
+    uint64_t                         after, limit;
+    ngx_int_t                        status;
+    ngx_http_inventory_buf_t         body;
+    ngx_http_inventory_item_t        item;
+    ngx_http_inventory_errors_t      errs;
+    ngx_http_inventory_events_t      out;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    errs.n = 0;
+    after = 0;
+    limit = NGX_HTTP_INVENTORY_EVENTS_LIMIT;
+
+    if (ngx_http_inventory_arg_uint(r, "after_version", 0,
+                                    NGX_HTTP_INVENTORY_QTY_MAX, &after, &errs)
+        != NGX_OK
+        || ngx_http_inventory_arg_uint(r, "limit", 1,
+                                       NGX_HTTP_INVENTORY_EVENTS_LIMIT_MAX,
+                                       &limit, &errs)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (errs.n) {
+        return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                    "the query is invalid", &errs);
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
+                                           ctx->location, &item);
+
+    if (rc == MDB_NOTFOUND) {
+        ngx_http_inventory_store_read_end(&imcf->store);
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
+                                         "no stock item for this sku at this "
+                                         "location", NULL);
+    }
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    out.gen = (rc == 0) ? ngx_http_inventory_gen_open(&body) : NULL;
+    out.last_version = 0;
+
+    if (out.gen) {
+        yajl_gen_map_open(out.gen);
+        ngx_http_inventory_gen_str(out.gen, "events");
+        yajl_gen_array_open(out.gen);
+
+        rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->sku,
+                                                  ctx->location, after,
+                                                  (size_t) limit,
+                                                  ngx_http_inventory_event_out,
+                                                  &out, &more);
+        yajl_gen_array_close(out.gen);
+        ngx_http_inventory_gen_str(out.gen, "next_after_version");
+
+        if (more) {
+            yajl_gen_integer(out.gen, (long long) out.last_version);
+
+        } else {
+            yajl_gen_null(out.gen);
+        }
+
+        yajl_gen_map_close(out.gen);
+        yajl_gen_free(out.gen);
+    }
+
+    ngx_http_inventory_store_read_end(&imcf->store);
+
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    status = ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
+
+    return status;
+}
+
+
+static int
+ngx_http_inventory_event_out(void *data, const ngx_http_inventory_event_t *ev)
+{
+    ngx_http_inventory_events_t  *out = data;
+
+    ngx_http_inventory_render_event(out->gen, ev);
+    out->last_version = ev->version;
+
+    return 0;
+}
+
+
+/* an optional decimal query argument within [min, max] */
+
+static ngx_int_t
+ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
+    uint64_t min, uint64_t max, uint64_t *value,
+    ngx_http_inventory_errors_t *errs)
+{
+    char       msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
+    size_t     len;
+    int64_t    v;
+    ngx_str_t  arg;
+
+    len = ngx_strlen(name);
+
+    if (ngx_http_arg(r, (u_char *) name, len, &arg) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_inventory_parse_int((char *) arg.data, arg.len, &v) == 0
+        && v >= 0 && (uint64_t) v >= min && (uint64_t) v <= max)
+    {
+        *value = (uint64_t) v;
+        return NGX_OK;
+    }
+
+    ngx_snprintf((u_char *) msg, sizeof(msg) - 1,
+                 "must be an integer from %uL to %uL%Z", min, max);
+    ngx_http_inventory_error_add(errs, name, len, msg);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "inventory: read failed: %s", mdb_strerror(rc));
+
+    return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                     "the store cannot be read", NULL);
+}

@@ -1,0 +1,513 @@
+/*
+ * The write side: checks media type and preconditions, reads the body with
+ * nginx's request-body API, turns it into a command and runs it through the
+ * store, which answers with the response rendered in the same transaction.
+ * Idempotency keys in flight are held in the shared zone, so two workers
+ * never run one key at once.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_md5.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+static ngx_int_t ngx_http_inventory_idempotency_key(ngx_http_request_t *r,
+    ngx_http_inventory_cmd_t *cmd);
+static void ngx_http_inventory_write_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_inventory_write(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+static ngx_int_t ngx_http_inventory_prepare(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx, u_char *body, size_t len,
+    ngx_http_inventory_errors_t *errs);
+static void ngx_http_inventory_fingerprint(ngx_http_request_t *r,
+    u_char *body, size_t len, unsigned char *digest);
+static ngx_int_t ngx_http_inventory_send_outcome(ngx_http_request_t *r,
+    ngx_http_inventory_cmd_t *cmd);
+static void ngx_http_inventory_free_body(void *data);
+static ngx_int_t ngx_http_inventory_read_body(ngx_http_request_t *r,
+    u_char **data, size_t *len);
+static ngx_uint_t ngx_http_inventory_is_json(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_inventory_no_body(ngx_http_request_t *r);
+
+
+static ngx_uint_t  ngx_http_inventory_cmd_types[] = {
+    0,                                      /* UNKNOWN */
+    NGX_HTTP_INVENTORY_CMD_COUNT,           /* ITEM */
+    NGX_HTTP_INVENTORY_CMD_ADJUST,          /* ADJUST */
+    0,                                      /* AGGREGATE */
+    0,                                      /* METRICS */
+    0,                                      /* HEALTH */
+    NGX_HTTP_INVENTORY_CMD_RESERVE,         /* RESERVE */
+    0,                                      /* ITEM_EVENTS */
+    NGX_HTTP_INVENTORY_CMD_RESERVE,         /* CART */
+    0,                                      /* RESERVATION */
+    NGX_HTTP_INVENTORY_CMD_COMMIT,          /* COMMIT */
+    NGX_HTTP_INVENTORY_CMD_RELEASE,         /* RELEASE */
+    NGX_HTTP_INVENTORY_CMD_TRANSFER         /* TRANSFER */
+};
+
+
+ngx_int_t
+ngx_http_inventory_start_write(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    any, ends;
+    ngx_http_inventory_cmd_t     *cmd;
+    ngx_http_inventory_errors_t   errs;
+
+    ends = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_COMMIT
+            || ctx->route == NGX_HTTP_INVENTORY_ROUTE_RELEASE);
+
+    /* commit and release take no body, or {} */
+    if (!ngx_http_inventory_is_json(r)
+        && !(ends && ngx_http_inventory_no_body(r)))
+    {
+        return ngx_http_inventory_reject(r,
+                          NGX_HTTP_INVENTORY_P_UNSUPPORTED_MEDIA_TYPE,
+                          "the body must be application/json", NULL);
+    }
+
+    cmd = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_cmd_t));
+    if (cmd == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->cmd = cmd;
+    cmd->type = ngx_http_inventory_cmd_types[ctx->route];
+    cmd->multi_line = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_CART);
+    cmd->sku = ctx->sku;
+    cmd->location = ctx->location;
+
+    errs.n = 0;
+
+    /* If-Match applies to the writes of one item */
+    if (r->headers_in.if_match && ctx->location.data) {
+        if (ngx_http_inventory_parse_etags(&r->headers_in.if_match->value, 0,
+                                           cmd->if_match, &cmd->if_match_n,
+                                           &any)
+            != NGX_OK)
+        {
+            ngx_http_inventory_error_add(&errs, "If-Match", 8,
+                                         "must be * or a list of at most 16 "
+                                         "entity tags such as \"42\"");
+        }
+
+        cmd->has_if_match = 1;
+        cmd->if_match_any = any ? 1 : 0;
+    }
+
+    if (ngx_http_inventory_idempotency_key(r, cmd) != NGX_OK) {
+        ngx_http_inventory_error_add(&errs, "Idempotency-Key", 15,
+                                     "must be 1 to 255 visible ASCII "
+                                     "characters");
+    }
+
+    if (errs.n) {
+        return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                    "a request header is invalid", &errs);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_inventory_write_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_inventory_idempotency_key(ngx_http_request_t *r,
+    ngx_http_inventory_cmd_t *cmd)
+{
+    ngx_uint_t        i, k;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Idempotency-Key") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               h[i].key.len) != 0)
+        {
+            continue;
+        }
+
+        if (h[i].value.len == 0
+            || h[i].value.len > NGX_HTTP_INVENTORY_IDEM_KEY_MAX)
+        {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < h[i].value.len; k++) {
+            if (h[i].value.data[k] < 0x21 || h[i].value.data[k] > 0x7e) {
+                return NGX_ERROR;
+            }
+        }
+
+        cmd->idem_key.data = (char *) h[i].value.data;
+        cmd->idem_key.len = h[i].value.len;
+
+        return NGX_OK;
+    }
+}
+
+
+static void
+ngx_http_inventory_write_body(ngx_http_request_t *r)
+{
+    ngx_http_inventory_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    ngx_http_finalize_request(r, ngx_http_inventory_write(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
+{
+    int                              rc;
+    u_char                          *data;
+    size_t                           len;
+    ngx_int_t                        ok;
+    ngx_str_t                        key;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_inventory_cmd_t        *cmd;
+    ngx_http_inventory_errors_t      errs;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+    cmd = ctx->cmd;
+
+    if (ngx_http_inventory_read_body(r, &data, &len) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    errs.n = 0;
+
+    ok = ngx_http_inventory_prepare(r, ctx, data, len, &errs);
+
+    if (ok == NGX_DECLINED) {
+        return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                    "the request body is invalid", &errs);
+    }
+
+    if (ok != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (cmd->idem_key.len) {
+        key.data = (u_char *) cmd->idem_key.data;
+        key.len = cmd->idem_key.len;
+
+        ok = ngx_http_inventory_inflight_acquire(r, &key);
+
+        if (ok == NGX_BUSY) {
+            return ngx_http_inventory_reject(r,
+                           NGX_HTTP_INVENTORY_P_IDEMPOTENCY_KEY_IN_FLIGHT,
+                           "a request with this Idempotency-Key is still "
+                           "in progress", NULL);
+        }
+
+        if (ok == NGX_DECLINED) {
+            return ngx_http_inventory_reject(r,
+                           NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                           "too many requests with an Idempotency-Key are "
+                           "in progress", NULL);
+        }
+
+        if (ok != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_inventory_store_execute(&imcf->store, &cmd, 1,
+                                          ngx_http_inventory_now());
+
+    cln->handler = ngx_http_inventory_free_body;
+    cln->data = cmd;
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "inventory: write failed: %s", mdb_strerror(rc));
+
+    } else if (imcf->sh) {
+        (void) ngx_atomic_fetch_add(&imcf->sh->transactions, 1);
+        (void) ngx_atomic_fetch_add(&imcf->sh->commands, 1);
+        (void) ngx_atomic_fetch_add(&imcf->sh->events, cmd->appended);
+
+        if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
+            (void) ngx_atomic_fetch_add(&imcf->sh->replays, 1);
+        }
+    }
+
+    ctx->event_seq = cmd->last_seq;
+
+    return ngx_http_inventory_send_outcome(r, cmd);
+}
+
+
+/*
+ * The body and the path to a command: NGX_DECLINED, with errs filled in, if
+ * they do not make one.
+ */
+
+static ngx_int_t
+ngx_http_inventory_prepare(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx, u_char *body, size_t len,
+    ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_cmd_t       *cmd;
+    ngx_http_inventory_loc_conf_t  *ilcf;
+
+    cmd = ctx->cmd;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
+    cmd->ttl = ilcf->reservation_ttl;
+
+    /* commit and release: no body is as good as {} */
+    if (!(len == 0 && (cmd->type == NGX_HTTP_INVENTORY_CMD_COMMIT
+                       || cmd->type == NGX_HTTP_INVENTORY_CMD_RELEASE))
+        && ngx_http_inventory_cmd_from_body(cmd, (char *) body, len,
+                                            ngx_http_inventory_palloc,
+                                            r->pool, errs)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    switch (cmd->type) {
+
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+        if (ngx_http_inventory_reservation_id(cmd->res.id) != 0) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                          "inventory: getrandom() failed");
+            return NGX_ERROR;
+        }
+
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_COMMIT:
+    case NGX_HTTP_INVENTORY_CMD_RELEASE:
+        ngx_memcpy(cmd->res.id, ctx->id.data, NGX_HTTP_INVENTORY_RES_ID_LEN);
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_TRANSFER:
+        ctx->sku = cmd->sku;
+        ctx->location = cmd->location;
+        break;
+    }
+
+    if (cmd->idem_key.len) {
+        ngx_http_inventory_fingerprint(r, body, len, cmd->fingerprint);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a repeat is the same method, path and body */
+
+static void
+ngx_http_inventory_fingerprint(ngx_http_request_t *r, u_char *body,
+    size_t len, unsigned char *digest)
+{
+    ngx_md5_t  md5;
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, r->method_name.data, r->method_name.len);
+    ngx_md5_update(&md5, " ", 1);
+    ngx_md5_update(&md5, r->uri.data, r->uri.len);
+    ngx_md5_update(&md5, "\n", 1);
+
+    if (len) {
+        ngx_md5_update(&md5, body, len);
+    }
+
+    ngx_md5_final(digest, &md5);
+}
+
+
+static ngx_int_t
+ngx_http_inventory_send_outcome(ngx_http_request_t *r,
+    ngx_http_inventory_cmd_t *cmd)
+{
+    ngx_table_elt_t           *h;
+    ngx_http_inventory_buf_t   body;
+    static ngx_str_t           json = ngx_string("application/json");
+    static ngx_str_t           problem = ngx_string("application/problem+json");
+
+    if (cmd->status >= NGX_HTTP_INTERNAL_SERVER_ERROR && cmd->body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+    }
+
+    ngx_memzero(&body, sizeof(ngx_http_inventory_buf_t));
+    body.data = cmd->body;
+    body.len = cmd->body_len;
+
+    return ngx_http_inventory_send(r, cmd->status,
+                                   cmd->status >= NGX_HTTP_BAD_REQUEST
+                                   ? &problem : &json,
+                                   &body, cmd->etag);
+}
+
+
+static void
+ngx_http_inventory_free_body(void *data)
+{
+    ngx_http_inventory_cmd_t  *cmd = data;
+
+    free(cmd->body);
+    cmd->body = NULL;
+}
+
+
+/* the whole body in one piece, from memory buffers or the temp file */
+
+static ngx_int_t
+ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
+    size_t *len)
+{
+    u_char       *p;
+    off_t         size;
+    ssize_t       n;
+    ngx_chain_t  *cl;
+
+    *data = NULL;
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    if (r->request_body->temp_file) {
+        size = r->request_body->temp_file->file.offset;
+
+        p = ngx_pnalloc(r->pool, size ? size : 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_read_file(&r->request_body->temp_file->file, p, size, 0);
+        if (n != size) {
+            return NGX_ERROR;
+        }
+
+        *data = p;
+        *len = size;
+
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    /* a chunked body may end in empty buffers: one piece is used as is */
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (ngx_buf_size(cl->buf) == size) {
+            *data = cl->buf->pos;
+            *len = size;
+            return NGX_OK;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+    *len = size;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (ngx_buf_size(cl->buf)) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_inventory_is_json(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    if (ct->len < sizeof("application/json") - 1
+        || ngx_strncasecmp(ct->data, (u_char *) "application/json",
+                           sizeof("application/json") - 1) != 0)
+    {
+        return 0;
+    }
+
+    p = ct->data + sizeof("application/json") - 1;
+    last = ct->data + ct->len;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    return p == last || *p == ';';
+}
+
+
+static ngx_uint_t
+ngx_http_inventory_no_body(ngx_http_request_t *r)
+{
+    return r->headers_in.content_length_n <= 0
+           && r->headers_in.chunked == 0;
+}
