@@ -204,7 +204,7 @@ ngx_http_inventory_render_reservation(yajl_gen g,
 
     ngx_http_inventory_gen_str(g, "reference");
 
-    if (res->reference.data) {
+    if (res->reference.len) {
         yajl_gen_string(g, (const unsigned char *) res->reference.data,
                         res->reference.len);
 

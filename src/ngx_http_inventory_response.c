@@ -55,6 +55,14 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
 
     r->headers_out.status = status;
 
+    /* codes nginx 1.22 has no reason phrase for */
+    if (status == 422) {
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Content");
+
+    } else if (status == 507) {
+        ngx_str_set(&r->headers_out.status_line, "507 Insufficient Storage");
+    }
+
     if (etag) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
