@@ -249,6 +249,9 @@ test_apply(void)
 }
 
 
+void test_core_commands(void);
+
+
 void
 test_core(void)
 {
@@ -257,4 +260,154 @@ test_core(void)
     test_time();
     test_decide();
     test_apply();
+    test_core_commands();
+}
+
+
+static void
+test_reserve(void)
+{
+    size_t                      n, slot_of[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    unsigned                    rc;
+    ngx_http_inventory_cmd_t   *cmd;
+    ngx_http_inventory_event_t  ev[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    static ngx_http_inventory_cmd_t  c;
+
+    cmd = &c;
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->type = NGX_HTTP_INVENTORY_CMD_RESERVE;
+    cmd->multi_line = 1;
+    cmd->now = 1000;
+    cmd->ttl = 500;
+    memcpy(cmd->res.id, "r_0123456789012345678901", 24);
+    cmd->res.lines[0].sku = S("A");
+    cmd->res.lines[0].location = S("x");
+    cmd->res.lines[0].quantity = 2;
+    cmd->res.lines[1].sku = S("B");
+    cmd->res.lines[1].location = S("x");
+    cmd->res.lines[1].quantity = 1;
+    cmd->res.lines[2].sku = S("A");
+    cmd->res.lines[2].location = S("x");
+    cmd->res.lines[2].quantity = 2;
+    cmd->res.nlines = 3;
+
+    ngx_http_inventory_cmd_slots(cmd);
+    is_int(cmd->nslots, 2, "reserve: lines on one item share a slot");
+    is_int(cmd->slots[0].demand, 4, "reserve: demand adds up");
+
+    cmd->slots[0].exists = 1;
+    cmd->slots[0].item.on_hand = 5;
+    cmd->slots[0].item.reserved = 2;
+    cmd->slots[1].exists = 1;
+    cmd->slots[1].item.on_hand = 0;
+
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_INSUFFICIENT, "reserve: short items");
+    ok(cmd->slots[0].short_stock && cmd->slots[1].short_stock,
+       "reserve: every short item is named");
+    is_int(n, 0, "reserve: nothing when short");
+
+    cmd->slots[0].short_stock = 0;
+    cmd->slots[1].short_stock = 0;
+    cmd->slots[0].item.reserved = 1;
+    cmd->slots[1].item.on_hand = 1;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_CREATED, "reserve: all lines fit");
+    is_int(n, 3, "reserve: one event per line");
+    ok(slot_of[0] == 0 && slot_of[1] == 1 && slot_of[2] == 0,
+       "reserve: events point at their items");
+    ok(ev[2].type == NGX_HTTP_INVENTORY_EV_STOCK_RESERVED
+       && ev[2].quantity == 2 && ev[2].reservation_id.len == 24,
+       "reserve: StockReserved with id and quantity");
+    is_int(cmd->res.expires_at, 1500, "reserve: expires after the ttl");
+
+    cmd->slots[1].exists = 0;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_NOT_FOUND, "reserve: unknown item");
+    is_int(cmd->failed_slot, 1, "reserve: names the unknown item");
+
+    /* the end of the reservation */
+    cmd->slots[1].exists = 1;
+    cmd->type = NGX_HTTP_INVENTORY_CMD_COMMIT;
+    cmd->res.state = NGX_HTTP_INVENTORY_RES_ACTIVE;
+    cmd->now = 1499;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_OK, "commit before expiry");
+    ok(n == 3 && ev[0].type == NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED,
+       "commit: one event per line");
+    is_int(cmd->res.state, NGX_HTTP_INVENTORY_RES_COMMITTED, "committed");
+
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_NOT_ACTIVE, "no second commit");
+
+    cmd->res.state = NGX_HTTP_INVENTORY_RES_ACTIVE;
+    cmd->type = NGX_HTTP_INVENTORY_CMD_RELEASE;
+    cmd->now = 1500;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_NOT_ACTIVE, "no release past expires_at");
+
+    cmd->type = NGX_HTTP_INVENTORY_CMD_EXPIRE;
+    cmd->now = 1499;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_NOT_ACTIVE, "no expiry before its time");
+
+    cmd->now = 1500;
+    rc = ngx_http_inventory_decide(cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_OK, "expiry at its time");
+    ok(ev[1].type == NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED,
+       "ReservationExpired");
+    is_int(cmd->res.state, NGX_HTTP_INVENTORY_RES_EXPIRED, "expired");
+}
+
+
+static void
+test_transfer(void)
+{
+    size_t                      n, slot_of[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    unsigned                    rc;
+    ngx_http_inventory_event_t  ev[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    static ngx_http_inventory_cmd_t  cmd;
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = NGX_HTTP_INVENTORY_CMD_TRANSFER;
+    cmd.sku = S("A");
+    cmd.location = S("x");
+    cmd.to = S("y");
+    cmd.quantity = 3;
+    ngx_http_inventory_cmd_slots(&cmd);
+    is_int(cmd.nslots, 2, "transfer: two items");
+
+    rc = ngx_http_inventory_decide(&cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_NOT_FOUND, "transfer from nowhere");
+
+    cmd.slots[0].exists = 1;
+    cmd.slots[0].item.on_hand = 5;
+    cmd.slots[0].item.reserved = 3;
+    rc = ngx_http_inventory_decide(&cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_INSUFFICIENT, "reserved stock stays");
+    is_int(cmd.available, 2, "transfer: available reported");
+
+    cmd.slots[0].item.reserved = 2;
+    rc = ngx_http_inventory_decide(&cmd, ev, &n, slot_of);
+    is_int(rc, NGX_HTTP_INVENTORY_OK, "transfer");
+    ok(n == 2 && ev[0].type == NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT
+       && ev[1].type == NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN
+       && ev[0].other_location.len == 1 && ev[0].other_location.data[0] == 'y'
+       && ev[1].other_location.data[0] == 'x' && slot_of[1] == 1,
+       "transfer: out of one, into the other");
+}
+
+
+void
+test_core_commands(void)
+{
+    char  id[NGX_HTTP_INVENTORY_RES_ID_LEN], id2[NGX_HTTP_INVENTORY_RES_ID_LEN];
+
+    test_reserve();
+    test_transfer();
+
+    ok(ngx_http_inventory_reservation_id(id) == 0
+       && ngx_http_inventory_reservation_id(id2) == 0
+       && id[0] == 'r' && id[1] == '_' && memcmp(id, id2, sizeof(id)) != 0,
+       "reservation ids: r_ prefix, not repeated");
 }

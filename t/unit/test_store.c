@@ -153,6 +153,86 @@ replay_matches(ngx_http_inventory_store_t *st, uint64_t *events)
 }
 
 
+/* reservations, their expiry index, and idempotency records */
+
+static void
+test_store_reservations(ngx_http_inventory_store_t *st)
+{
+    char                              ids[4][NGX_HTTP_INVENTORY_RES_ID_LEN];
+    size_t                            n, purged;
+    ngx_http_inventory_item_t         item;
+    ngx_http_inventory_reservation_t  res;
+    static ngx_http_inventory_cmd_t   a, r1, r2, e;
+
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "RS", "x");
+    a.on_hand = 10;
+    is_int(run(st, &a, 10000), NGX_HTTP_INVENTORY_CREATED, "rs: item");
+
+    cmd_init(&r1, NGX_HTTP_INVENTORY_CMD_RESERVE, "RS", "x");
+    r1.res.lines[0].sku = S("RS");
+    r1.res.lines[0].location = S("x");
+    r1.res.lines[0].quantity = 4;
+    r1.res.nlines = 1;
+    r1.ttl = 1000;
+    ngx_http_inventory_reservation_id(r1.res.id);
+    r1.idem_key = S("key-1");
+    memset(r1.fingerprint, 7, 16);
+    is_int(run(st, &r1, 10000), NGX_HTTP_INVENTORY_CREATED, "rs: reserve");
+    is_int(r1.slots[0].item.reserved, 4, "rs: reserved");
+
+    r2 = r1;
+    ngx_http_inventory_reservation_id(r2.res.id);
+    is_int(run(st, &r2, 10001), NGX_HTTP_INVENTORY_REPLAYED,
+           "rs: the same key and request replays");
+    is_int(r2.status, 201, "rs: replayed status");
+
+    r2.fingerprint[0] = 8;
+    is_int(run(st, &r2, 10002), NGX_HTTP_INVENTORY_KEY_REUSED,
+           "rs: the same key for another request is refused");
+
+    ok(ngx_http_inventory_store_read_begin(st) == 0, "rs: read");
+    is_int(ngx_http_inventory_store_get_item(st, S("RS"), S("x"), &item), 0,
+           "rs: item read");
+    is_int(item.reserved, 4, "rs: the replay reserved nothing");
+    is_int(ngx_http_inventory_store_get_reservation(st, r1.res.id, &res), 0,
+           "rs: reservation read");
+    ok(res.state == NGX_HTTP_INVENTORY_RES_ACTIVE && res.nlines == 1
+       && res.lines[0].quantity == 4 && res.expires_at == 11000,
+       "rs: reservation stored");
+    is_int(ngx_http_inventory_store_get_reservation(st, r2.res.id, &res),
+           MDB_NOTFOUND, "rs: no second reservation");
+    is_int(ngx_http_inventory_store_due(st, 10999, ids, 4, &n), 0, "rs: due");
+    is_int(n, 0, "rs: nothing due before its time");
+    is_int(ngx_http_inventory_store_due(st, 11000, ids, 4, &n), 0, "rs: due");
+    ok(n == 1 && memcmp(ids[0], r1.res.id, 24) == 0, "rs: due at its time");
+    ngx_http_inventory_store_read_end(st);
+
+    cmd_init(&e, NGX_HTTP_INVENTORY_CMD_EXPIRE, "", "");
+    memcpy(e.res.id, ids[0], 24);
+    is_int(run(st, &e, 11000), NGX_HTTP_INVENTORY_OK, "rs: expired");
+    is_int(e.slots[0].item.reserved, 0, "rs: stock returned");
+    is_int(run(st, &e, 11001), NGX_HTTP_INVENTORY_NOT_ACTIVE,
+           "rs: expired once");
+
+    ok(ngx_http_inventory_store_read_begin(st) == 0, "rs: read");
+    is_int(ngx_http_inventory_store_due(st, 99999, ids, 4, &n), 0, "rs: due");
+    is_int(n, 0, "rs: an ended reservation leaves the index");
+    ngx_http_inventory_store_read_end(st);
+
+    st->idem_ttl = 5000;
+    is_int(ngx_http_inventory_store_purge_keys(st, 10000 + 86400000 - 1, 10,
+                                               &purged), 0, "rs: purge");
+    is_int(purged, 0, "rs: keys live for their ttl");
+    is_int(ngx_http_inventory_store_purge_keys(st, 10000 + 86400000, 10,
+                                               &purged), 0, "rs: purge");
+    is_int(purged, 1, "rs: then they are purged");
+
+    r2.fingerprint[0] = 8;
+    is_int(run(st, &r2, 10000 + 86400000), NGX_HTTP_INVENTORY_CREATED,
+           "rs: a purged key is new again");
+}
+
+
 void
 test_store(void)
 {
@@ -254,6 +334,8 @@ test_store(void)
     a.delta = 1;
     is_int(run(&st, &a, 4000), NGX_HTTP_INVENTORY_OK, "write after growth");
     is_int(a.last_seq, events + 1, "seq continues");
+    test_store_reservations(&st);
+    ok(replay_matches(&st, &events), "replay equals projections at the end");
     ngx_http_inventory_store_close(&st);
 
     snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
