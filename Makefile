@@ -51,7 +51,7 @@ $(BUILD)/nginx/Makefile: config
 
 $(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_inventory_module.so $@
+	cp $(BUILD)/nginx/objs/ngx_http_inventory_module.so $@.tmp && mv $@.tmp $@
 
 $(BUILD)/asan/nginx/Makefile: config
 	$(call build_module,$(BUILD)/asan/nginx,--with-cc-opt="$(SAN_FLAGS)" \
@@ -59,7 +59,7 @@ $(BUILD)/asan/nginx/Makefile: config
 
 $(ASAN_MODULE): $(BUILD)/asan/nginx/Makefile $(SRCS)
 	$(MAKE) -s -C $(BUILD)/asan/nginx -f objs/Makefile modules
-	cp $(BUILD)/asan/nginx/objs/ngx_http_inventory_module.so $@
+	cp $(BUILD)/asan/nginx/objs/ngx_http_inventory_module.so $@.tmp && mv $@.tmp $@
 
 asan: $(ASAN_MODULE)
 

@@ -14,15 +14,20 @@
 #define NGX_HTTP_INVENTORY_MAX_SEGMENTS  5
 
 
+#define NGX_HTTP_INVENTORY_NO_PARAMS    0
+#define NGX_HTTP_INVENTORY_ITEM_PARAMS  1     /* {sku}[/{location}] */
+#define NGX_HTTP_INVENTORY_ID_PARAM     2     /* {id} */
+
+
 /*
- * A route: its first path segment, its number of segments, and its last
- * segment when that is a fixed word.  Parameters are segments 1 and 2:
- * sku and location below "inventory", the id below "reservations".
+ * A route: its first path segment, its number of segments, its last
+ * segment when that is a fixed word, and what segments 1 and 2 hold.
  */
 typedef struct {
     ngx_str_t                   first;
     ngx_uint_t                  nsegs;
     ngx_str_t                   last;
+    ngx_uint_t                  params;
     ngx_uint_t                  route;
     ngx_uint_t                  methods;
     ngx_str_t                   allow;
@@ -41,50 +46,61 @@ static ngx_uint_t ngx_http_inventory_reservation_id_valid(ngx_str_t *id);
 static ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
 
     { ngx_string("health"), 1, ngx_null_string,
+      NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_HEALTH,
       NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
 
     { ngx_string("inventory"), 2, ngx_null_string,
+      NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
       NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
 
     { ngx_string("inventory"), 3, ngx_null_string,
+      NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ITEM,
       NGX_HTTP_INVENTORY_READ|NGX_HTTP_PUT, ngx_string("GET, HEAD, PUT") },
 
     { ngx_string("inventory"), 4, ngx_string("adjustments"),
+      NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ADJUST,
       NGX_HTTP_POST, ngx_string("POST") },
 
     { ngx_string("inventory"), 4, ngx_string("reservations"),
+      NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_RESERVE,
       NGX_HTTP_POST, ngx_string("POST") },
 
     { ngx_string("inventory"), 4, ngx_string("events"),
+      NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ITEM_EVENTS,
       NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
 
     { ngx_string("reservations"), 1, ngx_null_string,
+      NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_CART,
       NGX_HTTP_POST, ngx_string("POST") },
 
     { ngx_string("reservations"), 2, ngx_null_string,
+      NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_RESERVATION,
       NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
 
     { ngx_string("reservations"), 3, ngx_string("commit"),
+      NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_COMMIT,
       NGX_HTTP_POST, ngx_string("POST") },
 
     { ngx_string("reservations"), 3, ngx_string("release"),
+      NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_RELEASE,
       NGX_HTTP_POST, ngx_string("POST") },
 
     { ngx_string("transfers"), 1, ngx_null_string,
+      NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
       NGX_HTTP_POST, ngx_string("POST") },
 
-    { ngx_null_string, 0, ngx_null_string, 0, 0, ngx_null_string }
+    { ngx_null_string, 0, ngx_null_string, 0, 0, 0, ngx_null_string }
 };
 
 
@@ -255,7 +271,7 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     ctx->route = rt->route;
 
-    if (rt->first.len == sizeof("inventory") - 1 && n > 1) {
+    if (rt->params == NGX_HTTP_INVENTORY_ITEM_PARAMS) {
         ctx->sku.data = (char *) seg[1].data;
         ctx->sku.len = seg[1].len;
 
@@ -264,7 +280,7 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
             ctx->location.len = seg[2].len;
         }
 
-    } else if (rt->first.len == sizeof("reservations") - 1 && n > 1) {
+    } else if (rt->params == NGX_HTTP_INVENTORY_ID_PARAM) {
         ctx->id = seg[1];
     }
 
