@@ -69,6 +69,16 @@ ngx_http_inventory_sku_prefix(unsigned char *buf, ngx_http_inventory_str_t sku)
 }
 
 
+/* the low-stock index sorts by location, then sku */
+
+size_t
+ngx_http_inventory_low_key(unsigned char *buf, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location)
+{
+    return ngx_http_inventory_item_key(buf, location, sku);
+}
+
+
 size_t
 ngx_http_inventory_item_event_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,

@@ -16,6 +16,9 @@
     (2 * NGX_HTTP_INVENTORY_ID_MAX + 2 + 8)
 
 #define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  40
+/* an item_events value: the event's seq, then the item as it left it */
+#define NGX_HTTP_INVENTORY_INDEX_RECORD_LEN                                  \
+    (8 + NGX_HTTP_INVENTORY_ITEM_RECORD_LEN)
 #define NGX_HTTP_INVENTORY_EVENT_RECORD_MAX 1024
 #define NGX_HTTP_INVENTORY_RES_RECORD_MAX                                    \
     (1 + 3 * 8 + 2 + NGX_HTTP_INVENTORY_REFERENCE_MAX + 2                    \
@@ -43,6 +46,8 @@ size_t ngx_http_inventory_item_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);
 size_t ngx_http_inventory_sku_prefix(unsigned char *buf,
     ngx_http_inventory_str_t sku);
+size_t ngx_http_inventory_low_key(unsigned char *buf,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);
 size_t ngx_http_inventory_item_event_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     uint64_t version);

@@ -143,6 +143,7 @@ typedef struct {
     ngx_http_inventory_item_t   item;
     int64_t                     demand;        /* reservations: summed lines */
     unsigned                    exists:1;
+    unsigned                    was_low:1;     /* low_stock when loaded */
     unsigned                    short_stock:1;
 } ngx_http_inventory_slot_t;
 

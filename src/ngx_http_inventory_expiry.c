@@ -160,6 +160,7 @@ ngx_http_inventory_expire_due(ngx_http_inventory_main_conf_t *imcf,
     for (i = 0; i < n; i++) {
         if (cmds[i].outcome == NGX_HTTP_INVENTORY_OK) {
             expired++;
+            ngx_http_inventory_feed_publish(imcf, cmds[i].last_seq);
 
             if (imcf->sh) {
                 (void) ngx_atomic_fetch_add(&imcf->sh->events,

@@ -95,6 +95,16 @@ static ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
       NGX_HTTP_INVENTORY_ROUTE_RELEASE,
       NGX_HTTP_POST, ngx_string("POST") },
 
+    { ngx_string("events"), 1, ngx_null_string,
+      NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_EVENTS,
+      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
+
+    { ngx_string("low-stock"), 1, ngx_null_string,
+      NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
+      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
+
     { ngx_string("transfers"), 1, ngx_null_string,
       NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
@@ -182,6 +192,12 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_INVENTORY_ROUTE_RESERVATION:
         return ngx_http_inventory_get_reservation(r, ctx);
+
+    case NGX_HTTP_INVENTORY_ROUTE_EVENTS:
+        return ngx_http_inventory_get_events(r, ctx);
+
+    case NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK:
+        return ngx_http_inventory_get_low_stock(r, ctx);
 
     default: /* NGX_HTTP_INVENTORY_ROUTE_ITEM */
         return ngx_http_inventory_get_item(r, ctx);

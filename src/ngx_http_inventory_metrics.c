@@ -25,7 +25,7 @@ ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
 static const char  *ngx_http_inventory_route_names[] = {
     "unknown", "item", "adjustments", "aggregate", "metrics", "health",
     "reserve", "item_events", "reservations", "reservation", "commit",
-    "release", "transfers"
+    "release", "transfers", "events", "low_stock"
 };
 
 

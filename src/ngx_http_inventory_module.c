@@ -783,6 +783,7 @@ static ngx_int_t
 ngx_http_inventory_init_process(ngx_cycle_t *cycle)
 {
     int                              rc;
+    uint64_t                         last_seq;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = ngx_http_inventory_cycle_conf(cycle);
@@ -803,6 +804,17 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
 
     imcf->store_open = 1;
     imcf->store.idem_ttl = imcf->idempotency_ttl;
+
+    ngx_queue_init(&imcf->waiters);
+
+    /* the feed's waiters compare with the last seq the zone has seen */
+    if (ngx_http_inventory_store_read_begin(&imcf->store) == 0) {
+        if (ngx_http_inventory_store_last_seq(&imcf->store, &last_seq) == 0) {
+            ngx_http_inventory_feed_publish(imcf, last_seq);
+        }
+
+        ngx_http_inventory_store_read_end(&imcf->store);
+    }
 
     ngx_http_inventory_expiry_start(cycle, imcf);
 

@@ -33,6 +33,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_ROUTE_COMMIT,
     NGX_HTTP_INVENTORY_ROUTE_RELEASE,
     NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
+    NGX_HTTP_INVENTORY_ROUTE_EVENTS,
+    NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
     NGX_HTTP_INVENTORY_ROUTE_LAST
 } ngx_http_inventory_route_e;
 
@@ -46,6 +48,7 @@ typedef struct {
     ngx_rbtree_node_t           sentinel;
     ngx_atomic_t                lease_pid;     /* the worker that expires */
     ngx_atomic_t                lease_until;   /* ms */
+    ngx_atomic_t                last_seq;      /* of the last commit */
     ngx_atomic_t                requests[NGX_HTTP_INVENTORY_ROUTE_LAST]
                                         [NGX_HTTP_INVENTORY_STATUSES];
     ngx_atomic_t                events;
@@ -66,6 +69,8 @@ typedef struct {
     ngx_http_inventory_shctx_t *sh;
     ngx_event_t                 reader_check;
     ngx_event_t                 expiry;
+    ngx_event_t                 feed_poll;
+    ngx_queue_t                 waiters;       /* long-polling requests */
     ngx_http_inventory_store_t  store;      /* this process's environment */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
@@ -108,8 +113,19 @@ ngx_int_t ngx_http_inventory_get_item_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 ngx_int_t ngx_http_inventory_get_reservation(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_get_events(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
 ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_arg_uint(ngx_http_request_t *r,
+    const char *name, uint64_t min, uint64_t max, uint64_t *value,
+    ngx_http_inventory_errors_t *errs);
+ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);
+void ngx_http_inventory_feed_publish(ngx_http_inventory_main_conf_t *imcf,
+    uint64_t seq);
+void ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf);
 
 ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
     ngx_str_t *key);

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
+#include "ngx_http_inventory_codec.h"
 
 
 #define NGX_HTTP_INVENTORY_EVENTS_LIMIT      100
@@ -33,16 +34,23 @@ typedef struct {
 } ngx_http_inventory_events_t;
 
 
+typedef struct {
+    yajl_gen                    gen;
+    ngx_str_t                  *last;
+    ngx_pool_t                 *pool;
+} ngx_http_inventory_low_out_t;
+
+
 static int ngx_http_inventory_collect(void *data,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     const ngx_http_inventory_item_t *item);
 static int ngx_http_inventory_event_out(void *data,
     const ngx_http_inventory_event_t *ev);
-static ngx_int_t ngx_http_inventory_arg_uint(ngx_http_request_t *r,
-    const char *name, uint64_t min, uint64_t max, uint64_t *value,
-    ngx_http_inventory_errors_t *errs);
-static ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r,
-    int rc);
+static ngx_int_t ngx_http_inventory_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+static int ngx_http_inventory_low_out(void *data,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    const ngx_http_inventory_item_t *item);
 
 
 /* 200 with store facts while the store can be read, 503 otherwise */
@@ -103,24 +111,51 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     int                              rc;
     size_t                           n, i;
     uint64_t                         versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
-    ngx_uint_t                       any;
+    uint64_t                         as_of;
+    ngx_str_t                        arg;
+    ngx_uint_t                       any, past;
     ngx_http_inventory_slot_t        slot;
+    ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
+    /* ?as_of=TIMESTAMP: the item as it was then */
+    past = (ngx_http_inventory_arg(r, "as_of", &arg) == NGX_OK);
+
+    if (past) {
+        if (ngx_http_inventory_time_parse((char *) arg.data, arg.len, &as_of)
+            != 0)
+        {
+            errs.n = 0;
+            ngx_http_inventory_error_add(&errs, "as_of", 5,
+                                         "must be an RFC 3339 timestamp "
+                                         "such as 2026-11-22T10:00:00.123Z");
+            return ngx_http_inventory_reject(r,
+                                        NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                        "the query is invalid", &errs);
+        }
+    }
+
     rc = ngx_http_inventory_store_read_begin(&imcf->store);
 
     if (rc == 0) {
-        rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
-                                               ctx->location, &slot.item);
+        rc = past ? ngx_http_inventory_store_item_as_of(&imcf->store,
+                                                        ctx->sku,
+                                                        ctx->location, as_of,
+                                                        &slot.item)
+                  : ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
+                                                      ctx->location,
+                                                      &slot.item);
         ngx_http_inventory_store_read_end(&imcf->store);
     }
 
     if (rc == MDB_NOTFOUND) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
-                                         "no stock item for this sku at this "
-                                         "location", NULL);
+                                         past ? "no stock item for this sku at "
+                                                "this location at that time"
+                                              : "no stock item for this sku "
+                                                "at this location", NULL);
     }
 
     if (rc != 0) {
@@ -405,7 +440,7 @@ ngx_http_inventory_event_out(void *data, const ngx_http_inventory_event_t *ev)
 
 /* an optional decimal query argument within [min, max] */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
     uint64_t min, uint64_t max, uint64_t *value,
     ngx_http_inventory_errors_t *errs)
@@ -436,7 +471,36 @@ ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
 }
 
 
+/* a query argument, percent-decoded; NGX_DECLINED when absent */
+
 static ngx_int_t
+ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = raw.data;
+
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
 {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -444,4 +508,150 @@ ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
 
     return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
                                      "the store cannot be read", NULL);
+}
+
+
+/* ?location=L&limit=N&cursor=C: low-stock items by (location, sku) */
+
+ngx_int_t
+ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx)
+{
+    int                              rc, more;
+    uint64_t                         limit;
+    ngx_str_t                        arg, from, next, last;
+    yajl_gen                         g;
+    ngx_http_inventory_str_t         location, s, l;
+    ngx_http_inventory_buf_t         body;
+    ngx_http_inventory_low_out_t     out;
+    ngx_http_inventory_errors_t      errs;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    errs.n = 0;
+    limit = NGX_HTTP_INVENTORY_EVENTS_LIMIT;
+    location.data = NULL;
+    location.len = 0;
+    from.len = 0;
+    from.data = NULL;
+
+    ngx_http_inventory_arg_uint(r, "limit", 1,
+                                NGX_HTTP_INVENTORY_EVENTS_LIMIT_MAX, &limit,
+                                &errs);
+
+    if (ngx_http_inventory_arg(r, "location", &arg) == NGX_OK) {
+        location.data = (char *) arg.data;
+        location.len = arg.len;
+        ngx_http_inventory_validate_id(&errs, "location", location);
+    }
+
+    /* the cursor is the index key of the last item sent, base64url */
+    if (ngx_http_arg(r, (u_char *) "cursor", 6, &arg) == NGX_OK) {
+        from.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(arg.len));
+
+        if (from.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_decode_base64url(&from, &arg) != NGX_OK
+            || ngx_http_inventory_item_key_split(from.data, from.len, &l, &s)
+               != 0)
+        {
+            ngx_http_inventory_error_add(&errs, "cursor", 6,
+                                         "is not a cursor this API gave");
+        }
+    }
+
+    if (errs.n) {
+        return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                    "the query is invalid", &errs);
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    g = ngx_http_inventory_gen_open(&body);
+
+    if (g == NULL) {
+        ngx_http_inventory_store_read_end(&imcf->store);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out.gen = g;
+    out.last = &last;
+    out.pool = r->pool;
+    last.len = 0;
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_str(g, "items");
+    yajl_gen_array_open(g);
+
+    rc = ngx_http_inventory_store_low_stock(&imcf->store, location,
+                                            from.data, from.len,
+                                            (size_t) limit,
+                                            ngx_http_inventory_low_out,
+                                            &out, &more);
+    ngx_http_inventory_store_read_end(&imcf->store);
+
+    yajl_gen_array_close(g);
+    ngx_http_inventory_gen_str(g, "next_cursor");
+
+    if (rc == 0 && more && last.len) {
+        next.len = ngx_base64_encoded_length(last.len);
+        next.data = ngx_pnalloc(r->pool, next.len);
+
+        if (next.data == NULL) {
+            yajl_gen_free(g);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_encode_base64url(&next, &last);
+        yajl_gen_string(g, next.data, next.len);
+
+    } else {
+        yajl_gen_null(g);
+    }
+
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+
+    if (rc == ENOMEM) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    (void) ctx;
+
+    return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
+}
+
+
+static int
+ngx_http_inventory_low_out(void *data, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
+{
+    ngx_http_inventory_low_out_t  *out = data;
+
+    u_char  *p;
+
+    ngx_http_inventory_render_item(out->gen, sku, location, item);
+
+    /* the key lives in the map only while the read transaction does */
+    p = ngx_pnalloc(out->pool, NGX_HTTP_INVENTORY_KEY_MAX);
+    if (p == NULL) {
+        return ENOMEM;
+    }
+
+    out->last->data = p;
+    out->last->len = ngx_http_inventory_low_key(p, sku, location);
+
+    return 0;
 }

@@ -191,7 +191,8 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
            != 0
         || (rc = mdb_dbi_open(txn, "idempotency", f, &st->idempotency)) != 0
         || (rc = mdb_dbi_open(txn, "idempotency_expiry", f, &st->idem_expiry))
-           != 0)
+           != 0
+        || (rc = mdb_dbi_open(txn, "low_stock", f, &st->low_stock)) != 0)
     {
         return rc;
     }
@@ -1043,12 +1044,13 @@ ngx_http_inventory_store_item_events(ngx_http_inventory_store_t *st,
             break;
         }
 
-        if (val.mv_size != 8) {
+        if (val.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN) {
             rc = MDB_CORRUPTED;
             break;
         }
 
-        lkey = val;
+        lkey.mv_data = val.mv_data;
+        lkey.mv_size = 8;
         rc = mdb_get(st->rtxn, st->log, &lkey, &lval);
 
         if (rc == 0
@@ -1090,10 +1092,12 @@ ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
     if (rc == MDB_NOTFOUND) {
         memset(&slot->item, 0, sizeof(ngx_http_inventory_item_t));
         slot->exists = 0;
+        slot->was_low = 0;
         return 0;
     }
 
     slot->exists = (rc == 0);
+    slot->was_low = ngx_http_inventory_low_stock(&slot->item);
 
     return rc;
 }
@@ -1110,7 +1114,7 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
     int                         rc, low;
     MDB_val                     key, val;
     unsigned char               kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
-    unsigned char               seq[8];
+    unsigned char               seq[NGX_HTTP_INVENTORY_INDEX_RECORD_LEN];
     unsigned char               rec[NGX_HTTP_INVENTORY_EVENT_RECORD_MAX];
     ngx_http_inventory_item_t   before;
     ngx_http_inventory_event_t  low_ev;
@@ -1138,12 +1142,15 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
             return rc;
         }
 
+        /* the index keeps the item as this event left it: as_of reads it */
+        ngx_http_inventory_item_encode(seq + 8, &slot->item);
+
         key.mv_data = kbuf;
         key.mv_size = ngx_http_inventory_item_event_key(kbuf, slot->sku,
                                                         slot->location,
                                                         ev->version);
         val.mv_data = seq;
-        val.mv_size = 8;
+        val.mv_size = NGX_HTTP_INVENTORY_INDEX_RECORD_LEN;
 
         rc = mdb_put(txn, st->item_events, &key, &val, 0);
         if (rc != 0) {
@@ -1173,6 +1180,7 @@ static int
 ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot)
 {
+    int            rc, low;
     MDB_val        key, val;
     unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
     unsigned char  rec[NGX_HTTP_INVENTORY_ITEM_RECORD_LEN];
@@ -1185,5 +1193,255 @@ ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     val.mv_data = rec;
     val.mv_size = sizeof(rec);
 
-    return mdb_put(txn, st->items, &key, &val, 0);
+    rc = mdb_put(txn, st->items, &key, &val, 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* the low-stock index follows the projection in the same transaction */
+    low = ngx_http_inventory_low_stock(&slot->item);
+
+    if (low == (int) slot->was_low) {
+        return 0;
+    }
+
+    key.mv_size = ngx_http_inventory_low_key(kbuf, slot->sku, slot->location);
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    if (low) {
+        return mdb_put(txn, st->low_stock, &key, &val, 0);
+    }
+
+    rc = mdb_del(txn, st->low_stock, &key, NULL);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+/* the global log after seq "after": at most limit events */
+
+int
+ngx_http_inventory_store_log(ngx_http_inventory_store_t *st, uint64_t after,
+    size_t limit, ngx_http_inventory_event_pt handler, void *ctx)
+{
+    int                         rc;
+    size_t                      count;
+    MDB_val                     key, val;
+    MDB_cursor                 *cur;
+    unsigned char               kbuf[8];
+    ngx_http_inventory_event_t  ev;
+
+    if (after == UINT64_MAX) {
+        return 0;
+    }
+
+    rc = mdb_cursor_open(st->rtxn, st->log, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    ngx_http_inventory_put_u64(kbuf, after + 1);
+    key.mv_data = kbuf;
+    key.mv_size = 8;
+    count = 0;
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == 0 && count < limit;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size != 8
+            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
+               != 0)
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        ev.seq = ngx_http_inventory_get_u64(key.mv_data);
+
+        rc = handler(ctx, &ev);
+        if (rc != 0) {
+            break;
+        }
+
+        count++;
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+int
+ngx_http_inventory_store_last_seq(ngx_http_inventory_store_t *st,
+    uint64_t *seq)
+{
+    int                         rc;
+    ngx_http_inventory_clock_t  clock;
+
+    rc = ngx_http_inventory_store_clock(st, st->rtxn, &clock);
+    *seq = clock.seq;
+
+    return rc;
+}
+
+
+/*
+ * The item as it was at time "at": a binary search over the item's event
+ * index, whose entries keep the item as each event left it.  MDB_NOTFOUND
+ * if the item had no event yet.
+ */
+
+int
+ngx_http_inventory_store_item_as_of(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t at, ngx_http_inventory_item_t *item)
+{
+    int                        rc;
+    uint64_t                   lo, hi, mid;
+    MDB_val                    key, val;
+    unsigned char              kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    ngx_http_inventory_item_t  now, snap;
+
+    rc = ngx_http_inventory_store_item(st, st->rtxn, sku, location, &now);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (now.updated_at <= at) {
+        *item = now;
+        return 0;
+    }
+
+    /* the answer is the last version whose event is not after "at" */
+    lo = 0;
+    hi = now.version;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo + 1) / 2;
+
+        key.mv_data = kbuf;
+        key.mv_size = ngx_http_inventory_item_event_key(kbuf, sku, location,
+                                                        mid);
+        rc = mdb_get(st->rtxn, st->item_events, &key, &val);
+
+        if (rc == 0
+            && (val.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN
+                || ngx_http_inventory_item_decode(
+                       (unsigned char *) val.mv_data + 8,
+                       NGX_HTTP_INVENTORY_ITEM_RECORD_LEN, &snap) != 0))
+        {
+            rc = MDB_CORRUPTED;
+        }
+
+        if (rc != 0) {
+            return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+        }
+
+        if (snap.updated_at <= at) {
+            lo = mid;
+            *item = snap;
+
+        } else {
+            hi = mid - 1;
+        }
+    }
+
+    return lo ? 0 : MDB_NOTFOUND;
+}
+
+
+/*
+ * Items with low_stock, in (location, sku) order, after the index key
+ * "from" (none: from the start) and within "location" when given.
+ */
+
+int
+ngx_http_inventory_store_low_stock(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t location, const unsigned char *from,
+    size_t from_len, size_t limit, ngx_http_inventory_item_pt handler,
+    void *ctx, int *more)
+{
+    int                        rc;
+    size_t                     plen, count;
+    MDB_val                    key, val;
+    MDB_cursor                *cur;
+    unsigned char              prefix[NGX_HTTP_INVENTORY_KEY_MAX];
+    ngx_http_inventory_str_t   sku, loc;
+    ngx_http_inventory_item_t  item;
+
+    *more = 0;
+    plen = 0;
+
+    if (location.len) {
+        plen = ngx_http_inventory_sku_prefix(prefix, location);
+    }
+
+    rc = mdb_cursor_open(st->rtxn, st->low_stock, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (from_len) {
+        key.mv_data = (void *) from;
+        key.mv_size = from_len;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+
+        /* the cursor names the last item of the previous page */
+        if (rc == 0 && key.mv_size == from_len
+            && memcmp(key.mv_data, from, from_len) == 0)
+        {
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+
+    } else if (plen) {
+        key.mv_data = prefix;
+        key.mv_size = plen;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+
+    } else {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    }
+
+    for (count = 0; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+
+        if (plen && (key.mv_size <= plen
+                     || memcmp(key.mv_data, prefix, plen) != 0))
+        {
+            break;
+        }
+
+        if (count == limit) {
+            *more = 1;
+            break;
+        }
+
+        /* the index key is location NUL sku */
+        if (ngx_http_inventory_item_key_split(key.mv_data, key.mv_size, &loc,
+                                              &sku)
+            != 0)
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        rc = ngx_http_inventory_store_item(st, st->rtxn, sku, loc, &item);
+        if (rc != 0) {
+            rc = (rc == MDB_NOTFOUND) ? MDB_CORRUPTED : rc;
+            break;
+        }
+
+        rc = handler(ctx, sku, loc, &item);
+        if (rc != 0) {
+            break;
+        }
+
+        count++;
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }

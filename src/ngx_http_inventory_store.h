@@ -32,6 +32,7 @@ typedef struct {
     MDB_dbi                     res_expiry;    /* expires_at, id -> "" */
     MDB_dbi                     idempotency;   /* key -> response */
     MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
+    MDB_dbi                     low_stock;     /* location, sku -> "" */
     MDB_txn                    *rtxn;
     uint64_t                    idem_ttl;      /* ms */
     unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
@@ -79,6 +80,18 @@ int ngx_http_inventory_store_get_reservation(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_item_events(ngx_http_inventory_store_t *st,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     uint64_t after, size_t limit, ngx_http_inventory_event_pt handler,
+    void *ctx, int *more);
+int ngx_http_inventory_store_log(ngx_http_inventory_store_t *st,
+    uint64_t after, size_t limit, ngx_http_inventory_event_pt handler,
+    void *ctx);
+int ngx_http_inventory_store_last_seq(ngx_http_inventory_store_t *st,
+    uint64_t *seq);
+int ngx_http_inventory_store_item_as_of(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    uint64_t at, ngx_http_inventory_item_t *item);
+int ngx_http_inventory_store_low_stock(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t location, const unsigned char *from,
+    size_t from_len, size_t limit, ngx_http_inventory_item_pt handler,
     void *ctx, int *more);
 int ngx_http_inventory_store_due(ngx_http_inventory_store_t *st,
     uint64_t now, char (*ids)[NGX_HTTP_INVENTORY_RES_ID_LEN], size_t max,

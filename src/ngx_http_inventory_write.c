@@ -46,7 +46,9 @@ static ngx_uint_t  ngx_http_inventory_cmd_types[] = {
     0,                                      /* RESERVATION */
     NGX_HTTP_INVENTORY_CMD_COMMIT,          /* COMMIT */
     NGX_HTTP_INVENTORY_CMD_RELEASE,         /* RELEASE */
-    NGX_HTTP_INVENTORY_CMD_TRANSFER         /* TRANSFER */
+    NGX_HTTP_INVENTORY_CMD_TRANSFER,        /* TRANSFER */
+    0,                                      /* EVENTS */
+    0                                       /* LOW_STOCK */
 };
 
 
@@ -267,6 +269,10 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
             (void) ngx_atomic_fetch_add(&imcf->sh->replays, 1);
         }
+    }
+
+    if (rc == 0 && cmd->appended) {
+        ngx_http_inventory_feed_publish(imcf, cmd->last_seq);
     }
 
     ctx->event_seq = cmd->last_seq;
