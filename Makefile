@@ -11,12 +11,13 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
+CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
                perl libjson-pp-perl
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
-.PHONY: all deps module unit asan test test-unit test-e2e test-asan run clean
+.PHONY: all deps module admin unit asan test test-unit test-e2e test-asan run clean
 
 all: module
 
@@ -35,7 +36,7 @@ deps:
 	        --no-install-recommends $$missing; \
 	fi
 
-module: $(MODULE)
+module: $(MODULE) $(BUILD)/inventory-admin
 
 # $(1): objs directory, $(2): extra configure arguments
 define build_module
@@ -69,6 +70,15 @@ $(BUILD)/unit-tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/*.h t/unit/*.h)
 	    -llmdb -lyajl
 
 unit: $(BUILD)/unit-tests
+
+# The offline store tool: verify, rebuild, dump, stats.
+$(BUILD)/inventory-admin: $(CORE_SRCS) src/ngx_http_inventory_admin.c \
+        $(wildcard src/*.h)
+	mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_ADMIN) -o $@ src/ngx_http_inventory_admin.c $(CORE_SRCS) \
+	    -llmdb -lyajl
+
+admin: $(BUILD)/inventory-admin
 
 
 test: deps

@@ -838,3 +838,375 @@ sub parallel {
 }
 
 1;
+
+# --------------------------------------------------------------------------
+# Reservations, item events, before/after snapshots (t/30-32).
+
+push @EXPORT_OK, qw(reservation_ok reservation_problems ts_ms item_events
+                    items_snapshot RES_ID_RE);
+
+use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
+
+# ts_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
+sub ts_ms {
+    my ($ts) = @_;
+    require Time::Local;
+    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
+        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
+        or return undef;
+    return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
+}
+
+# reservation_problems($j, \%expect): problems with a reservation object.
+# expect: id, state, reference (undef: null), ttl (seconds between
+# created_at and expires_at), lines ([[sku, location, quantity], ...]).
+sub reservation_problems {
+    my ($j, $exp) = @_;
+    $exp //= {};
+    return ('reservation is not a JSON object') unless ref $j eq 'HASH';
+    my @p;
+    my %types = (id => 'string', state => 'string', lines => 'array',
+                 created_at => 'string', expires_at => 'string');
+    for my $k (sort keys %types) {
+        my $t = json_type($j->{$k});
+        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
+    }
+    my $rt = exists $j->{reference} ? json_type($j->{reference}) : 'missing';
+    push @p, "'reference' is $rt, expected string or null"
+        unless $rt eq 'string' || $rt eq 'null';
+    my $active = ($j->{state} // '') eq 'active';
+    if ($active) {
+        push @p, "an active reservation has 'ended_at'"
+            if exists $j->{ended_at};
+    } else {
+        my $t = json_type($j->{ended_at});
+        push @p, "'ended_at' is $t, expected string" if $t ne 'string';
+    }
+    my @extra = grep { !/^(?:id|state|lines|reference|created_at|expires_at
+                           |ended_at)\z/x } sort keys %$j;
+    push @p, "unexpected members: @extra" if @extra;
+    return @p if @p;
+
+    push @p, "id '$j->{id}' does not match r_ + 22 base62 characters"
+        unless $j->{id} =~ RES_ID_RE;
+    push @p, "state '$j->{state}' is not active/committed/released/expired"
+        unless $j->{state} =~ /^(?:active|committed|released|expired)\z/;
+    for my $k (qw(created_at expires_at ended_at)) {
+        next unless defined $j->{$k};
+        push @p, "$k '$j->{$k}' is not RFC 3339 UTC with ms"
+            unless $j->{$k} =~ TS_RE;
+    }
+    return @p if @p;
+    push @p, 'expires_at is not after created_at'
+        unless ts_ms($j->{expires_at}) > ts_ms($j->{created_at});
+    push @p, 'ended_at is before created_at'
+        if defined $j->{ended_at}
+           && ts_ms($j->{ended_at}) < ts_ms($j->{created_at});
+    if (!@{ $j->{lines} }) {
+        push @p, 'lines is empty';
+    }
+    for my $i (0 .. $#{ $j->{lines} }) {
+        my $l = $j->{lines}[$i];
+        if (ref $l ne 'HASH') { push @p, "lines[$i] is not an object"; next }
+        for my $k (qw(sku location)) {
+            my $t = json_type($l->{$k});
+            push @p, "lines[$i].$k is $t, expected string" if $t ne 'string';
+        }
+        my $t = json_type($l->{quantity});
+        push @p, "lines[$i].quantity is $t, expected number"
+            if $t ne 'number';
+        my @x = grep { !/^(?:sku|location|quantity)\z/ } sort keys %$l;
+        push @p, "lines[$i] has unexpected members: @x" if @x;
+    }
+    return @p if @p;
+
+    for my $k (qw(id state)) {
+        push @p, "$k is '$j->{$k}', expected '$exp->{$k}'"
+            if defined $exp->{$k} && $j->{$k} ne $exp->{$k};
+    }
+    if (exists $exp->{reference}) {
+        my $e = $exp->{reference};
+        my $g = $j->{reference};
+        push @p, 'reference is ' . (defined $g ? "'$g'" : 'null')
+                 . ', expected ' . (defined $e ? "'$e'" : 'null')
+            unless (!defined $e && !defined $g)
+                   || (defined $e && defined $g && $e eq $g);
+    }
+    if (defined $exp->{ttl}) {
+        my $d = ts_ms($j->{expires_at}) - ts_ms($j->{created_at});
+        push @p, "expires_at - created_at is $d ms, expected "
+                 . $exp->{ttl} * 1000
+            unless $d == $exp->{ttl} * 1000;
+    }
+    if ($exp->{lines}) {
+        my $got = join ' ', map { "$_->{sku}/$_->{location}=$_->{quantity}" }
+                            @{ $j->{lines} };
+        my $want = join ' ', map { "$_->[0]/$_->[1]=$_->[2]" }
+                             @{ $exp->{lines} };
+        push @p, "lines are ($got), expected ($want)" if $got ne $want;
+    }
+    return @p;
+}
+
+# reservation_ok($r, $status, \%expect, $name)
+sub reservation_ok {
+    my ($r, $status, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected application/json"
+        unless $r->{content_type} =~ m{^application/json\b}i;
+    push @p, reservation_problems($r->{json}, $exp);
+    my $ok = Test::More::ok(!@p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+        unless $ok;
+    return $ok;
+}
+
+# item_events($n, $sku, $location, $after_version): every event of the item
+# after that version (default 0), following next_after_version; dies on a
+# response that is not a well-formed page.
+sub item_events {
+    my ($n, $sku, $loc, $after) = @_;
+    $after //= 0;
+    my @ev;
+    for (1 .. 1000) {
+        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
+                               . "?after_version=$after&limit=1000");
+        die "item_events: unexpected answer\n" . _show($r) . "\n"
+            unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
+                   && ref $r->{json}{events} eq 'ARRAY';
+        push @ev, @{ $r->{json}{events} };
+        my $next = $r->{json}{next_after_version};
+        return \@ev unless defined $next;
+        $after = $next;
+    }
+    die "item_events: more than 1000 pages\n";
+}
+
+# items_snapshot($n, @item_paths): { path => [status, body] } for comparing
+# the state of items before and after requests that must change nothing.
+sub items_snapshot {
+    my ($n, @paths) = @_;
+    return { map {
+        my $r = $n->req(GET => $_);
+        ($_ => [ $r->{status}, $r->{body} ]);
+    } @paths };
+}
+
+1;
+
+# --------------------------------------------------------------------------
+# Concurrency guarantees (t/33-35): paged item events, metrics, replay.
+
+push @EXPORT_OK, qw(event_pages metric_value replay_events sleep_until
+                    epoch_ms);
+
+# epoch_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
+# (core Perl only, no Time::Local needed)
+sub epoch_ms {
+    my ($ts) = @_;
+    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
+        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
+        or return undef;
+    # days from civil (proleptic Gregorian), 1970-01-01 is day 0
+    $y -= 1 if $mo <= 2;
+    my $era = int(($y >= 0 ? $y : $y - 399) / 400);
+    my $yoe = $y - $era * 400;
+    my $doy = int((153 * ($mo + ($mo > 2 ? -3 : 9)) + 2) / 5) + $d - 1;
+    my $doe = $yoe * 365 + int($yoe / 4) - int($yoe / 100) + $doy;
+    my $days = $era * 146097 + $doe - 719468;
+    return ((($days * 24 + $h) * 60 + $mi) * 60 + $s) * 1000 + $ms;
+}
+
+# sleep_until($epoch_seconds): sleep (without any request) until then
+sub sleep_until {
+    my ($t) = @_;
+    my $d = $t - time;
+    sleep $d if $d > 0;
+}
+
+# event_pages($n, $sku, $location, $limit): (\@events, \@problems): every
+# event of the item, $limit (default 100) per page, following
+# next_after_version.  A missing item gives ([], []) when $opt{missing_ok}.
+# Problems name pages that break the paging contract.
+sub event_pages {
+    my ($n, $sku, $loc, $limit, %opt) = @_;
+    $limit //= 100;
+    my (@ev, @p);
+    my $after = 0;
+    for my $page_no (1 .. 100000) {
+        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
+                               . "?after_version=$after&limit=$limit");
+        if ($r->{status} == 404 && $opt{missing_ok} && $page_no == 1) {
+            return ([], []);
+        }
+        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
+                && ref $r->{json}{events} eq 'ARRAY')
+        {
+            push @p, "$sku/$loc events page after $after: " . _show($r);
+            last;
+        }
+        my $page = $r->{json}{events};
+        my $next = $r->{json}{next_after_version};
+        push @p, "$sku/$loc page after $after has " . scalar(@$page)
+                 . " events, over the limit $limit"
+            if @$page > $limit;
+        for my $e (@$page) {
+            next if ref $e eq 'HASH' && defined $e->{version}
+                    && $e->{version} > $after;
+            push @p, "$sku/$loc page after $after holds an event at or "
+                     . "before it: " . encode_json($e);
+            last;
+        }
+        push @ev, @$page;
+        return (\@ev, \@p) unless defined $next;
+        if (!@$page || $next != $page->[-1]{version}) {
+            push @p, "$sku/$loc page after $after: next_after_version $next "
+                     . "is not the version of its last event";
+            last;
+        }
+        $after = $next;
+    }
+    return (\@ev, \@p);
+}
+
+# metric_value($n, $name): the value of an unlabelled metric from
+# /metrics, undef when absent
+sub metric_value {
+    my ($n, $name) = @_;
+    my $r = $n->req(GET => '/metrics');
+    return undef unless $r->{status} == 200;
+    return $1 if $r->{body} =~ /^\Q$name\E\s+(\S+)\s*$/m;
+    return undef;
+}
+
+# replay_events(\@events, $sku, $location): (\%state, \@problems).
+# Replays an item's events from the empty state and checks, event by event:
+# sku and location, versions 1, 2, 3... without gaps, seq strictly
+# increasing, timestamps, known types and data, 0 <= reserved <= on_hand
+# after every event, and LowStockDetected exactly right after each event
+# that turned low_stock from false to true (with the available and
+# min_level of that moment).  %state: on_hand, reserved, min_level,
+# available, low_stock, version, updated_at.
+sub replay_events {
+    my ($events, $sku, $loc) = @_;
+    my %s = (on_hand => 0, reserved => 0, min_level => 0, version => 0,
+             updated_at => undef);
+    my @p;
+    my $last_seq = 0;
+    my $want_lsd = 0;
+    my $low = sub { ($_[0]{on_hand} - $_[0]{reserved}) < $_[0]{min_level} };
+    my $int = sub { defined $_[0] && !ref $_[0] && $_[0] =~ /^-?\d+\z/ };
+
+    for my $e (@$events) {
+        last if @p > 20;
+        if (ref $e ne 'HASH' || ref $e->{data} ne 'HASH') {
+            push @p, 'event is not an object with data: '
+                     . (ref $e ? encode_json($e) : $e // 'null');
+            next;
+        }
+        my $d = $e->{data};
+        my $tag = "$sku/$loc v" . ($e->{version} // '?')
+                  . " $e->{type}";
+        push @p, "$tag: sku/location are $e->{sku}/$e->{location}"
+            unless ($e->{sku} // '') eq $sku
+                   && ($e->{location} // '') eq $loc;
+        push @p, "$tag: version is not " . ($s{version} + 1)
+            unless $int->($e->{version}) && $e->{version} == $s{version} + 1;
+        push @p, "$tag: seq " . ($e->{seq} // 'null')
+                 . " not above the previous $last_seq"
+            unless $int->($e->{seq}) && $e->{seq} > $last_seq;
+        push @p, "$tag: at '" . ($e->{at} // 'null') . "' is not a timestamp"
+            unless defined $e->{at} && $e->{at} =~ TS_RE;
+        push @p, "$tag: at goes back in time"
+            if defined $s{updated_at} && defined $e->{at}
+               && (epoch_ms($e->{at}) // 0) < (epoch_ms($s{updated_at}) // 0);
+        $last_seq = $e->{seq} if $int->($e->{seq});
+        $s{version}++;
+        $s{updated_at} = $e->{at};
+
+        my $type = $e->{type} // '';
+        if ($want_lsd) {
+            $want_lsd = 0;
+            if ($type ne 'LowStockDetected') {
+                push @p, "$tag: expected LowStockDetected here (the event "
+                         . "before turned low_stock on)";
+            }
+        } elsif ($type eq 'LowStockDetected') {
+            push @p, "$tag: LowStockDetected not right after an event "
+                     . "that turned low_stock on";
+        }
+
+        my $q = $d->{quantity};
+        my $need_q = sub {
+            push @p, "$tag: data.quantity is not a positive integer"
+                unless $int->($q) && $q > 0;
+        };
+        my $before = $low->(\%s);
+
+        if ($type eq 'StockCounted') {
+            if ($int->($d->{on_hand}) && $int->($d->{min_level})) {
+                $s{on_hand} = $d->{on_hand};
+                $s{min_level} = $d->{min_level};
+            } else {
+                push @p, "$tag: data lacks integer on_hand/min_level";
+            }
+        } elsif ($type eq 'StockAdjusted') {
+            if ($int->($d->{delta}) && $d->{delta} != 0) {
+                $s{on_hand} += $d->{delta};
+            } else {
+                push @p, "$tag: data.delta is not a nonzero integer";
+            }
+        } elsif ($type eq 'StockReserved') {
+            $need_q->();
+            $s{reserved} += $q // 0;
+        } elsif ($type eq 'ReservationCommitted') {
+            $need_q->();
+            $s{reserved} -= $q // 0;
+            $s{on_hand} -= $q // 0;
+        } elsif ($type eq 'ReservationReleased'
+                 || $type eq 'ReservationExpired')
+        {
+            $need_q->();
+            $s{reserved} -= $q // 0;
+        } elsif ($type eq 'StockTransferredOut') {
+            $need_q->();
+            $s{on_hand} -= $q // 0;
+            push @p, "$tag: data.to is missing" unless defined $d->{to};
+        } elsif ($type eq 'StockTransferredIn') {
+            $need_q->();
+            $s{on_hand} += $q // 0;
+            push @p, "$tag: data.from is missing" unless defined $d->{from};
+        } elsif ($type eq 'LowStockDetected') {
+            my $avail = $s{on_hand} - $s{reserved};
+            push @p, "$tag: data is " . encode_json($d) . ", replay has "
+                     . "available $avail, min_level $s{min_level}"
+                unless $int->($d->{available}) && $int->($d->{min_level})
+                       && $d->{available} == $avail
+                       && $d->{min_level} == $s{min_level};
+        } else {
+            push @p, "$tag: unknown event type";
+        }
+        if ($type =~ /^(?:StockReserved|Reservation\w+)\z/) {
+            push @p, "$tag: data.reservation_id is missing"
+                unless defined $d->{reservation_id}
+                       && !ref $d->{reservation_id};
+        }
+        push @p, "$tag: replay leaves on_hand $s{on_hand}, reserved "
+                 . "$s{reserved} (must be 0 <= reserved <= on_hand)"
+            unless $s{reserved} >= 0 && $s{reserved} <= $s{on_hand};
+
+        $want_lsd = 1
+            if $type ne 'LowStockDetected' && !$before && $low->(\%s);
+    }
+    push @p, "$sku/$loc: the last event turned low_stock on but no "
+             . "LowStockDetected follows"
+        if $want_lsd;
+    $s{available} = $s{on_hand} - $s{reserved};
+    $s{low_stock} = $s{available} < $s{min_level} ? 1 : 0;
+    return (\%s, \@p);
+}
+
+1;

@@ -1,0 +1,376 @@
+# Oversell under contention: racing reservations and carts never hold more
+# than on_hand, a reservation ends exactly once however many clients race to
+# end it, and concurrent retries of one Idempotency-Key change the state
+# exactly once.  4 workers, up to 40 forked clients, no 5xx anywhere.
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(time);
+use InvTest qw(item_ok parallel encode_json decode_json event_pages
+               metric_value sleep_until);
+
+my $n = InvTest->start(workers => 4);
+my $T0 = time;
+
+# $st: "201" or "409 insufficient-stock" style key for tallies
+sub outcome {
+    my ($r) = @_;
+    my $k = $r->{status};
+    $k .= ' ' . ($r->{json}{code} // '?')
+        if $r->{status} >= 400 && ref $r->{json} eq 'HASH';
+    return $k;
+}
+
+# children return JSON; a child that died or wrote garbage is a failure
+sub collect {
+    my ($what, @out) = @_;
+    my (@j, @bad);
+    for my $s (@out) {
+        my $j = eval { decode_json($s) };
+        if (ref $j eq 'HASH') { push @j, $j } else { push @bad, "$what child: $s" }
+    }
+    return (\@j, \@bad);
+}
+
+sub tally { my %t; $t{$_}++ for @_; join ', ', map { "$_ x$t{$_}" } sort keys %t }
+
+# --- (a) N=50, 200 racing single-unit reservations, 3 rounds ----------------
+for my $round (1 .. 3) {
+    my $sku = "OS-$round";
+    my $P = "/v1/inventory/$sku/hub";
+    item_ok($n->req(PUT => $P, json => { on_hand => 50 }), 201,
+            { on_hand => 50, version => 1 }, "(a$round) setup: on_hand 50");
+
+    my $go = time + 0.6;
+    my $t = time;
+    my ($res, $bad) = collect("(a$round)", parallel(40, sub {
+        my (@ids, @st, @bad);
+        sleep_until($go);
+        for (1 .. 5) {
+            my $r = $n->req(POST => "$P/reservations",
+                            json => { quantity => 1, ttl_seconds => 3600 });
+            my $o = outcome($r);
+            push @st, $o;
+            my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+            if ($o eq '201') {
+                my $l = ref $j->{lines} eq 'ARRAY' ? $j->{lines} : [];
+                push @bad, 'bad 201: ' . InvTest::show($r)
+                    unless defined $j->{id} && ($j->{state} // '') eq 'active'
+                           && @$l == 1 && ($l->[0]{quantity} // 0) == 1
+                           && ($l->[0]{sku} // '') eq $sku;
+                push @ids, $j->{id};
+            } elsif ($o eq '409 insufficient-stock') {
+                push @bad, '409 with available != 0: ' . InvTest::show($r)
+                    unless ($j->{available} // -1) == 0;
+            } else {
+                push @bad, InvTest::show($r);
+            }
+        }
+        return encode_json({ ids => \@ids, st => \@st, bad => \@bad });
+    }));
+    my @st = map { @{ $_->{st} } } @$res;
+    my @ids = map { @{ $_->{ids} } } @$res;
+    push @$bad, map { @{ $_->{bad} } } @$res;
+    diag sprintf "(a%d) %.2f s: %s", $round, time - $t, tally(@st);
+
+    is(scalar(@st), 200, "(a$round) 200 answers");
+    is(scalar(grep { $_ eq '201' } @st), 50, "(a$round) exactly 50 got 201");
+    is(scalar(grep { $_ eq '409 insufficient-stock' } @st), 150,
+       "(a$round) the other 150 got 409 insufficient-stock");
+    ok(!grep({ /^5/ } @st), "(a$round) no 5xx");
+    ok(!@$bad, "(a$round) every answer well-formed")
+        or diag join "\n", @$bad[0 .. ($#$bad > 10 ? 10 : $#$bad)];
+    my %u = map { $_ => 1 } @ids;
+    is(scalar(keys %u), scalar(@ids), "(a$round) reservation ids are unique");
+
+    item_ok($n->req(GET => $P), 200,
+            { on_hand => 50, reserved => 50, available => 0, version => 51 },
+            "(a$round) final: reserved 50, available 0, version 51");
+
+    my ($ev, $pp) = event_pages($n, $sku, 'hub', 1000);
+    my @resv = grep { $_->{type} eq 'StockReserved' } @$ev;
+    my %evid = map { $_->{data}{reservation_id} => 1 } @resv;
+    ok(!@$pp && @$ev == 51 && @resv == 50
+       && !grep({ $_->{data}{quantity} != 1 } @resv)
+       && join(' ', sort keys %evid) eq join(' ', sort keys %u),
+       "(a$round) the log holds exactly the 50 acknowledged reservations")
+        or diag explain { problems => $pp, events => scalar(@$ev),
+                          reserved_events => scalar(@resv) };
+}
+
+# --- (b) overlapping random carts over 5 small items -------------------------
+{
+    my %stock = ('CART-1' => 7, 'CART-2' => 5, 'CART-3' => 9, 'CART-4' => 4,
+                 'CART-5' => 6);
+    my @skus = sort keys %stock;
+    for my $s (@skus) {
+        item_ok($n->req(PUT => "/v1/inventory/$s/hub",
+                        json => { on_hand => $stock{$s} }), 201,
+                { on_hand => $stock{$s} }, "(b) setup: $s at $stock{$s}");
+    }
+    my $seed = $ENV{SEED} // int(rand(1e9));
+    diag "(b) seed $seed";
+
+    my $go = time + 0.6;
+    my $t = time;
+    my ($res, $bad) = collect('(b)', parallel(30, sub {
+        my ($i) = @_;
+        srand($seed + 7919 * ($i + 1));
+        my (@won, @st, @bad);
+        sleep_until($go);
+        for (1 .. 6) {
+            my @lines = map { { sku => $skus[rand @skus], location => 'hub',
+                                quantity => 1 + int rand 3 } }
+                        1 .. 1 + int rand 3;
+            # sometimes name one item twice
+            $lines[-1]{sku} = $lines[0]{sku} if @lines > 1 && rand() < 0.35;
+            my %want;
+            $want{ $_->{sku} } += $_->{quantity} for @lines;
+
+            my $r = $n->req(POST => '/v1/reservations',
+                            json => { lines => \@lines, ttl_seconds => 3600 });
+            my $o = outcome($r);
+            push @st, $o;
+            my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+            if ($o eq '201') {
+                my $got = join ' ', map { "$_->{sku}/$_->{location}=$_->{quantity}" }
+                                    @{ ref $j->{lines} eq 'ARRAY' ? $j->{lines} : [] };
+                my $sent = join ' ', map { "$_->{sku}/hub=$_->{quantity}" } @lines;
+                push @bad, "201 lines ($got), sent ($sent)" if $got ne $sent;
+                push @won, { id => $j->{id}, lines => $j->{lines} };
+            } elsif ($o eq '409 insufficient-stock') {
+                my $short = ref $j->{lines} eq 'ARRAY' ? $j->{lines} : [];
+                push @bad, '409 names no line: ' . InvTest::show($r) unless @$short;
+                my %named;
+                for my $l (@$short) {
+                    my $s = $l->{sku} // '?';
+                    $named{$s} = 1;
+                    push @bad, "409 names $s/" . ($l->{location} // '?')
+                               . " quantity " . ($l->{quantity} // '?')
+                               . " available " . ($l->{available} // '?')
+                               . ", the cart wants " . ($want{$s} // 0)
+                        unless defined $want{$s}
+                               && ($l->{location} // '') eq 'hub'
+                               && ($l->{quantity} // -1) == $want{$s}
+                               && defined $l->{available}
+                               && $l->{available} >= 0
+                               && $l->{available} < $want{$s};
+                }
+                # a line that wants more than the item ever had is short
+                for my $s (sort keys %want) {
+                    push @bad, "409 does not name $s, which wants $want{$s} "
+                               . "of $stock{$s}: " . $r->{body}
+                        if $want{$s} > $stock{$s} && !$named{$s};
+                }
+            } else {
+                push @bad, InvTest::show($r);
+            }
+        }
+        return encode_json({ won => \@won, st => \@st, bad => \@bad });
+    }));
+    my @st = map { @{ $_->{st} } } @$res;
+    my @won = map { @{ $_->{won} } } @$res;
+    push @$bad, map { @{ $_->{bad} } } @$res;
+    diag sprintf "(b) %.2f s: %s", time - $t, tally(@st);
+
+    is(scalar(@st), 180, '(b) 180 answers');
+    ok(!grep({ !/^(?:201|409 insufficient-stock)\z/ } @st),
+       '(b) every answer is 201 or 409 insufficient-stock (no 5xx)');
+    ok(!@$bad, '(b) 201s echo their lines; 409s name exactly the short items')
+        or diag join "\n", @$bad[0 .. ($#$bad > 10 ? 10 : $#$bad)];
+    ok(scalar(@won) > 0, '(b) some carts won (' . scalar(@won) . ')');
+
+    my (%sum, %nlines, %evwant);
+    for my $w (@won) {
+        for my $l (@{ $w->{lines} }) {
+            $sum{ $l->{sku} } += $l->{quantity};
+            $nlines{ $l->{sku} }++;
+            push @{ $evwant{ $l->{sku} } }, "$w->{id}=$l->{quantity}";
+        }
+    }
+    for my $s (@skus) {
+        my $r = $n->req(GET => "/v1/inventory/$s/hub");
+        item_ok($r, 200, { on_hand => $stock{$s}, reserved => $sum{$s} // 0,
+                           version => 1 + ($nlines{$s} // 0) },
+                "(b) $s: reserved = sum of the won carts' lines on it ("
+                . ($sum{$s} // 0) . " of $stock{$s}), one event per line");
+        my ($ev, $pp) = event_pages($n, $s, 'hub', 7);
+        my @got = sort map { "$_->{data}{reservation_id}=$_->{data}{quantity}" }
+                  grep { $_->{type} eq 'StockReserved' } @$ev;
+        my @want = sort @{ $evwant{$s} // [] };
+        ok(!@$pp && "@got" eq "@want" && @$ev == 1 + @want,
+           "(b) $s: the log holds exactly the won carts' lines")
+            or diag explain { problems => $pp, got => \@got, want => \@want };
+    }
+}
+
+# --- (c) many clients race to end one reservation ----------------------------
+{
+    item_ok($n->req(PUT => "/v1/inventory/END-$_/hub",
+                    json => { on_hand => 1000 }), 201, {},
+            "(c) setup: END-$_") for 1, 2;
+    my @plans = (
+        [ 'mixed',   sub { $_[0] % 2 ? 'commit' : 'release' } ],
+        [ 'commits', sub { 'commit' } ],
+        [ 'releases', sub { 'release' } ],
+        [ 'mixed',   sub { $_[0] % 3 ? 'release' : 'commit' } ],
+        [ 'commits', sub { 'commit' } ],
+        [ 'mixed',   sub { $_[0] % 2 ? 'release' : 'commit' } ],
+    );
+    my $round = 0;
+    for my $plan (@plans) {
+        $round++;
+        my ($label, $pick) = @$plan;
+        my $cart = $round % 2 == 0;
+        my @before = map { $n->req(GET => "/v1/inventory/END-$_/hub")->{json} } 1, 2;
+        my $r = $cart
+            ? $n->req(POST => '/v1/reservations', json => { lines => [
+                  { sku => 'END-1', location => 'hub', quantity => 2 },
+                  { sku => 'END-2', location => 'hub', quantity => 1 },
+                  { sku => 'END-1', location => 'hub', quantity => 1 } ] })
+            : $n->req(POST => '/v1/inventory/END-1/hub/reservations',
+                      json => { quantity => 3 });
+        is($r->{status}, 201, "(c$round) reservation created")
+            or diag InvTest::show($r);
+        my $id = $r->{json}{id} // 'none';
+
+        my $go = time + 0.5;
+        my @out = parallel(20, sub {
+            my ($i) = @_;
+            my $op = $pick->($i);
+            sleep_until($go);
+            my $r = $n->req(POST => "/v1/reservations/$id/$op");
+            return encode_json({ op => $op, o => outcome($r),
+                                 state => ref $r->{json} eq 'HASH'
+                                          ? $r->{json}{state} : undef,
+                                 show => InvTest::show($r) });
+        });
+        my ($res, $bad) = collect("(c$round)", @out);
+        my @win = grep { $_->{o} eq '200' } @$res;
+        my @lose = grep { $_->{o} eq '409 reservation-not-active' } @$res;
+        is(scalar(@win), 1, "(c$round) 20 racing ends ($label): exactly one 200")
+            or diag tally(map { $_->{o} } @$res);
+        is(scalar(@lose), 19, "(c$round) ... the other 19 are 409 "
+                              . "reservation-not-active")
+            or diag join "\n", map { $_->{show} } grep { $_->{o} !~ /^(?:200|409 r)/ } @$res;
+        ok(!@$bad, "(c$round) no child failed") or diag join "\n", @$bad;
+        next unless @win == 1;
+        my $final = $win[0]{op} eq 'commit' ? 'committed' : 'released';
+        is($win[0]{state}, $final, "(c$round) the winner's answer says $final");
+        ok(!grep({ ($_->{state} // '') ne $final } @lose),
+           "(c$round) every 409 reports state $final");
+        is($n->req(GET => "/v1/reservations/$id")->{json}{state}, $final,
+           "(c$round) GET agrees: $final");
+
+        my %q = $cart ? (1 => 3, 2 => 1) : (1 => 3);
+        my %lines = $cart ? (1 => 2, 2 => 1) : (1 => 1);
+        for my $k (sort keys %q) {
+            my $b = $before[$k - 1];
+            item_ok($n->req(GET => "/v1/inventory/END-$k/hub"), 200, {
+                        reserved => 0,
+                        on_hand => $b->{on_hand}
+                                   - ($final eq 'committed' ? $q{$k} : 0),
+                        version => $b->{version} + 2 * $lines{$k} },
+                    "(c$round) END-$k: ended once (one event per line to "
+                    . "reserve, one to end)");
+            my ($ev, $pp) = event_pages($n, "END-$k", 'hub', 1000);
+            my @ends = grep { $_->{type} =~ /^Reservation/
+                              && $_->{data}{reservation_id} eq $id } @$ev;
+            my $type = $final eq 'committed' ? 'ReservationCommitted'
+                                             : 'ReservationReleased';
+            ok(!@$pp && @ends == $lines{$k}
+               && !grep({ $_->{type} ne $type } @ends),
+               "(c$round) END-$k: $lines{$k} $type event(s), no other end")
+                or diag explain [ map { "$_->{type} $_->{data}{quantity}" } @ends ];
+        }
+    }
+}
+
+# --- (d) 20 clients retry one Idempotency-Key at once -------------------------
+{
+    my $P = '/v1/inventory/IDEM-1/hub';
+    item_ok($n->req(PUT => $P, json => { on_hand => 10 }), 201, {},
+            '(d) setup: IDEM-1 at 10');
+    my $replays0 = metric_value($n, 'inventory_idempotent_replays_total') // 0;
+    my $replayed = 0;
+
+    # [label, method, path, body, check(before, after, original response)]
+    my @cases;
+    push @cases, [ "adjustment $_", POST => "$P/adjustments", { delta => 1 },
+                   200, sub {
+                       my ($b, $a) = @_;
+                       $a->{on_hand} == $b->{on_hand} + 1
+                       && $a->{version} == $b->{version} + 1
+                       && $a->{reserved} == $b->{reserved};
+                   } ] for 1 .. 6;
+    push @cases, [ "reservation $_", POST => "$P/reservations",
+                   { quantity => 2, ttl_seconds => 3600 }, 201, sub {
+                       my ($b, $a) = @_;
+                       $a->{reserved} == $b->{reserved} + 2
+                       && $a->{version} == $b->{version} + 1
+                       && $a->{on_hand} == $b->{on_hand};
+                   } ] for 1 .. 3;
+
+    my $k = 0;
+    for my $c (@cases) {
+        my ($label, $method, $path, $body, $want, $check) = @$c;
+        $k++;
+        my $key = "idem-$$-$k-" . int(rand(1e9));
+        my $before = $n->req(GET => $P)->{json};
+        my $go = time + 0.5;
+        my @out = parallel(20, sub {
+            sleep_until($go);
+            my $r = $n->req($method => $path, json => $body,
+                            headers => { 'Idempotency-Key' => $key });
+            return encode_json({ o => outcome($r), body => $r->{body},
+                                 replayed => $r->{headers}{'idempotent-replayed'},
+                                 show => InvTest::show($r) });
+        });
+        my ($res, $bad) = collect("(d) $label", @out);
+        my @orig = grep { $_->{o} eq $want && !defined $_->{replayed} } @$res;
+        my @rep = grep { $_->{o} eq $want && ($_->{replayed} // '') eq 'true' } @$res;
+        my @busy = grep { $_->{o} eq '409 idempotency-key-in-flight' } @$res;
+        $replayed += @rep;
+        my $after = $n->req(GET => $P)->{json};
+        diag "(d) $label: " . tally(map { $_->{o} . (defined $_->{replayed}
+                                                     ? ' replayed' : '') } @$res);
+
+        is(scalar(@orig), 1, "(d) $label: exactly one original $want")
+            or diag join "\n", map { $_->{show} } @$res;
+        is(@orig + @rep + @busy, 20, "(d) $label: the rest are replayed $want "
+                                      . 'or 409 idempotency-key-in-flight')
+            or diag join "\n", map { $_->{show} }
+                grep { $_->{o} ne $want && $_->{o} ne '409 idempotency-key-in-flight' } @$res;
+        ok(!@$bad, "(d) $label: no child failed") or diag join "\n", @$bad;
+        ok(@orig && !grep({ $_->{body} ne $orig[0]{body} } @rep),
+           "(d) $label: every replay has the original body");
+        ok($check->($before, $after), "(d) $label: the state changed exactly once")
+            or diag explain { before => $before, after => $after };
+
+        # a later retry is replayed, a different request with the key is 422
+        my $r = $n->req($method => $path, json => $body,
+                        headers => { 'Idempotency-Key' => $key });
+        ok($r->{status} == $want && ($r->{headers}{'idempotent-replayed'} // '') eq 'true'
+           && @orig && $r->{body} eq $orig[0]{body},
+           "(d) $label: a later retry is replayed") or diag InvTest::show($r);
+        $replayed++ if ($r->{headers}{'idempotent-replayed'} // '') eq 'true';
+        $r = $n->req($method => $path, json => { %$body, reason => 'other' },
+                     headers => { 'Idempotency-Key' => $key })
+            if $method eq 'POST' && exists $body->{delta};
+        $r = $n->req($method => $path, json => { %$body, reference => 'other' },
+                     headers => { 'Idempotency-Key' => $key })
+            if exists $body->{quantity};
+        is(outcome($r), '422 idempotency-key-reused',
+           "(d) $label: another body with the key is 422")
+            or diag InvTest::show($r);
+        is_deeply($n->req(GET => $P)->{json}, $after,
+                  "(d) $label: ... and nothing changed");
+    }
+    my $replays1 = metric_value($n, 'inventory_idempotent_replays_total') // 0;
+    is($replays1 - $replays0, $replayed,
+       "(d) inventory_idempotent_replays_total grew by the $replayed replays seen");
+}
+
+diag sprintf "total %.1f s", time - $T0;
+$n->stop;
+done_testing;
