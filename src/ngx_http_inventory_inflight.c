@@ -1,8 +1,11 @@
 /*
  * Idempotency keys in flight, shared by all workers in the zone: a key is
- * held from the moment its request is validated until the request's pool is
- * destroyed, so a second request with the key meanwhile is told 409 instead
- * of running twice.  A key held by a worker that died is taken over.
+ * held from the moment its request is validated until its transaction has
+ * committed (or, if the request ends first, until its pool is destroyed),
+ * so a second request with the key meanwhile is told 409 instead of running
+ * twice.  It is let go before the response is sent: a client that repeats
+ * the request on receiving the answer finds the stored response, never the
+ * key still held.  A key held by a worker that died is taken over.
  */
 
 #include <ngx_config.h>
@@ -26,14 +29,14 @@ typedef struct {
 } ngx_http_inventory_inflight_cln_t;
 
 
-static void ngx_http_inventory_inflight_release(void *data);
-
-
-/* NGX_OK: held for the request; NGX_BUSY: held by another; NGX_DECLINED:
- * the zone is full */
+/*
+ * NGX_OK: held for the request, *handle lets it go early; NGX_BUSY: held by
+ * another; NGX_DECLINED: the zone is full.
+ */
 
 ngx_int_t
-ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key)
+ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
+    void **handle)
 {
     uint32_t                            hash;
     ngx_pool_cleanup_t                 *cln;
@@ -96,15 +99,20 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key)
     ic->sh = sh;
     ic->node = node;
     cln->handler = ngx_http_inventory_inflight_release;
+    *handle = ic;
 
     return NGX_OK;
 }
 
 
-static void
+void
 ngx_http_inventory_inflight_release(void *data)
 {
     ngx_http_inventory_inflight_cln_t  *ic = data;
+
+    if (ic->node == NULL) {
+        return;
+    }
 
     ngx_shmtx_lock(&ic->shpool->mutex);
 
@@ -115,4 +123,6 @@ ngx_http_inventory_inflight_release(void *data)
     }
 
     ngx_shmtx_unlock(&ic->shpool->mutex);
+
+    ic->node = NULL;
 }

@@ -128,7 +128,8 @@ void ngx_http_inventory_feed_publish(ngx_http_inventory_main_conf_t *imcf,
 void ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf);
 
 ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
-    ngx_str_t *key);
+    ngx_str_t *key, void **handle);
+void ngx_http_inventory_inflight_release(void *handle);
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 

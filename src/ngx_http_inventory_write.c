@@ -194,6 +194,7 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
     u_char                          *data;
     size_t                           len;
     ngx_int_t                        ok;
+    void                            *inflight;
     ngx_str_t                        key;
     ngx_pool_cleanup_t              *cln;
     ngx_http_inventory_cmd_t        *cmd;
@@ -202,6 +203,7 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
     cmd = ctx->cmd;
+    inflight = NULL;
 
     if (ngx_http_inventory_read_body(r, &data, &len) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -225,7 +227,7 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         key.data = (u_char *) cmd->idem_key.data;
         key.len = cmd->idem_key.len;
 
-        ok = ngx_http_inventory_inflight_acquire(r, &key);
+        ok = ngx_http_inventory_inflight_acquire(r, &key, &inflight);
 
         if (ok == NGX_BUSY) {
             return ngx_http_inventory_reject(r,
@@ -256,6 +258,11 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     cln->handler = ngx_http_inventory_free_body;
     cln->data = cmd;
+
+    /* committed, with its response stored: a repeat now replays */
+    if (inflight) {
+        ngx_http_inventory_inflight_release(inflight);
+    }
 
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

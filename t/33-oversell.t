@@ -6,6 +6,8 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time);
+use IO::Socket::INET;
+use IO::Select;
 use InvTest qw(item_ok parallel encode_json decode_json event_pages
                metric_value sleep_until);
 
@@ -369,6 +371,36 @@ for my $round (1 .. 3) {
     my $replays1 = metric_value($n, 'inventory_idempotent_replays_total') // 0;
     is($replays1 - $replays0, $replayed,
        "(d) inventory_idempotent_replays_total grew by the $replayed replays seen");
+
+    # Once the whole answer has arrived the request is no longer in flight,
+    # whatever the client does with its connection: here the client has
+    # read the answer up to the server's FIN but not closed its end yet
+    # (nginx then lingers on the connection before it frees the request).
+    my $key = "idem-$$-open-" . int(rand(1e9));
+    my $body = encode_json({ delta => 1 });
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $n->port, Proto => 'tcp',
+                                  Timeout => 5)
+        or die "connect: $!";
+    syswrite $s, "POST $P/adjustments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 . "Connection: close\r\nContent-Type: application/json\r\n"
+                 . "Idempotency-Key: $key\r\nContent-Length: "
+                 . length($body) . "\r\n\r\n$body";
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = time + 10;
+    while (time < $deadline && $sel->can_read($deadline - time)) {
+        sysread($s, $buf, 65536, length $buf) or last;
+    }
+    like($buf, qr{^HTTP/1\.1 200 .*"on_hand"}s,
+         '(d) a keyed adjustment answered 200 in full');
+    my $r = $n->req(POST => "$P/adjustments", json => { delta => 1 },
+                    headers => { 'Idempotency-Key' => $key });
+    ok($r->{status} == 200
+       && ($r->{headers}{'idempotent-replayed'} // '') eq 'true',
+       '(d) a retry after the whole answer arrived is replayed (the first '
+       . 'client has not closed its connection yet)') or diag InvTest::show($r);
+    close $s;
 }
 
 diag sprintf "total %.1f s", time - $T0;

@@ -1210,3 +1210,198 @@ sub replay_events {
 }
 
 1;
+
+# --------------------------------------------------------------------------
+# Event feed, long polls, low stock, the admin tool (t/40-43).
+
+push @EXPORT_OK, qw(async_req async_wait feed_pages admin_run
+                    owner_problems);
+
+# $n->async_req($method, $path, headers => [name => value, ...]): sends a
+# request on a new connection (Connection: close) and returns a handle at
+# once, without reading the answer; collect it with async_wait.
+sub async_req {
+    my ($self, $method, $path, %o) = @_;
+    my @h = @{ $o{headers} // [] };
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port},
+                                  Proto => 'tcp', Timeout => 5)
+        or return { failed => "connect: $!", method => $method,
+                    path => $path, sent => time };
+    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
+              . "Connection: close\r\n";
+    while (my ($k, $v) = splice @h, 0, 2) { $req .= "$k: $v\r\n" }
+    $req .= "\r\n";
+    binmode $s;
+    my $off = 0;
+    while ($off < length $req) {
+        my $w = syswrite $s, $req, length($req) - $off, $off;
+        return { failed => "write: $!", method => $method, path => $path,
+                 sent => time }
+            unless defined $w;
+        $off += $w;
+    }
+    return { sock => $s, buf => '', method => $method, path => $path,
+             sent => time };
+}
+
+# async_wait(\@handles, $timeout): reads until every handle's connection is
+# closed by the server or $timeout seconds pass.  Each finished handle gets
+# res (a response as $n->req gives) and done (the time its answer ended);
+# an unfinished one keeps its connection (res stays undef) unless
+# $opt{close}.  Returns the number of finished handles.
+sub async_wait {
+    my ($hs, $timeout, %opt) = @_;
+    my $deadline = time + $timeout;
+    my %by = map { (fileno($_->{sock}) => $_) }
+             grep { $_->{sock} && !$_->{res} } @$hs;
+    for my $h (grep { $_->{failed} && !$_->{res} } @$hs) {
+        $h->{res} = _finish({ status => 599, headers => {},
+                              body => $h->{failed}, method => $h->{method},
+                              path => $h->{path} });
+        $h->{done} = $h->{sent};
+    }
+    my $sel = IO::Select->new(map { $_->{sock} } values %by);
+    while ($sel->count && time < $deadline) {
+        my @ready = $sel->can_read($deadline - time);
+        my $now = time;
+        for my $s (@ready) {
+            my $h = $by{ fileno $s };
+            my $n = sysread $s, $h->{buf}, 65536, length $h->{buf};
+            next if $n;
+            next if !defined $n && $!{EAGAIN};
+            $sel->remove($s);
+            close $s;
+            delete $h->{sock};
+            $h->{done} = $now;
+            $h->{res} = _parse_raw($h->{buf}, $h->{method}, $h->{path});
+        }
+    }
+    if ($opt{close}) {
+        for my $h (grep { $_->{sock} } @$hs) { close $h->{sock}; delete $h->{sock} }
+    }
+    return scalar grep { $_->{res} } @$hs;
+}
+
+# a complete HTTP/1.1 response (read until the server closed) into the
+# shape $n->req returns
+sub _parse_raw {
+    my ($buf, $method, $path) = @_;
+    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
+    $rbody //= '';
+    my ($status) = ($head // '') =~ m{^HTTP/\d\.\d\s+(\d{3})};
+    return _finish({ status => 599, headers => {},
+                     body => "bad response: $buf",
+                     method => $method, path => $path })
+        unless $status;
+    my %hd;
+    for my $l (split /\r\n/, $head) {
+        next unless $l =~ /^([^:\s]+):\s*(.*?)\s*$/;
+        my ($k, $v) = (lc $1, $2);
+        $hd{$k} = exists $hd{$k} ? [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ]
+                                 : $v;
+    }
+    if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr($rbody, 0, $len, '');
+            $rbody =~ s/^\r\n//;
+        }
+        $rbody = $out;
+    } elsif (defined $hd{'content-length'} && !ref $hd{'content-length'}) {
+        $rbody = substr($rbody, 0, $hd{'content-length'});
+    }
+    return _finish({ status => $status + 0, headers => \%hd, body => $rbody,
+                     method => $method, path => $path });
+}
+
+# feed_pages($n, $after, $limit): (\@events, \@problems): the global feed
+# after $after, $limit per page, until a page comes back empty.  Problems
+# name pages that break the contract: not 200, more than $limit events, a
+# seq that does not follow the previous one by exactly 1, last_seq not the
+# seq of the page's last event (or, on the empty page, not the last seq).
+sub feed_pages {
+    my ($n, $after, $limit) = @_;
+    $after //= 0;
+    my (@ev, @p);
+    for (1 .. 100000) {
+        my $q = "/v1/events?after=$after" . (defined $limit ? "&limit=$limit" : '');
+        my $r = $n->req(GET => $q);
+        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
+                && ref $r->{json}{events} eq 'ARRAY')
+        {
+            push @p, "feed page after $after: " . _show($r);
+            last;
+        }
+        my $page = $r->{json}{events};
+        my $last = $r->{json}{last_seq};
+        push @p, "feed page after $after has " . @$page . " events, over "
+                 . "the limit $limit"
+            if defined $limit && @$page > $limit;
+        if (!@$page) {
+            push @p, "empty feed page after $after has last_seq "
+                     . ($last // 'null') . ", expected $after"
+                unless defined $last && $last == $after;
+            last;
+        }
+        my $prev = $after;
+        for my $e (@$page) {
+            my $s = ref $e eq 'HASH' ? $e->{seq} : undef;
+            if (!defined $s || $s != $prev + 1) {
+                push @p, "feed page after $after: seq " . ($s // 'null')
+                         . " follows $prev";
+                last if @p > 20;
+            }
+            $prev = $s // $prev + 1;
+        }
+        push @ev, @$page;
+        push @p, "feed page after $after: last_seq " . ($last // 'null')
+                 . " is not the seq of its last event ($prev)"
+            unless defined $last && $last == $prev;
+        last if @p > 20;
+        $after = $prev;
+    }
+    return (\@ev, \@p);
+}
+
+# admin_run(@args): runs build/inventory-admin (or $INVENTORY_ADMIN) with
+# @args; returns (exit status, stdout, stderr).
+our $ADMIN = $ENV{INVENTORY_ADMIN} // "$ROOT/build/inventory-admin";
+
+sub admin_run {
+    my (@args) = @_;
+    my $tmp = tempdir('inventory-admin-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$tmp/out" or POSIX::_exit(127);
+        open STDERR, '>', "$tmp/err" or POSIX::_exit(127);
+        { no warnings 'exec'; exec { $ADMIN } $ADMIN, @args; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, _slurp("$tmp/out") // '', _slurp("$tmp/err") // '');
+}
+
+# owner_problems($dir, $uid): files in $dir (and $dir itself) not owned by
+# $uid: by default nobody when the tests run as root (the master then runs
+# the workers as nobody), else the current user.
+sub owner_problems {
+    my ($dir, $uid) = @_;
+    $uid //= $> == 0 ? scalar getpwnam('nobody') : $>;
+    return ('no user nobody') unless defined $uid;
+    my @p;
+    opendir my $dh, $dir or return ("cannot read $dir: $!");
+    for my $f ('.', grep { !/^\.\.?\z/ } readdir $dh) {
+        my @st = lstat "$dir/$f" or next;
+        push @p, "$dir/$f is owned by uid $st[4], not $uid"
+            if $st[4] != $uid;
+    }
+    closedir $dh;
+    return @p;
+}
+
+1;
