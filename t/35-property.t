@@ -187,7 +187,7 @@ my @out = parallel($CHILDREN, sub {
             my ($s, $l) = $item->();
             my %h = $if_match->("$s/$l");
             my $d = 0;
-            $d = int(rand 15) - 6 while !$d;
+            $d = int(rand 13) - 6 while !$d;
             my $r = $send->('adjust', POST => "/v1/inventory/$s/$l/adjustments",
                             json => { delta => $d }, headers => \%h);
             $match_check->('adjust', \%h, $r, $r->{json});

@@ -20,6 +20,8 @@ my $n = InvTest->start(workers => 2, location_extra =>
 sub feed { $n->req(GET => '/v1/events' . (defined $_[0] ? "?$_[0]" : '')) }
 sub hdr { my ($r, $k) = @_; my $v = $r->{headers}{$k}; ref $v ? $v->[0] : $v }
 sub ms { sprintf '%.0f', $_[0] * 1000 }
+sub last_seq { my $r = feed('after=9007199254740991');
+               ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} : -1 }
 
 # event_problems($e): what is wrong with the shape of one feed event
 sub event_problems {
@@ -359,6 +361,37 @@ ok(defined $max && $max < 0.3, 'every waiter woken within 300 ms of the '
                                . 'write (allowed on a noisy machine)')
     or diag 'max ' . ms($max // 0) . ' ms';
 
+# a refused write appends nothing and wakes nobody; the module's own expiry
+# (no request at all) wakes like any commit
+my @h2 = map { $n->async_req(GET => "/v1/events?after=$seq&wait=20") } 1 .. 4;
+sleep 0.3;
+problem_ok($n->req(POST => '/v1/inventory/W-1/poll/adjustments',
+                   json => { delta => -100 }), 409, 'insufficient-stock',
+           'a refused write (409)');
+problem_ok($n->req(POST => '/v1/inventory/NOPE/poll/adjustments',
+                   json => { delta => -1 }), 404, 'not-found',
+           'a refused write (404)');
+async_wait(\@h2, 0.5);
+is(scalar(grep { $_->{res} } @h2), 0, '... wake no waiter');
+my $rv = $n->req(POST => '/v1/inventory/W-1/poll/reservations',
+                 json => { quantity => 1, ttl_seconds => 1 });
+is($rv->{status}, 201, 'a reservation with ttl 1 s');
+async_wait(\@h2, 5);
+ok(!grep({ !$_->{res} || $_->{res}{status} != 200
+           || ($_->{res}{json}{events}[0]{type} // '') ne 'StockReserved' } @h2),
+   '... wakes the waiters with StockReserved');
+$seq = last_seq();
+@h2 = map { $n->async_req(GET => "/v1/events?after=$seq&wait=10") } 1 .. 4;
+$t = time;
+async_wait(\@h2, 8);
+ok(!grep({ !$_->{res} || $_->{res}{status} != 200
+           || ($_->{res}{json}{events}[0]{type} // '') ne 'ReservationExpired' } @h2),
+   'the expiry sweep, with no request, wakes the next waiters with '
+   . 'ReservationExpired')
+    or diag join "\n", map { $_->{res} ? InvTest::show($_->{res}) : 'none' } @h2;
+diag sprintf 'expiry woke the waiters %.2f s after they came', time - $t;
+$seq = last_seq();
+
 # --- hundreds of waiters held; other requests still served -------------------------
 my $HOLD = 200;
 my @h = map { $n->async_req(GET => "/v1/events?after=$seq&wait=25") } 1 .. $HOLD;
@@ -417,6 +450,13 @@ is(scalar(grep { $_->{res} && $_->{res}{status} == 200
                  && @{ $_->{res}{json}{events} // [] } == 1 } @h), 10,
    'the 10 remaining waiters are answered');
 $seq++;
+# clients gone before their (short) wait ends: nothing fires on them later
+@h = map { $n->async_req(GET => "/v1/events?after=$seq&wait=1") } 1 .. 10;
+sleep 0.2;
+close $_->{sock} for @h;
+sleep 1.3;
+page_ok(feed("after=$seq"), 1, 0, $seq, 'the feed still answers after '
+                                        . 'short waits of gone clients ended');
 $n->check_log('after abandoned waiters');
 
 # --- a graceful reload answers the waiters of the old workers ----------------------
