@@ -67,6 +67,8 @@ int
 main(int argc, char **argv)
 {
     int                         rc, force;
+    char                        file[4096];
+    int64_t                     seq;
     unsigned                    flags;
     uint64_t                    after;
     const char                 *cmd, *path;
@@ -91,10 +93,26 @@ main(int argc, char **argv)
     } else if (argc == 5 && strcmp(argv[3], "--after") == 0
                && strcmp(cmd, "dump") == 0)
     {
-        after = strtoull(argv[4], NULL, 10);
+        if (ngx_http_inventory_parse_int(argv[4], strlen(argv[4]), &seq) != 0
+            || seq < 0)
+        {
+            fprintf(stderr, "%s: --after takes a seq, 0 or more\n", argv[0]);
+            return 2;
+        }
+
+        after = (uint64_t) seq;
 
     } else if (argc != 3) {
         fprintf(stderr, "%s: unexpected arguments\n", argv[0]);
+        return 2;
+    }
+
+    /* never create a store: LMDB would, in any directory it is given */
+    snprintf(file, sizeof(file), "%s/data.mdb", path);
+
+    if (access(file, R_OK) != 0) {
+        fprintf(stderr, "%s: \"%s\" is not a store (no data.mdb)\n",
+                argv[0], path);
         return 2;
     }
 
