@@ -797,7 +797,7 @@ ngx_http_inventory_days_from_civil(int64_t y, unsigned m, unsigned d)
 /*
  * Parses an RFC 3339 timestamp: "YYYY-MM-DDTHH:MM:SS", an optional fraction
  * (digits past milliseconds are truncated) and "Z" or a numeric offset.
- * Returns -1 if it is not one or lies before 1970.
+ * Returns -1 if it is not one, -2 if it is one before 1970.
  */
 
 int
@@ -851,7 +851,7 @@ ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms)
         mdays = 28;
     }
 
-    if ((unsigned) v[2] > mdays || v[0] < 1970) {
+    if ((unsigned) v[2] > mdays) {
         return -1;
     }
 
@@ -880,8 +880,10 @@ ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms)
         off = 0;
 
     } else if (i + 6 == len && (p[i] == '+' || p[i] == '-')
-               && p[i + 1] >= '0' && p[i + 1] <= '2'
-               && p[i + 2] >= '0' && p[i + 2] <= '9' && p[i + 3] == ':'
+               && ((p[i + 1] >= '0' && p[i + 1] <= '1'
+                    && p[i + 2] >= '0' && p[i + 2] <= '9')
+                   || (p[i + 1] == '2' && p[i + 2] >= '0' && p[i + 2] <= '3'))
+               && p[i + 3] == ':'
                && p[i + 4] >= '0' && p[i + 4] <= '5'
                && p[i + 5] >= '0' && p[i + 5] <= '9')
     {
@@ -902,7 +904,7 @@ ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms)
         + off;
 
     if (t < 0) {
-        return -1;
+        return -2;
     }
 
     *ms = (uint64_t) t * 1000 + (uint64_t) frac;

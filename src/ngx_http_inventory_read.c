@@ -113,7 +113,7 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     uint64_t                         versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
     uint64_t                         as_of;
     ngx_str_t                        arg;
-    ngx_uint_t                       any, past;
+    ngx_uint_t                       any, past, before_epoch;
     ngx_http_inventory_slot_t        slot;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
@@ -122,11 +122,16 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
 
     /* ?as_of=TIMESTAMP: the item as it was then */
     past = (ngx_http_inventory_arg(r, "as_of", &arg) == NGX_OK);
+    before_epoch = 0;
 
     if (past) {
-        if (ngx_http_inventory_time_parse((char *) arg.data, arg.len, &as_of)
-            != 0)
-        {
+        rc = ngx_http_inventory_time_parse((char *) arg.data, arg.len,
+                                           &as_of);
+
+        /* before 1970: before any event, so the item did not exist */
+        before_epoch = (rc == -2);
+
+        if (rc == -1) {
             errs.n = 0;
             ngx_http_inventory_error_add(&errs, "as_of", 5,
                                          "must be an RFC 3339 timestamp "
@@ -137,7 +142,8 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
         }
     }
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = before_epoch ? MDB_NOTFOUND
+                      : ngx_http_inventory_store_read_begin(&imcf->store);
 
     if (rc == 0) {
         rc = past ? ngx_http_inventory_store_item_as_of(&imcf->store,

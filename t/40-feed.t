@@ -8,6 +8,8 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IO::Select;
+use IO::Socket::INET;
 use InvTest qw(item_ok problem_ok parallel encode_json decode_json json_type
                async_wait feed_pages replay_events TS_RE);
 
@@ -391,6 +393,63 @@ ok(!grep({ !$_->{res} || $_->{res}{status} != 200
     or diag join "\n", map { $_->{res} ? InvTest::show($_->{res}) : 'none' } @h2;
 diag sprintf 'expiry woke the waiters %.2f s after they came', time - $t;
 $seq = last_seq();
+
+# a waiter after a seq beyond the end wakes only for an event past it
+@h2 = map { $n->async_req(GET => '/v1/events?after=' . ($seq + 2) . '&wait=10') }
+      1 .. 2;
+sleep 0.3;
+for my $k (1 .. 2) {
+    $n->req(POST => '/v1/inventory/W-1/poll/adjustments', json => { delta => 1 });
+}
+async_wait(\@h2, 0.5);
+is(scalar(grep { $_->{res} } @h2), 0,
+   'a waiter after SEQ+2: not woken by events SEQ+1 and SEQ+2');
+$n->req(POST => '/v1/inventory/W-1/poll/adjustments', json => { delta => 1 });
+async_wait(\@h2, 5);
+ok(!grep({ !$_->{res} || $_->{res}{status} != 200
+           || join(',', map { $_->{seq} } @{ $_->{res}{json}{events} // [] })
+              ne $seq + 3 } @h2),
+   '... woken by SEQ+3, with just that event');
+$seq += 3;
+
+# long polls on a keep-alive connection: the connection serves the next
+# request after a woken wait and after a timed-out one
+sub ka_read {
+    my ($s, $timeout) = @_;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $end = time + $timeout;
+    while (time < $end && $sel->can_read($end - time)) {
+        my $k = sysread $s, $buf, 65536, length $buf;
+        last unless $k;
+        if ($buf =~ /\r\n\r\n/ && $buf =~ /^Content-Length:\s*(\d+)/mi) {
+            my $need = index($buf, "\r\n\r\n") + 4 + $1;
+            return substr($buf, 0, $need) if length $buf >= $need;
+        }
+    }
+    return $buf;
+}
+my $ka = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $n->port,
+                               Proto => 'tcp') or die "connect: $!";
+my $H = 'Host: 127.0.0.1:' . $n->port;
+syswrite $ka, "GET /v1/events?after=$seq&wait=10 HTTP/1.1\r\n$H\r\n\r\n";
+sleep 0.3;
+$n->req(POST => '/v1/inventory/W-1/poll/adjustments', json => { delta => 1 });
+my $a1 = ka_read($ka, 5);
+like($a1, qr/\AHTTP\/1\.1 200 .*"seq":@{[ $seq + 1 ]},/s,
+     'keep-alive: a woken long poll answers 200 with the event');
+unlike($a1, qr/^Connection: close/mi, '... and keeps the connection');
+$seq++;
+syswrite $ka, "GET /v1/events?after=$seq&wait=1 HTTP/1.1\r\n$H\r\n\r\n";
+my $a2 = ka_read($ka, 5);
+like($a2, qr/\AHTTP\/1\.1 200 .*"events":\[\],"last_seq":$seq\}/s,
+     'keep-alive: the next request on it, a long poll, times out with an '
+     . 'empty page');
+syswrite $ka, "GET /v1/events?after=0&limit=1 HTTP/1.1\r\n$H\r\n"
+              . "Connection: close\r\n\r\n";
+my $a3 = ka_read($ka, 5);
+like($a3, qr/\AHTTP\/1\.1 200 .*"seq":1,/s, '... and a third request is served');
+close $ka;
 
 # --- hundreds of waiters held; other requests still served -------------------------
 my $HOLD = 200;

@@ -67,7 +67,6 @@ sub page_ok {
 }
 
 # --- build a history with every kind of event, 30 ms apart ------------------
-my $CLOCK0 = int(time * 1000);
 sub step { my $r = shift; sleep 0.03; $r }
 my @w;
 push @w, step($n->req(PUT => $P, json => { on_hand => 20, min_level => 5,

@@ -243,6 +243,14 @@ $r = $n->req(POST => "$E/reservations", json => { quantity => 1 });
 ok(in_list('enter', 'E-1'), 'reserve 1: listed again');
 $n->req(POST => '/v1/reservations/' . ($r->{json}{id} // '') . '/commit');
 ok(in_list('enter', 'E-1'), 'its commit (on_hand and reserved both drop): still listed');
+my $X = '/v1/inventory/X-1/enter';
+$n->req(PUT => $X, json => { on_hand => 10, min_level => 5 });
+$r = $n->req(POST => "$X/reservations", json => { quantity => 8, ttl_seconds => 1 });
+ok(in_list('enter', 'X-1'), 'a reservation with ttl 1 s making it low: listed');
+my $t0 = time;
+sleep 0.2 while in_list('enter', 'X-1') && time - $t0 < 5;
+ok(!in_list('enter', 'X-1'), sprintf 'its expiry by the module: no longer listed '
+                                     . '(after %.1f s)', time - $t0);
 
 # --- writes between pages ----------------------------------------------------------------
 # keys of low items, in order; pick actions relative to the page boundaries

@@ -106,8 +106,12 @@ test_time(void)
            "time parse: space");
     is_int(ngx_http_inventory_time_parse("2026-11-22T10:00:00", 19, &ms), -1,
            "time parse: no zone");
-    is_int(ngx_http_inventory_time_parse("1969-12-31T23:59:59Z", 20, &ms), -1,
+    is_int(ngx_http_inventory_time_parse("1969-12-31T23:59:59Z", 20, &ms), -2,
            "time parse: before 1970");
+    is_int(ngx_http_inventory_time_parse("2026-11-22T10:00:00+24:00", 25, &ms),
+           -1, "time parse: offset hour 24");
+    is_int(ngx_http_inventory_time_parse("2026-11-22T10:00:00-23:59", 25, &ms),
+           0, "time parse: offset -23:59");
 }
 
 
