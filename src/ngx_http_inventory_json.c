@@ -498,9 +498,26 @@ ngx_http_inventory_gen_key_str(yajl_gen g, const char *key, const char *s,
 }
 
 
+/* yajl_gen_integer() goes through sprintf(): digits are cheaper by hand */
+
 void
 ngx_http_inventory_gen_key_int(yajl_gen g, const char *key, int64_t v)
 {
+    char      buf[24], *p;
+    uint64_t  u;
+
+    p = buf + sizeof(buf);
+    u = (v < 0) ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
     ngx_http_inventory_gen_str(g, key);
-    yajl_gen_integer(g, (long long) v);
+    yajl_gen_number(g, p, (size_t) (buf + sizeof(buf) - p));
 }

@@ -235,6 +235,20 @@ test_render(void)
     ok(b.len == sizeof(want) - 1 && memcmp(b.data, want, b.len) == 0,
        "item renders as the spec shows: %.*s", (int) b.len, b.data);
 
+    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
+    g = ngx_http_inventory_gen_open(&b);
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_int(g, "a", 0);
+    ngx_http_inventory_gen_key_int(g, "b", -1000000000);
+    ngx_http_inventory_gen_key_int(g, "c", INT64_MIN);
+    ngx_http_inventory_gen_key_int(g, "d", 9007199254740991LL);
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+    ngx_http_inventory_buf_append(&b, "", 1);
+    ok(strcmp((char *) b.data, "{\"a\":0,\"b\":-1000000000,"
+              "\"c\":-9223372036854775808,\"d\":9007199254740991}") == 0,
+       "integers render exactly: %s", b.data);
+
     errs.n = 0;
     ngx_http_inventory_error_add(&errs, "x\"\n", 3, "unknown member");
     memset(&p, 0, sizeof(p));
