@@ -116,7 +116,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_CMD_COMMIT,
     NGX_HTTP_INVENTORY_CMD_RELEASE,
     NGX_HTTP_INVENTORY_CMD_EXPIRE,
-    NGX_HTTP_INVENTORY_CMD_TRANSFER
+    NGX_HTTP_INVENTORY_CMD_TRANSFER,
+    NGX_HTTP_INVENTORY_CMD_PURGE      /* forget expired idempotency keys */
 } ngx_http_inventory_cmd_type_e;
 
 

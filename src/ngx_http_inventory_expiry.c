@@ -1,7 +1,7 @@
 /*
  * Reservation expiry and idempotency-key purging, run by one worker at a
  * time: every worker ticks, and the one holding the lease in the shared
- * zone sweeps.  A lease not renewed in time, or held by a dead worker, is
+ * zone sweeps, through the group commit like any write.  A lease not renewed in time, or held by a dead worker, is
  * taken over, so expiry goes on when that worker is killed.  Correctness
  * does not rest on the lease: expiry is a store command that refuses
  * reservations no longer active, so two sweepers could never expire one
@@ -18,15 +18,24 @@
 #define NGX_HTTP_INVENTORY_EXPIRY_TICK    250     /* ms */
 #define NGX_HTTP_INVENTORY_LEASE          1500    /* ms */
 #define NGX_HTTP_INVENTORY_EXPIRY_BATCH   64
-#define NGX_HTTP_INVENTORY_EXPIRY_ROUNDS  8
 #define NGX_HTTP_INVENTORY_PURGE_BATCH    1000
+#define NGX_HTTP_INVENTORY_PURGE_EVERY    40      /* ticks: 10 s */
+
+
+typedef struct {
+    ngx_http_inventory_main_conf_t  *imcf;
+    size_t                           pending;
+    ngx_http_inventory_job_t        *jobs;
+    ngx_http_inventory_cmd_t        *cmds;
+} ngx_http_inventory_sweep_t;
 
 
 static void ngx_http_inventory_expiry_tick(ngx_event_t *ev);
 static ngx_uint_t ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh,
     uint64_t now);
-static ngx_int_t ngx_http_inventory_expire_due(
-    ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log, uint64_t now);
+static void ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf,
+    ngx_log_t *log, uint64_t now);
+static void ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job);
 
 
 void
@@ -45,9 +54,7 @@ ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
 static void
 ngx_http_inventory_expiry_tick(ngx_event_t *ev)
 {
-    size_t                           purged;
     uint64_t                         now;
-    ngx_uint_t                       round;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = ev->data;
@@ -58,23 +65,9 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
 
     now = ngx_http_inventory_now();
 
-    if (imcf->sh && ngx_http_inventory_lease(imcf->sh, now)) {
-
-        for (round = 0; round < NGX_HTTP_INVENTORY_EXPIRY_ROUNDS; round++) {
-            if (ngx_http_inventory_expire_due(imcf, ev->log, now) != NGX_AGAIN)
-            {
-                break;
-            }
-        }
-
-        if (ngx_http_inventory_store_purge_keys(&imcf->store, now,
-                                                NGX_HTTP_INVENTORY_PURGE_BATCH,
-                                                &purged)
-            != 0)
-        {
-            ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                          "inventory: purging idempotency keys failed");
-        }
+    if (imcf->sh && !imcf->sweeping && ngx_http_inventory_lease(imcf->sh, now))
+    {
+        ngx_http_inventory_sweep(imcf, ev->log, now);
     }
 
     ngx_add_timer(ev, NGX_HTTP_INVENTORY_EXPIRY_TICK);
@@ -110,17 +103,21 @@ ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh, uint64_t now)
 }
 
 
-/* NGX_AGAIN when a full batch was expired and more may be due */
+/*
+ * Hands the due reservations (and, now and then, the purge of expired
+ * idempotency keys) to the group commit, as commands of their own.
+ */
 
-static ngx_int_t
-ngx_http_inventory_expire_due(ngx_http_inventory_main_conf_t *imcf,
-    ngx_log_t *log, uint64_t now)
+static void
+ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
+    uint64_t now)
 {
-    int                        rc;
-    size_t                     n, i, expired;
-    ngx_http_inventory_cmd_t  *cmds, *batch[NGX_HTTP_INVENTORY_EXPIRY_BATCH];
-    char                       ids[NGX_HTTP_INVENTORY_EXPIRY_BATCH]
-                                  [NGX_HTTP_INVENTORY_RES_ID_LEN];
+    int                         rc;
+    size_t                      n, i;
+    ngx_uint_t                  purge;
+    ngx_http_inventory_sweep_t *sw;
+    char                        ids[NGX_HTTP_INVENTORY_EXPIRY_BATCH]
+                                   [NGX_HTTP_INVENTORY_RES_ID_LEN];
 
     rc = ngx_http_inventory_store_read_begin(&imcf->store);
 
@@ -135,56 +132,76 @@ ngx_http_inventory_expire_due(ngx_http_inventory_main_conf_t *imcf,
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "inventory: reading due reservations failed: %s",
                       mdb_strerror(rc));
-        return NGX_ERROR;
+        return;
     }
 
-    if (n == 0) {
-        return NGX_OK;
+    purge = (imcf->sweeps++ % NGX_HTTP_INVENTORY_PURGE_EVERY == 0);
+
+    if (n == 0 && !purge) {
+        return;
     }
 
-    cmds = ngx_calloc(n * sizeof(ngx_http_inventory_cmd_t), log);
-    if (cmds == NULL) {
-        return NGX_ERROR;
+    sw = ngx_calloc(sizeof(ngx_http_inventory_sweep_t)
+                    + (n + 1) * (sizeof(ngx_http_inventory_job_t)
+                                 + sizeof(ngx_http_inventory_cmd_t)),
+                    log);
+    if (sw == NULL) {
+        return;
     }
+
+    sw->imcf = imcf;
+    sw->jobs = (ngx_http_inventory_job_t *) (sw + 1);
+    sw->cmds = (ngx_http_inventory_cmd_t *) (sw->jobs + n + 1);
 
     for (i = 0; i < n; i++) {
-        cmds[i].type = NGX_HTTP_INVENTORY_CMD_EXPIRE;
-        ngx_memcpy(cmds[i].res.id, ids[i], NGX_HTTP_INVENTORY_RES_ID_LEN);
-        batch[i] = &cmds[i];
+        sw->cmds[i].type = NGX_HTTP_INVENTORY_CMD_EXPIRE;
+        ngx_memcpy(sw->cmds[i].res.id, ids[i], NGX_HTTP_INVENTORY_RES_ID_LEN);
     }
 
-    rc = ngx_http_inventory_store_execute(&imcf->store, batch, n, now);
+    if (purge) {
+        sw->cmds[n].type = NGX_HTTP_INVENTORY_CMD_PURGE;
+        sw->cmds[n].quantity = NGX_HTTP_INVENTORY_PURGE_BATCH;
+        n++;
+    }
 
-    expired = 0;
+    sw->pending = n;
+    imcf->sweeping = 1;
 
     for (i = 0; i < n; i++) {
-        if (cmds[i].outcome == NGX_HTTP_INVENTORY_OK) {
-            expired++;
-            ngx_http_inventory_feed_publish(imcf, cmds[i].last_seq);
+        sw->jobs[i].cmd = &sw->cmds[i];
+        sw->jobs[i].data = sw;
+        sw->jobs[i].done = ngx_http_inventory_sweep_done;
 
-            if (imcf->sh) {
-                (void) ngx_atomic_fetch_add(&imcf->sh->events,
-                                            cmds[i].appended);
-            }
+        ngx_http_inventory_commit_submit(imcf->committer, &sw->jobs[i]);
+    }
+}
+
+
+static void
+ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
+{
+    ngx_http_inventory_sweep_t      *sw = job->data;
+    ngx_http_inventory_cmd_t        *cmd;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = sw->imcf;
+    cmd = job->cmd;
+
+    if (job->rc == 0 && cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
+        && cmd->outcome == NGX_HTTP_INVENTORY_OK)
+    {
+        ngx_http_inventory_feed_publish(imcf, cmd->last_seq);
+
+        if (imcf->sh) {
+            (void) ngx_atomic_fetch_add(&imcf->sh->expired, 1);
+            (void) ngx_atomic_fetch_add(&imcf->sh->events, cmd->appended);
         }
-
-        free(cmds[i].body);
     }
 
-    ngx_free(cmds);
+    free(cmd->body);
 
-    if (rc != 0) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "inventory: expiring reservations failed: %s",
-                      mdb_strerror(rc));
-        return NGX_ERROR;
+    if (--sw->pending == 0) {
+        imcf->sweeping = 0;
+        ngx_free(sw);
     }
-
-    if (imcf->sh) {
-        (void) ngx_atomic_fetch_add(&imcf->sh->expired, expired);
-        (void) ngx_atomic_fetch_add(&imcf->sh->transactions, 1);
-        (void) ngx_atomic_fetch_add(&imcf->sh->commands, n);
-    }
-
-    return n == NGX_HTTP_INVENTORY_EXPIRY_BATCH ? NGX_AGAIN : NGX_OK;
 }

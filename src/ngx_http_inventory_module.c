@@ -91,6 +91,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       offsetof(ngx_http_inventory_loc_conf_t, reservation_ttl),
       &ngx_http_inventory_reservation_ttl_post },
 
+    { ngx_string("inventory_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_inventory_main_conf_t, thread_pool),
+      NULL },
+
     { ngx_string("inventory_idempotency_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -256,6 +263,10 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
                              NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE);
     ngx_conf_init_value(imcf->sync, 1);
     ngx_conf_init_msec_value(imcf->idempotency_ttl, 24 * 60 * 60 * 1000);
+
+    if (imcf->thread_pool.data == NULL) {
+        ngx_str_set(&imcf->thread_pool, "default");
+    }
 
     return NGX_CONF_OK;
 }
@@ -476,6 +487,13 @@ ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
     if (ngx_http_inventory_check_store(cf, imcf) != NGX_OK) {
         return NGX_ERROR;
     }
+
+#if (NGX_THREADS)
+    /* commits run on this pool; "default" exists once it is asked for */
+    if (ngx_thread_pool_add(cf, &imcf->thread_pool) == NULL) {
+        return NGX_ERROR;
+    }
+#endif
 
     if (imcf->shm_zone == NULL) {
         ngx_str_set(&name, "inventory");
@@ -806,6 +824,10 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
     imcf->store.idem_ttl = imcf->idempotency_ttl;
 
     ngx_queue_init(&imcf->waiters);
+
+    if (ngx_http_inventory_commit_init(cycle, imcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /* the feed's waiters compare with the last seq the zone has seen */
     if (ngx_http_inventory_store_read_begin(&imcf->store) == 0) {

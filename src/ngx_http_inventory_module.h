@@ -56,7 +56,23 @@ typedef struct {
     ngx_atomic_t                commands;
     ngx_atomic_t                expired;
     ngx_atomic_t                replays;
+    ngx_atomic_t                batches[8];    /* by log2 of the size */
 } ngx_http_inventory_shctx_t;
+
+
+typedef struct ngx_http_inventory_committer_s  ngx_http_inventory_committer_t;
+typedef struct ngx_http_inventory_job_s  ngx_http_inventory_job_t;
+
+
+/* a command waiting for, or in, a group commit */
+struct ngx_http_inventory_job_s {
+    ngx_queue_t                 queue;
+    ngx_http_inventory_cmd_t   *cmd;
+    void                      (*done)(ngx_http_inventory_job_t *job);
+    void                       *data;
+    int                         rc;            /* the transaction's */
+    size_t                      batch_size;
+};
 
 
 typedef struct {
@@ -72,6 +88,10 @@ typedef struct {
     ngx_event_t                 feed_poll;
     ngx_queue_t                 waiters;       /* long-polling requests */
     ngx_http_inventory_store_t  store;      /* this process's environment */
+    ngx_str_t                   thread_pool;
+    ngx_http_inventory_committer_t  *committer;
+    ngx_uint_t                  sweeps;
+    ngx_uint_t                  sweeping;     /* unsigned: 1 */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
 } ngx_http_inventory_main_conf_t;
@@ -87,6 +107,7 @@ typedef struct {
     ngx_http_inventory_str_t    sku;
     ngx_http_inventory_str_t    location;
     ngx_str_t                   id;            /* a reservation's */
+    void                       *inflight;      /* its idempotency key */
     uint64_t                    event_seq;
     ngx_http_inventory_cmd_t   *cmd;
 } ngx_http_inventory_ctx_t;
@@ -132,6 +153,10 @@ ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
 void ngx_http_inventory_inflight_release(void *handle);
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+ngx_int_t ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_job_t *job);
 
 void *ngx_http_inventory_palloc(void *pool, size_t size);
 ngx_int_t ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,

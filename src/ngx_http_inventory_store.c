@@ -50,6 +50,8 @@ static int ngx_http_inventory_store_put_reservation(
 static int ngx_http_inventory_store_reservation(
     ngx_http_inventory_store_t *st, MDB_txn *txn, const char *id,
     ngx_http_inventory_reservation_t *res);
+static int ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t now, size_t max, size_t *purged);
 static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_clock_t *clock);
@@ -551,6 +553,7 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock)
 {
     int                         rc;
+    size_t                      purged;
     MDB_txn                    *child;
     ngx_http_inventory_clock_t  saved;
 
@@ -562,6 +565,24 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     rc = mdb_txn_begin(st->env, txn, 0, &child);
     if (rc != 0) {
         return rc;
+    }
+
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        rc = ngx_http_inventory_store_purge(st, child, cmd->now,
+                                            (size_t) cmd->quantity, &purged);
+
+        if (rc == 0) {
+            rc = mdb_txn_commit(child);
+
+        } else {
+            mdb_txn_abort(child);
+        }
+
+        cmd->outcome = rc ? ngx_http_inventory_store_outcome(rc)
+                          : NGX_HTTP_INVENTORY_OK;
+        cmd->available = rc ? 0 : (int64_t) purged;
+
+        return 0;
     }
 
     rc = ngx_http_inventory_store_idem_check(st, child, cmd);
@@ -930,25 +951,18 @@ ngx_http_inventory_store_due(ngx_http_inventory_store_t *st, uint64_t now,
 
 /* forgets idempotency keys past their time, at most max of them */
 
-int
-ngx_http_inventory_store_purge_keys(ngx_http_inventory_store_t *st,
+static int
+ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st, MDB_txn *txn,
     uint64_t now, size_t max, size_t *purged)
 {
     int          rc;
     MDB_val      key, val, ikey;
-    MDB_txn     *txn;
     MDB_cursor  *cur;
 
     *purged = 0;
 
-    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-
     rc = mdb_cursor_open(txn, st->idem_expiry, &cur);
     if (rc != 0) {
-        mdb_txn_abort(txn);
         return rc;
     }
 
@@ -981,17 +995,7 @@ ngx_http_inventory_store_purge_keys(ngx_http_inventory_store_t *st,
 
     mdb_cursor_close(cur);
 
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-
-    if (*purged == 0) {
-        mdb_txn_abort(txn);
-        return 0;
-    }
-
-    return mdb_txn_commit(txn);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 

@@ -99,8 +99,7 @@ int ngx_http_inventory_store_due(ngx_http_inventory_store_t *st,
 
 int ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
-int ngx_http_inventory_store_purge_keys(ngx_http_inventory_store_t *st,
-    uint64_t now, size_t max, size_t *purged);
+
 
 
 #endif /* _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_ */

@@ -1,7 +1,8 @@
 /*
  * The write side: checks media type and preconditions, reads the body with
- * nginx's request-body API, turns it into a command and runs it through the
- * store, which answers with the response rendered in the same transaction.
+ * nginx's request-body API, turns it into a command and hands it to the
+ * worker's group commit; the store answers with the response rendered in
+ * the same transaction, sent once that transaction is durable.
  * Idempotency keys in flight are held in the shared zone, so two workers
  * never run one key at once.
  */
@@ -24,6 +25,7 @@ static ngx_int_t ngx_http_inventory_prepare(ngx_http_request_t *r,
     ngx_http_inventory_errors_t *errs);
 static void ngx_http_inventory_fingerprint(ngx_http_request_t *r,
     u_char *body, size_t len, unsigned char *digest);
+static void ngx_http_inventory_write_done(ngx_http_inventory_job_t *job);
 static ngx_int_t ngx_http_inventory_send_outcome(ngx_http_request_t *r,
     ngx_http_inventory_cmd_t *cmd);
 static void ngx_http_inventory_free_body(void *data);
@@ -190,13 +192,13 @@ ngx_http_inventory_write_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 {
-    int                              rc;
     u_char                          *data;
     size_t                           len;
     ngx_int_t                        ok;
     void                            *inflight;
     ngx_str_t                        key;
     ngx_pool_cleanup_t              *cln;
+    ngx_http_inventory_job_t        *job;
     ngx_http_inventory_cmd_t        *cmd;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
@@ -249,28 +251,59 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    job = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_job_t));
+
+    if (cln == NULL || job == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    rc = ngx_http_inventory_store_execute(&imcf->store, &cmd, 1,
-                                          ngx_http_inventory_now());
 
     cln->handler = ngx_http_inventory_free_body;
     cln->data = cmd;
 
+    ctx->inflight = inflight;
+
+    job->cmd = cmd;
+    job->data = r;
+    job->done = ngx_http_inventory_write_done;
+
+    /* the request waits for its group commit: keep it, whatever happens */
+    r->main->blocked++;
+    r->main->count++;
+
+    ngx_http_inventory_commit_submit(imcf->committer, job);
+
+    return NGX_DONE;
+}
+
+
+/* on the event loop, once the command's transaction is durable */
+
+static void
+ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
+{
+    ngx_int_t                        rc;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_inventory_ctx_t        *ctx;
+    ngx_http_inventory_cmd_t        *cmd;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    r = job->data;
+    c = r->connection;
+    cmd = job->cmd;
+
+    r->main->blocked--;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
     /* committed, with its response stored: a repeat now replays */
-    if (inflight) {
-        ngx_http_inventory_inflight_release(inflight);
+    if (ctx->inflight) {
+        ngx_http_inventory_inflight_release(ctx->inflight);
+        ctx->inflight = NULL;
     }
 
-    if (rc != 0) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "inventory: write failed: %s", mdb_strerror(rc));
-
-    } else if (imcf->sh) {
-        (void) ngx_atomic_fetch_add(&imcf->sh->transactions, 1);
-        (void) ngx_atomic_fetch_add(&imcf->sh->commands, 1);
+    if (job->rc == 0 && imcf->sh) {
         (void) ngx_atomic_fetch_add(&imcf->sh->events, cmd->appended);
 
         if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
@@ -278,13 +311,16 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         }
     }
 
-    if (rc == 0 && cmd->appended) {
+    if (job->rc == 0 && cmd->appended) {
         ngx_http_inventory_feed_publish(imcf, cmd->last_seq);
     }
 
     ctx->event_seq = cmd->last_seq;
 
-    return ngx_http_inventory_send_outcome(r, cmd);
+    rc = ngx_http_inventory_send_outcome(r, cmd);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -159,7 +159,7 @@ static void
 test_store_reservations(ngx_http_inventory_store_t *st)
 {
     char                              ids[4][NGX_HTTP_INVENTORY_RES_ID_LEN];
-    size_t                            n, purged;
+    size_t                            n;
     ngx_http_inventory_item_t         item;
     ngx_http_inventory_reservation_t  res;
     static ngx_http_inventory_cmd_t   a, r1, r2, e;
@@ -219,13 +219,13 @@ test_store_reservations(ngx_http_inventory_store_t *st)
     is_int(n, 0, "rs: an ended reservation leaves the index");
     ngx_http_inventory_store_read_end(st);
 
-    st->idem_ttl = 5000;
-    is_int(ngx_http_inventory_store_purge_keys(st, 10000 + 86400000 - 1, 10,
-                                               &purged), 0, "rs: purge");
-    is_int(purged, 0, "rs: keys live for their ttl");
-    is_int(ngx_http_inventory_store_purge_keys(st, 10000 + 86400000, 10,
-                                               &purged), 0, "rs: purge");
-    is_int(purged, 1, "rs: then they are purged");
+    cmd_init(&e, NGX_HTTP_INVENTORY_CMD_PURGE, "", "");
+    e.quantity = 10;
+    is_int(run(st, &e, 10000 + 86400000 - 1), NGX_HTTP_INVENTORY_OK,
+           "rs: purge");
+    is_int(e.available, 0, "rs: keys live for their ttl");
+    is_int(run(st, &e, 10000 + 86400000), NGX_HTTP_INVENTORY_OK, "rs: purge");
+    is_int(e.available, 1, "rs: then they are purged");
 
     r2.fingerprint[0] = 8;
     is_int(run(st, &r2, 10000 + 86400000), NGX_HTTP_INVENTORY_CREATED,
