@@ -15,6 +15,7 @@
 
 
 #define NGX_HTTP_INVENTORY_BATCH_MAX  256
+#define NGX_HTTP_INVENTORY_GUARD      60000    /* ms */
 
 
 struct ngx_http_inventory_committer_s {
@@ -25,6 +26,7 @@ struct ngx_http_inventory_committer_s {
     uint64_t                    now;
     int                         rc;
     ngx_uint_t                  busy;
+    ngx_event_t                 guard;
     ngx_http_inventory_store_t *store;
     ngx_http_inventory_main_conf_t  *imcf;
 #if (NGX_THREADS)
@@ -40,6 +42,7 @@ static void ngx_http_inventory_commit_run(void *data, ngx_log_t *log);
 static void ngx_http_inventory_commit_done(ngx_event_t *ev);
 static void ngx_http_inventory_commit_finish(
     ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_guard(ngx_event_t *ev);
 
 
 ngx_int_t
@@ -55,6 +58,10 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
 
     ngx_queue_init(&cm->pending);
     cm->store = &imcf->store;
+
+    cm->guard.handler = ngx_http_inventory_commit_guard;
+    cm->guard.data = cm;
+    cm->guard.log = cycle->log;
     cm->imcf = imcf;
 
 #if (NGX_THREADS)
@@ -126,6 +133,14 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
 
     cm->busy = 1;
     cm->now = ngx_http_inventory_now();
+
+    /*
+     * A worker that is shutting down waits for its timers, not for its
+     * requests: this one keeps it alive until every commit is answered.
+     */
+    if (!cm->guard.timer_set) {
+        ngx_add_timer(&cm->guard, NGX_HTTP_INVENTORY_GUARD);
+    }
 
 #if (NGX_THREADS)
     if (ngx_thread_task_post(cm->pool, cm->task) == NGX_OK) {
@@ -200,5 +215,23 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 
     if (!ngx_queue_empty(&cm->pending)) {
         ngx_http_inventory_commit_start(cm);
+    }
+
+    if (!cm->busy && cm->guard.timer_set) {
+        ngx_del_timer(&cm->guard);
+    }
+}
+
+
+static void
+ngx_http_inventory_commit_guard(ngx_event_t *ev)
+{
+    ngx_http_inventory_committer_t  *cm = ev->data;
+
+    if (cm->busy) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "inventory: a commit has taken over %M ms",
+                      (ngx_msec_t) NGX_HTTP_INVENTORY_GUARD);
+        ngx_add_timer(ev, NGX_HTTP_INVENTORY_GUARD);
     }
 }
