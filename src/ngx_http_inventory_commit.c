@@ -14,7 +14,6 @@
 #include "ngx_http_inventory_module.h"
 
 
-#define NGX_HTTP_INVENTORY_BATCH_MAX  256
 #define NGX_HTTP_INVENTORY_GUARD      60000    /* ms */
 
 
@@ -114,8 +113,7 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
 
     cm->n = 0;
 
-    while (!ngx_queue_empty(&cm->pending)
-           && cm->n < NGX_HTTP_INVENTORY_BATCH_MAX)
+    while (!ngx_queue_empty(&cm->pending) && cm->n < cm->imcf->batch_max)
     {
         q = ngx_queue_head(&cm->pending);
         job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);

@@ -146,6 +146,31 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "Requests answered from an "
                                       "idempotency record.",
                                       sh->replays);
+        /* batch b holds sizes 2^b .. 2^(b+1)-1: cumulative "le" buckets */
+        p = ngx_slprintf(p, last,
+                         "# HELP inventory_commit_batch_size Commands per "
+                         "group-commit transaction.\n"
+                         "# TYPE inventory_commit_batch_size histogram\n");
+
+        for (i = 0, n = 0; i < 8; i++) {
+            n += sh->batches[i];
+
+            if (i < 7) {
+                p = ngx_slprintf(p, last,
+                                 "inventory_commit_batch_size_bucket"
+                                 "{le=\"%ui\"} %uA\n",
+                                 ((ngx_uint_t) 2 << i) - 1, n);
+
+            } else {
+                p = ngx_slprintf(p, last,
+                                 "inventory_commit_batch_size_bucket"
+                                 "{le=\"+Inf\"} %uA\n"
+                                 "inventory_commit_batch_size_sum %uA\n"
+                                 "inventory_commit_batch_size_count %uA\n",
+                                 n, sh->commands, sh->transactions);
+            }
+        }
+
         p = ngx_http_inventory_metric(p, last, "inventory_commands_total",
                                       "counter",
                                       "Write commands applied in committed "

@@ -49,6 +49,11 @@ static ngx_int_t ngx_http_inventory_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+static ngx_conf_num_bounds_t  ngx_http_inventory_batch_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_INVENTORY_BATCH_MAX
+};
+
+
 static ngx_conf_post_t  ngx_http_inventory_reservation_ttl_post = {
     ngx_http_inventory_reservation_ttl_check
 };
@@ -97,6 +102,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_inventory_main_conf_t, thread_pool),
       NULL },
+
+    { ngx_string("inventory_commit_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_inventory_main_conf_t, batch_max),
+      &ngx_http_inventory_batch_bounds },
 
     { ngx_string("inventory_idempotency_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -249,6 +261,7 @@ ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
     imcf->map_size = NGX_CONF_UNSET_SIZE;
     imcf->sync = NGX_CONF_UNSET;
     imcf->idempotency_ttl = NGX_CONF_UNSET_MSEC;
+    imcf->batch_max = NGX_CONF_UNSET_UINT;
 
     return imcf;
 }
@@ -263,6 +276,8 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
                              NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE);
     ngx_conf_init_value(imcf->sync, 1);
     ngx_conf_init_msec_value(imcf->idempotency_ttl, 24 * 60 * 60 * 1000);
+
+    ngx_conf_init_uint_value(imcf->batch_max, NGX_HTTP_INVENTORY_BATCH_MAX);
 
     if (imcf->thread_pool.data == NULL) {
         ngx_str_set(&imcf->thread_pool, "default");

@@ -39,6 +39,10 @@ typedef enum {
 } ngx_http_inventory_route_e;
 
 
+/* the most commands one group commit takes */
+#define NGX_HTTP_INVENTORY_BATCH_MAX  256
+
+
 /* response statuses counted per route; the last slot takes the rest */
 #define NGX_HTTP_INVENTORY_STATUSES  14
 
@@ -89,6 +93,7 @@ typedef struct {
     ngx_queue_t                 waiters;       /* long-polling requests */
     ngx_http_inventory_store_t  store;      /* this process's environment */
     ngx_str_t                   thread_pool;
+    ngx_uint_t                  batch_max;
     ngx_http_inventory_committer_t  *committer;
     ngx_uint_t                  sweeps;
     ngx_uint_t                  sweeping;     /* unsigned: 1 */

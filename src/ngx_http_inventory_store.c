@@ -2,9 +2,8 @@
  * LMDB storage.  Every change appends its events to the global log, indexes
  * them per item and rewrites the item's projection in the same write
  * transaction.  store_execute() applies a batch of commands in one
- * transaction, each in a nested transaction of its own, so that one
- * command's failure leaves the others' effects intact and the batch equals
- * the commands applied one by one in order.
+ * transaction; the batch equals the commands applied one by one in order,
+ * and one command's failure leaves the others' effects intact.
  */
 
 #include <errno.h>
@@ -36,6 +35,10 @@ static int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
     ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
 static int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_batch(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+static void ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd,
+    int rc);
 static int ngx_http_inventory_store_run(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_clock_t *clock);
@@ -459,13 +462,68 @@ ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st, MDB_txn *txn,
 /*
  * Applies the commands in one durable write transaction and fills in each
  * command's outcome and rendered response (cmd->body, malloc()ed: the caller
- * frees it).  Returns 0 when the transaction committed (some commands may
- * still have been refused), or an LMDB error, in which case every command's
- * outcome says so and nothing changed.
+ * frees it).  Returns 0 when the commands' transactions committed (some
+ * commands may still have been refused), or an LMDB error, in which case
+ * every command's outcome says so and nothing changed.
+ *
+ * The commands of a batch share the transaction without nested ones: a
+ * command the domain refuses writes nothing, so only an LMDB error (a full
+ * map) can spoil a batch.  Then the batch is rolled back and each command
+ * runs again in a transaction of its own, so that the others still commit
+ * and only the failing one is answered with the error.  Either way the
+ * result equals the commands applied one by one, in order.
  */
 
 int
 ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+{
+    int     rc, any;
+    size_t  i;
+
+    rc = ngx_http_inventory_store_batch(st, cmds, n, now);
+
+    if (rc == 0) {
+        return 0;
+    }
+
+    if (n == 1) {
+        ngx_http_inventory_store_failed(cmds[0], rc);
+        return rc;
+    }
+
+    any = 0;
+
+    for (i = 0; i < n; i++) {
+        free(cmds[i]->body);
+        cmds[i]->body = NULL;
+
+        if (ngx_http_inventory_store_batch(st, &cmds[i], 1, now) == 0) {
+            any = 1;
+
+        } else {
+            ngx_http_inventory_store_failed(cmds[i], rc);
+        }
+    }
+
+    return any ? 0 : rc;
+}
+
+
+static void
+ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd, int rc)
+{
+    free(cmd->body);
+    cmd->body = NULL;
+    cmd->appended = 0;
+    cmd->last_seq = 0;
+    cmd->outcome = ngx_http_inventory_store_outcome(rc);
+    ngx_http_inventory_render_outcome(cmd);
+}
+
+
+static int
+ngx_http_inventory_store_batch(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
 {
     int                         rc, tries;
@@ -490,42 +548,32 @@ ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     }
 
     if (rc != 0) {
-        goto failed;
+        return rc;
     }
 
     rc = ngx_http_inventory_store_clock(st, txn, &clock);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        goto failed;
-    }
 
     /* event times never go backwards, whatever the wall clock does */
     if (now > clock.at) {
         clock.at = now;
     }
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; rc == 0 && i < n; i++) {
         rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
-        if (rc != 0) {
-            mdb_txn_abort(txn);
-            goto failed;
-        }
     }
 
-    rc = mdb_txn_commit(txn);
     if (rc != 0) {
-        goto failed;
+        mdb_txn_abort(txn);
+
+    } else {
+        rc = mdb_txn_commit(txn);
     }
 
-    return 0;
-
-failed:
-
-    for (i = 0; i < n; i++) {
-        free(cmds[i]->body);
-        cmds[i]->body = NULL;
-        cmds[i]->outcome = ngx_http_inventory_store_outcome(rc);
-        ngx_http_inventory_render_outcome(cmds[i]);
+    if (rc != 0) {
+        for (i = 0; i < n; i++) {
+            free(cmds[i]->body);
+            cmds[i]->body = NULL;
+        }
     }
 
     return rc;
@@ -541,93 +589,50 @@ ngx_http_inventory_store_outcome(int rc)
 
 
 /*
- * Runs one command in a nested transaction: the idempotency check, the
- * command, its rendered response and the idempotency record commit
- * together, or the nested transaction is rolled back alone and the command
- * answered with the error.  Returns an error only when the parent
- * transaction itself can no longer be used.
+ * Runs one command in the batch's transaction: the idempotency check, the
+ * command, its rendered response and the idempotency record.  Returns an
+ * LMDB error when the transaction can no longer be used.
  */
 
 static int
 ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock)
 {
-    int                         rc;
-    size_t                      purged;
-    MDB_txn                    *child;
-    ngx_http_inventory_clock_t  saved;
+    int     rc;
+    size_t  purged;
 
-    saved = *clock;
     cmd->now = clock->at;
     cmd->appended = 0;
     cmd->last_seq = 0;
 
-    rc = mdb_txn_begin(st->env, txn, 0, &child);
-    if (rc != 0) {
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        rc = ngx_http_inventory_store_purge(st, txn, cmd->now,
+                                            (size_t) cmd->quantity, &purged);
+        cmd->outcome = NGX_HTTP_INVENTORY_OK;
+        cmd->available = (int64_t) purged;
         return rc;
     }
 
-    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
-        rc = ngx_http_inventory_store_purge(st, child, cmd->now,
-                                            (size_t) cmd->quantity, &purged);
-
-        if (rc == 0) {
-            rc = mdb_txn_commit(child);
-
-        } else {
-            mdb_txn_abort(child);
-        }
-
-        cmd->outcome = rc ? ngx_http_inventory_store_outcome(rc)
-                          : NGX_HTTP_INVENTORY_OK;
-        cmd->available = rc ? 0 : (int64_t) purged;
-
-        return 0;
-    }
-
-    rc = ngx_http_inventory_store_idem_check(st, child, cmd);
-
-    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
-        rc = ngx_http_inventory_store_exec_one(st, child, cmd, clock);
-    }
-
-    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE
-        || rc == NGX_HTTP_INVENTORY_EXEC_REJECT)
-    {
-        ngx_http_inventory_render_outcome(cmd);
-        rc = ngx_http_inventory_store_idem_put(st, child, cmd);
-
-        if (rc == 0) {
-            rc = mdb_txn_commit(child);
-
-            if (rc == 0) {
-                return 0;
-            }
-
-            child = NULL;
-        }
-
-        free(cmd->body);
-        cmd->body = NULL;
-    }
+    rc = ngx_http_inventory_store_idem_check(st, txn, cmd);
 
     if (rc == NGX_HTTP_INVENTORY_EXEC_ANSWERED) {
         /* a replay or a reused key: answered, nothing to write */
-        mdb_txn_abort(child);
-        *clock = saved;
         return 0;
     }
 
-    if (child) {
-        mdb_txn_abort(child);
+    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
+        rc = ngx_http_inventory_store_exec_one(st, txn, cmd, clock);
     }
 
-    *clock = saved;
-    cmd->appended = 0;
-    cmd->outcome = ngx_http_inventory_store_outcome(rc);
+    if (rc != NGX_HTTP_INVENTORY_EXEC_DONE
+        && rc != NGX_HTTP_INVENTORY_EXEC_REJECT)
+    {
+        return rc;
+    }
+
     ngx_http_inventory_render_outcome(cmd);
 
-    return 0;
+    return ngx_http_inventory_store_idem_put(st, txn, cmd);
 }
 
 
