@@ -1,15 +1,18 @@
 /*
  * Group commit off the event loop.  Every write of a worker becomes a job in
- * the worker's queue; while one batch is being committed on a thread of
- * nginx's thread pool, the jobs that arrive wait, and go together into the
- * next transaction.  A durable commit (fdatasync) never stalls the event
- * loop, and its cost is shared by every command of the batch.  Each job's
- * completion runs back on the event loop, after its transaction is durable.
+ * the worker's inbox.  A task on nginx's thread pool first waits for LMDB's
+ * write lock (another worker may be committing), then takes every job the
+ * inbox holds by then, and commits them in one transaction: a durable commit
+ * (fdatasync) never stalls the event loop, and its cost is shared by all the
+ * commands that arrived while the previous one ran.  Each job's completion
+ * runs back on the event loop, after its transaction is durable.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <pthread.h>
 
 #include "ngx_http_inventory_module.h"
 
@@ -18,11 +21,11 @@
 
 
 struct ngx_http_inventory_committer_s {
-    ngx_queue_t                 pending;
+    pthread_mutex_t             mutex;         /* guards inbox */
+    ngx_queue_t                 inbox;
     ngx_http_inventory_job_t   *batch[NGX_HTTP_INVENTORY_BATCH_MAX];
     ngx_http_inventory_cmd_t   *cmds[NGX_HTTP_INVENTORY_BATCH_MAX];
     size_t                      n;
-    uint64_t                    now;
     int                         rc;
     ngx_uint_t                  busy;
     ngx_event_t                 guard;
@@ -38,6 +41,10 @@ struct ngx_http_inventory_committer_s {
 static void ngx_http_inventory_commit_start(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_run(void *data, ngx_log_t *log);
+static size_t ngx_http_inventory_commit_take(
+    ngx_http_inventory_committer_t *cm);
+static ngx_uint_t ngx_http_inventory_commit_waiting(
+    ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_done(ngx_event_t *ev);
 static void ngx_http_inventory_commit_finish(
     ngx_http_inventory_committer_t *cm);
@@ -55,13 +62,17 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    ngx_queue_init(&cm->pending);
+    if (pthread_mutex_init(&cm->mutex, NULL) != 0) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_init(&cm->inbox);
     cm->store = &imcf->store;
+    cm->imcf = imcf;
 
     cm->guard.handler = ngx_http_inventory_commit_guard;
     cm->guard.data = cm;
     cm->guard.log = cycle->log;
-    cm->imcf = imcf;
 
 #if (NGX_THREADS)
     cm->pool = ngx_thread_pool_get(cycle, &imcf->thread_pool);
@@ -95,7 +106,9 @@ void
 ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_job_t *job)
 {
-    ngx_queue_insert_tail(&cm->pending, &job->queue);
+    (void) pthread_mutex_lock(&cm->mutex);
+    ngx_queue_insert_tail(&cm->inbox, &job->queue);
+    (void) pthread_mutex_unlock(&cm->mutex);
 
     if (!cm->busy) {
         ngx_http_inventory_commit_start(cm);
@@ -103,34 +116,10 @@ ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
 }
 
 
-/* takes what waits into one batch and hands it to a thread */
-
 static void
 ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
 {
-    ngx_queue_t               *q;
-    ngx_http_inventory_job_t  *job;
-
-    cm->n = 0;
-
-    while (!ngx_queue_empty(&cm->pending) && cm->n < cm->imcf->batch_max)
-    {
-        q = ngx_queue_head(&cm->pending);
-        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
-
-        ngx_queue_remove(q);
-
-        cm->batch[cm->n] = job;
-        cm->cmds[cm->n] = job->cmd;
-        cm->n++;
-    }
-
-    if (cm->n == 0) {
-        return;
-    }
-
     cm->busy = 1;
-    cm->now = ngx_http_inventory_now();
 
     /*
      * A worker that is shutting down waits for its timers, not for its
@@ -156,8 +145,9 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
 
 
 /*
- * On a pool thread: one write transaction for the whole batch.  Only the
- * store runs here; it touches no nginx pool and logs nothing.
+ * On a pool thread: take the write lock, then what the inbox holds, and
+ * commit it in one transaction.  Only the store runs here: it touches no
+ * nginx pool and logs nothing.
  */
 
 static void
@@ -165,8 +155,72 @@ ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
 {
     ngx_http_inventory_committer_t  *cm = data;
 
-    cm->rc = ngx_http_inventory_store_execute(cm->store, cm->cmds, cm->n,
-                                              cm->now);
+    int        rc;
+    uint64_t   now;
+    MDB_txn   *txn;
+    struct timeval  tv;
+
+    rc = ngx_http_inventory_store_begin(cm->store, &txn);
+
+    /* whatever arrived while another writer held the lock joins in */
+    cm->n = ngx_http_inventory_commit_take(cm);
+
+    (void) gettimeofday(&tv, NULL);
+    now = (uint64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+
+    if (rc == 0) {
+        if (cm->n) {
+            rc = ngx_http_inventory_store_apply(cm->store, txn, cm->cmds,
+                                                cm->n, now);
+
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+
+    cm->rc = ngx_http_inventory_store_settle(cm->store, cm->cmds, cm->n, now,
+                                             rc);
+}
+
+
+static size_t
+ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm)
+{
+    size_t                     n;
+    ngx_queue_t               *q;
+    ngx_http_inventory_job_t  *job;
+
+    n = 0;
+
+    (void) pthread_mutex_lock(&cm->mutex);
+
+    while (!ngx_queue_empty(&cm->inbox) && n < cm->imcf->batch_max) {
+        q = ngx_queue_head(&cm->inbox);
+        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
+
+        ngx_queue_remove(q);
+
+        cm->batch[n] = job;
+        cm->cmds[n] = job->cmd;
+        n++;
+    }
+
+    (void) pthread_mutex_unlock(&cm->mutex);
+
+    return n;
+}
+
+
+static ngx_uint_t
+ngx_http_inventory_commit_waiting(ngx_http_inventory_committer_t *cm)
+{
+    ngx_uint_t  waiting;
+
+    (void) pthread_mutex_lock(&cm->mutex);
+    waiting = !ngx_queue_empty(&cm->inbox);
+    (void) pthread_mutex_unlock(&cm->mutex);
+
+    return waiting;
 }
 
 
@@ -187,6 +241,7 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     ngx_http_inventory_shctx_t  *sh;
 
     n = cm->n;
+    cm->n = 0;
     cm->busy = 0;
     sh = cm->imcf->sh;
 
@@ -195,7 +250,7 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
                       "inventory: a write transaction of %uz commands "
                       "failed: %s", n, mdb_strerror(cm->rc));
 
-    } else if (sh) {
+    } else if (sh && n) {
         (void) ngx_atomic_fetch_add(&sh->transactions, 1);
         (void) ngx_atomic_fetch_add(&sh->commands, n);
 
@@ -211,7 +266,7 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         job->done(job);
     }
 
-    if (!ngx_queue_empty(&cm->pending)) {
+    if (!cm->busy && ngx_http_inventory_commit_waiting(cm)) {
         ngx_http_inventory_commit_start(cm);
     }
 

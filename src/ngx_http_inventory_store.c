@@ -478,10 +478,20 @@ int
 ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
 {
-    int     rc, any;
-    size_t  i;
+    return ngx_http_inventory_store_settle(st, cmds, n, now,
+                                ngx_http_inventory_store_batch(st, cmds, n,
+                                                               now));
+}
 
-    rc = ngx_http_inventory_store_batch(st, cmds, n, now);
+
+/* after a batch that failed with rc: each command on its own */
+
+int
+ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc)
+{
+    int     any;
+    size_t  i;
 
     if (rc == 0) {
         return 0;
@@ -526,29 +536,54 @@ static int
 ngx_http_inventory_store_batch(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
 {
-    int                         rc, tries;
-    size_t                      i;
-    MDB_txn                    *txn;
-    ngx_http_inventory_clock_t  clock;
+    int       rc;
+    MDB_txn  *txn;
 
-    for (i = 0; i < n; i++) {
-        cmds[i]->body = NULL;
-        cmds[i]->body_len = 0;
+    rc = ngx_http_inventory_store_begin(st, &txn);
+    if (rc != 0) {
+        return rc;
     }
 
+    return ngx_http_inventory_store_apply(st, txn, cmds, n, now);
+}
+
+
+/* the write transaction: waits for any other writer, in any process */
+
+int
+ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
+{
+    int  rc, tries;
+
     for (tries = 0; /* void */ ; tries++) {
-        rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+        rc = mdb_txn_begin(st->env, NULL, 0, txn);
 
         if (rc == MDB_MAP_RESIZED && tries == 0) {
             (void) mdb_env_set_mapsize(st->env, 0);
             continue;
         }
 
-        break;
-    }
-
-    if (rc != 0) {
         return rc;
+    }
+}
+
+
+/*
+ * Runs the commands in a transaction from store_begin() and commits it, or
+ * aborts it on an LMDB error (returned; the commands' bodies are freed).
+ */
+
+int
+ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+{
+    int                         rc;
+    size_t                      i;
+    ngx_http_inventory_clock_t  clock;
+
+    for (i = 0; i < n; i++) {
+        cmds[i]->body = NULL;
+        cmds[i]->body_len = 0;
     }
 
     rc = ngx_http_inventory_store_clock(st, txn, &clock);

@@ -99,6 +99,12 @@ int ngx_http_inventory_store_due(ngx_http_inventory_store_t *st,
 
 int ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
+    MDB_txn **txn);
+int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+int ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc);
 
 
 
