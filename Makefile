@@ -13,11 +13,12 @@ UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
-               perl libjson-pp-perl
+               perl libjson-pp-perl wrk
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
-.PHONY: all deps module admin unit asan test test-unit test-e2e test-asan run clean
+.PHONY: all deps module admin unit asan test test-unit test-e2e test-asan \
+        bench bench-smoke run clean
 
 all: module
 
@@ -85,6 +86,15 @@ test: deps
 	$(MAKE) module unit asan
 	$(MAKE) test-e2e
 	$(MAKE) test-asan
+	$(MAKE) bench-smoke
+
+# The benchmark suite: medians of 3 runs of 10 s, as docs/BENCHMARKS.md has.
+bench: deps module
+	bench/run
+
+# One short run of every scenario, so that the suite cannot rot.
+bench-smoke: module
+	bench/run --smoke
 
 test-e2e: module unit
 	prove -I t/lib t/
