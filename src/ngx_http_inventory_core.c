@@ -27,6 +27,9 @@ static unsigned ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
 static unsigned ngx_http_inventory_decide_transfer(
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *events,
     size_t *nevents, size_t *slot_of);
+static void ngx_http_inventory_line_events(ngx_http_inventory_cmd_t *cmd,
+    unsigned type, ngx_http_inventory_event_t *events, size_t *nevents,
+    size_t *slot_of);
 static int64_t ngx_http_inventory_days_from_civil(int64_t y, unsigned m,
     unsigned d);
 
@@ -393,7 +396,6 @@ ngx_http_inventory_decide_reserve(ngx_http_inventory_cmd_t *cmd,
     size_t                      i;
     unsigned                    rc;
     ngx_http_inventory_slot_t  *s;
-    ngx_http_inventory_line_t  *line;
 
     rc = NGX_HTTP_INVENTORY_OK;
 
@@ -416,21 +418,8 @@ ngx_http_inventory_decide_reserve(ngx_http_inventory_cmd_t *cmd,
         return rc;
     }
 
-    for (i = 0; i < cmd->res.nlines; i++) {
-        line = &cmd->res.lines[i];
-
-        memset(&events[i], 0, sizeof(ngx_http_inventory_event_t));
-        events[i].type = NGX_HTTP_INVENTORY_EV_STOCK_RESERVED;
-        events[i].sku = line->sku;
-        events[i].location = line->location;
-        events[i].quantity = line->quantity;
-        events[i].reservation_id.data = cmd->res.id;
-        events[i].reservation_id.len = NGX_HTTP_INVENTORY_RES_ID_LEN;
-        slot_of[i] = ngx_http_inventory_slot_of(cmd, line->sku,
-                                                line->location);
-    }
-
-    *nevents = cmd->res.nlines;
+    ngx_http_inventory_line_events(cmd, NGX_HTTP_INVENTORY_EV_STOCK_RESERVED,
+                                   events, nevents, slot_of);
 
     cmd->res.state = NGX_HTTP_INVENTORY_RES_ACTIVE;
     cmd->res.created_at = cmd->now;
@@ -453,7 +442,6 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
 {
     size_t                      i;
     unsigned                    type, state;
-    ngx_http_inventory_line_t  *line;
 
     if (cmd->res.state != NGX_HTTP_INVENTORY_RES_ACTIVE) {
         return NGX_HTTP_INVENTORY_NOT_ACTIVE;
@@ -482,6 +470,32 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
         }
     }
 
+    ngx_http_inventory_line_events(cmd, type, events, nevents, slot_of);
+
+    /* a reservation holds stock of items that exist, or the store is bad */
+    for (i = 0; i < cmd->nslots; i++) {
+        if (!cmd->slots[i].exists) {
+            *nevents = 0;
+            return NGX_HTTP_INVENTORY_UNAVAILABLE;
+        }
+    }
+
+    cmd->res.state = state;
+    cmd->res.ended_at = cmd->now;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+/* one event of the given type per line of the reservation */
+
+static void
+ngx_http_inventory_line_events(ngx_http_inventory_cmd_t *cmd, unsigned type,
+    ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
+{
+    size_t                      i;
+    ngx_http_inventory_line_t  *line;
+
     for (i = 0; i < cmd->res.nlines; i++) {
         line = &cmd->res.lines[i];
 
@@ -494,18 +508,9 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
         events[i].reservation_id.len = NGX_HTTP_INVENTORY_RES_ID_LEN;
         slot_of[i] = ngx_http_inventory_slot_of(cmd, line->sku,
                                                 line->location);
-
-        if (!cmd->slots[slot_of[i]].exists) {
-            return NGX_HTTP_INVENTORY_UNAVAILABLE;
-        }
     }
 
     *nevents = cmd->res.nlines;
-
-    cmd->res.state = state;
-    cmd->res.ended_at = cmd->now;
-
-    return NGX_HTTP_INVENTORY_OK;
 }
 
 

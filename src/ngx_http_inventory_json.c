@@ -465,12 +465,58 @@ ngx_http_inventory_gen_print(void *ctx, const char *s, size_t len)
 }
 
 
+/*
+ * yajl_gen with a print callback only ever mallocs and frees (its state
+ * stack is fixed): with a pool buffer, it allocates from the pool too, so a
+ * response costs no heap allocation.
+ */
+
+static void *
+ngx_http_inventory_gen_malloc(void *ctx, size_t size)
+{
+    ngx_http_inventory_buf_t  *b = ctx;
+
+    return b->alloc(b->ctx, size);
+}
+
+
+static void *
+ngx_http_inventory_gen_realloc(void *ctx, void *p, size_t size)
+{
+    (void) ctx;
+    (void) p;
+    (void) size;
+
+    return NULL;
+}
+
+
+static void
+ngx_http_inventory_gen_free(void *ctx, void *p)
+{
+    (void) ctx;
+    (void) p;
+}
+
+
 yajl_gen
 ngx_http_inventory_gen_open(ngx_http_inventory_buf_t *b)
 {
-    yajl_gen  g;
+    yajl_gen          g;
+    yajl_alloc_funcs  funcs;
 
-    g = yajl_gen_alloc(NULL);
+    if (b->alloc) {
+        funcs.malloc = ngx_http_inventory_gen_malloc;
+        funcs.realloc = ngx_http_inventory_gen_realloc;
+        funcs.free = ngx_http_inventory_gen_free;
+        funcs.ctx = b;
+
+        g = yajl_gen_alloc(&funcs);
+
+    } else {
+        g = yajl_gen_alloc(NULL);
+    }
+
     if (g == NULL) {
         return NULL;
     }
