@@ -48,18 +48,18 @@ define build_module
 	    || { cat configure.log; exit 1; }
 endef
 
-$(BUILD)/nginx/Makefile: config
+$(BUILD)/nginx/objs/Makefile: config
 	$(call build_module,$(BUILD)/nginx,)
 
-$(MODULE): $(BUILD)/nginx/Makefile $(SRCS)
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
 	cp $(BUILD)/nginx/objs/ngx_http_inventory_module.so $@.tmp && mv $@.tmp $@
 
-$(BUILD)/asan/nginx/Makefile: config
+$(BUILD)/asan/nginx/objs/Makefile: config
 	$(call build_module,$(BUILD)/asan/nginx,--with-cc-opt="$(SAN_FLAGS)" \
 	    --with-ld-opt="$(SAN_FLAGS)")
 
-$(ASAN_MODULE): $(BUILD)/asan/nginx/Makefile $(SRCS)
+$(ASAN_MODULE): $(BUILD)/asan/nginx/objs/Makefile $(SRCS)
 	$(MAKE) -s -C $(BUILD)/asan/nginx -f objs/Makefile modules
 	cp $(BUILD)/asan/nginx/objs/ngx_http_inventory_module.so $@.tmp && mv $@.tmp $@
 
