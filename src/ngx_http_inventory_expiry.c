@@ -1,8 +1,9 @@
 /*
  * Reservation expiry and idempotency-key purging, run by one worker at a
  * time: every worker ticks, and the one holding the lease in the shared
- * zone sweeps, through the group commit like any write.  A lease not renewed in time, or held by a dead worker, is
- * taken over, so expiry goes on when that worker is killed.  Correctness
+ * zone sweeps, through the group commit like any write.  A lease not
+ * renewed in time, or held by a dead worker, is taken over, so expiry goes
+ * on when that worker is killed.  Correctness
  * does not rest on the lease: expiry is a store command that refuses
  * reservations no longer active, so two sweepers could never expire one
  * twice.
