@@ -153,6 +153,71 @@ replay_matches(ngx_http_inventory_store_t *st, uint64_t *events)
 }
 
 
+/*
+ * A batch spoiled by an LMDB error in one command (here: a record that
+ * cannot be read) is rolled back and rerun command by command: the others
+ * commit, only the bad one fails, and seq stays gap-free.
+ */
+
+static void
+test_store_spoiled_batch(ngx_http_inventory_store_t *st)
+{
+    MDB_txn                         *txn;
+    MDB_val                          key, val;
+    uint64_t                         events;
+    unsigned char                    kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char                    junk[39];
+    ngx_http_inventory_cmd_t        *batch[3];
+    static ngx_http_inventory_cmd_t  a, b, c;
+
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "SP", "a");
+    a.on_hand = 5;
+    run(st, &a, 20000);
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "SP", "c");
+    a.on_hand = 5;
+    run(st, &a, 20000);
+
+    /* a record of the wrong size where an item should be */
+    memset(junk, 0, sizeof(junk));
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_key(kbuf, S("SP"), S("b"));
+    val.mv_data = junk;
+    val.mv_size = sizeof(junk);
+
+    ok(mdb_txn_begin(st->env, NULL, 0, &txn) == 0
+       && mdb_put(txn, st->items, &key, &val, 0) == 0
+       && mdb_txn_commit(txn) == 0, "spoiled: a bad record planted");
+
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "SP", "a");
+    a.delta = 1;
+    cmd_init(&b, NGX_HTTP_INVENTORY_CMD_ADJUST, "SP", "b");
+    b.delta = 1;
+    cmd_init(&c, NGX_HTTP_INVENTORY_CMD_ADJUST, "SP", "c");
+    c.delta = 1;
+    batch[0] = &a;
+    batch[1] = &b;
+    batch[2] = &c;
+
+    is_int(ngx_http_inventory_store_execute(st, batch, 3, 20001), 0,
+           "spoiled: the batch settles");
+    is_int(a.outcome, NGX_HTTP_INVENTORY_OK, "spoiled: first applied");
+    is_int(b.outcome, NGX_HTTP_INVENTORY_UNAVAILABLE, "spoiled: bad one 503");
+    is_int(b.status, 503, "spoiled: its response is a 503");
+    is_int(c.outcome, NGX_HTTP_INVENTORY_OK, "spoiled: third applied");
+    is_int(c.last_seq, a.last_seq + 1, "spoiled: seq has no gap");
+    is_int(a.slots[0].item.on_hand, 6, "spoiled: first once");
+    free(a.body);
+    free(b.body);
+    free(c.body);
+
+    ok(mdb_txn_begin(st->env, NULL, 0, &txn) == 0
+       && mdb_del(txn, st->items, &key, NULL) == 0
+       && mdb_txn_commit(txn) == 0, "spoiled: the bad record removed");
+
+    ok(replay_matches(st, &events), "spoiled: replay equals projections");
+}
+
+
 /* reservations, their expiry index, and idempotency records */
 
 static void
@@ -335,6 +400,7 @@ test_store(void)
     is_int(run(&st, &a, 4000), NGX_HTTP_INVENTORY_OK, "write after growth");
     is_int(a.last_seq, events + 1, "seq continues");
     test_store_reservations(&st);
+    test_store_spoiled_batch(&st);
     ok(replay_matches(&st, &events), "replay equals projections at the end");
     ngx_http_inventory_store_close(&st);
 
