@@ -61,6 +61,8 @@ static int ngx_http_inventory_admin_count_reader(const char *msg, void *ctx);
 static int ngx_http_inventory_hold_cmp(const void *one, const void *two);
 static void ngx_http_inventory_admin_print(void *ctx, const char *s,
     size_t len);
+static int ngx_http_inventory_admin_event(void *ctx,
+    const ngx_http_inventory_event_t *ev);
 
 
 int
@@ -880,20 +882,20 @@ failed:
 }
 
 
+/* the log as the feed renders it, one event a line */
+
 static int
 ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st, uint64_t after)
 {
-    int                         rc;
-    MDB_txn                    *txn;
-    MDB_val                     key, val;
-    MDB_cursor                 *cur;
-    yajl_gen                    g;
-    unsigned char               kbuf[8];
-    ngx_http_inventory_event_t  ev;
+    int  rc;
 
-    rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    rc = ngx_http_inventory_store_read_begin(st);
+
     if (rc == 0) {
-        rc = mdb_cursor_open(txn, st->log, &cur);
+        rc = ngx_http_inventory_store_log(st, after, SIZE_MAX,
+                                          ngx_http_inventory_admin_event,
+                                          stdout);
+        ngx_http_inventory_store_read_end(st);
     }
 
     if (rc != 0) {
@@ -901,46 +903,26 @@ ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st, uint64_t after)
         return 2;
     }
 
-    ngx_http_inventory_put_u64(kbuf, after + 1);
-    key.mv_data = kbuf;
-    key.mv_size = 8;
-
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-    {
-        if (key.mv_size != 8
-            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
-               != 0)
-        {
-            rc = MDB_CORRUPTED;
-            break;
-        }
-
-        ev.seq = ngx_http_inventory_get_u64(key.mv_data);
-
-        g = yajl_gen_alloc(NULL);
-        if (g == NULL) {
-            rc = ENOMEM;
-            break;
-        }
-
-        yajl_gen_config(g, yajl_gen_print_callback,
-                        ngx_http_inventory_admin_print, stdout);
-        ngx_http_inventory_render_event(g, &ev);
-        yajl_gen_free(g);
-        putchar('\n');
-    }
-
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-
-    if (rc != MDB_NOTFOUND) {
-        fprintf(stderr, "dump: %s\n", mdb_strerror(rc));
-        return 2;
-    }
-
     return fflush(stdout) == 0 ? 0 : 2;
+}
+
+
+static int
+ngx_http_inventory_admin_event(void *ctx, const ngx_http_inventory_event_t *ev)
+{
+    yajl_gen  g;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return ENOMEM;
+    }
+
+    yajl_gen_config(g, yajl_gen_print_callback,
+                    ngx_http_inventory_admin_print, ctx);
+    ngx_http_inventory_render_event(g, ev);
+    yajl_gen_free(g);
+
+    return fputc('\n', ctx) == EOF ? EIO : 0;
 }
 
 

@@ -262,7 +262,6 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     for (i = 0; i < n; i++) {
         job = cm->batch[i];
         job->rc = cm->rc;
-        job->batch_size = n;
         job->done(job);
     }
 

@@ -36,8 +36,6 @@ typedef struct {
 
 static ngx_http_inventory_route_t *ngx_http_inventory_route(
     ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx);
-static ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
-    ngx_str_t *allow);
 static ngx_uint_t ngx_http_inventory_reservation_id_valid(ngx_str_t *id);
 
 
@@ -347,7 +345,7 @@ ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_inventory_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
 {
     ngx_table_elt_t  *h;

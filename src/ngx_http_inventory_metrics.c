@@ -68,6 +68,7 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
 {
     u_char                           *p, *last;
     ngx_int_t                         rc;
+    ngx_str_t                         allow;
     ngx_uint_t                        route, i;
     ngx_atomic_uint_t                 n;
     ngx_http_inventory_buf_t          body;
@@ -78,7 +79,8 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
         ngx_string("text/plain; version=0.0.4");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
+        ngx_str_set(&allow, "GET, HEAD");
+        return ngx_http_inventory_not_allowed(r, &allow);
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -75,7 +75,6 @@ struct ngx_http_inventory_job_s {
     void                      (*done)(ngx_http_inventory_job_t *job);
     void                       *data;
     int                         rc;            /* the transaction's */
-    size_t                      batch_size;
 };
 
 
@@ -126,6 +125,8 @@ ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
     const char *detail, ngx_http_inventory_errors_t *errs);
+ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
+    ngx_str_t *allow);
 ngx_int_t ngx_http_inventory_parse_etags(ngx_str_t *value,
     ngx_uint_t weak_ok, uint64_t *versions, size_t *n, ngx_uint_t *any);
 uint64_t ngx_http_inventory_now(void);

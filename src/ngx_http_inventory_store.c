@@ -80,9 +80,7 @@ ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
     MDB_txn      *txn;
 
     memset(st, 0, sizeof(ngx_http_inventory_store_t));
-    st->map_size = map_size;
     st->idem_ttl = 24 * 60 * 60 * 1000;
-    st->sync = sync ? 1 : 0;
 
     rc = mdb_env_create(&st->env);
     if (rc != 0) {

@@ -36,8 +36,6 @@ typedef struct {
     MDB_txn                    *rtxn;
     uint64_t                    idem_ttl;      /* ms */
     unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
-    size_t                      map_size;
-    unsigned                    sync:1;
     unsigned                    reading:1;
 } ngx_http_inventory_store_t;
 

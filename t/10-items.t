@@ -322,6 +322,8 @@ $r = get('/metrics');
 is($r->{status}, 200, 'GET /metrics is 200');
 like($r->{content_type}, qr{^text/plain}i, '/metrics is text/plain');
 like($r->{body}, qr/^inventory_/m, '/metrics has inventory_ metric lines');
+problem_ok($n->req(POST => '/metrics', json => {}), 405, 'method-not-allowed',
+           'POST /metrics is a 405 problem', allow => [qw(GET HEAD)]);
 like($r->{body}, qr/^# TYPE inventory_/m, '/metrics has # TYPE lines');
 
 $n->stop;

@@ -567,40 +567,7 @@ sub raw_req {
     }
     close $s;
 
-    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
-    $rbody //= '';
-    my ($status) = ($head // '') =~ m{^HTTP/\d\.\d\s+(\d{3})};
-    return _finish({ status => 599, headers => {},
-                     body => "bad response: $buf",
-                     method => $method, path => $path })
-        unless $status;
-
-    my %hd;
-    for my $l (split /\r\n/, $head) {
-        next unless $l =~ /^([^:\s]+):\s*(.*?)\s*$/;
-        my ($k, $v) = (lc $1, $2);
-        if (exists $hd{$k}) {
-            $hd{$k} = [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ];
-        } else {
-            $hd{$k} = $v;
-        }
-    }
-    $rbody = '' if $method eq 'HEAD';
-    if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($rbody, 0, $len, '');
-            $rbody =~ s/^\r\n//;
-        }
-        $rbody = $out;
-    } elsif (defined $hd{'content-length'} && !ref $hd{'content-length'}) {
-        $rbody = substr($rbody, 0, $hd{'content-length'});
-    }
-
-    return _finish({ status => $status + 0, headers => \%hd, body => $rbody,
-                     method => $method, path => $path });
+    return _parse_raw($buf, $method, $path);
 }
 
 # --------------------------------------------------------------------------
@@ -1005,20 +972,7 @@ push @EXPORT_OK, qw(event_pages metric_value replay_events sleep_until
 
 # epoch_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
 # (core Perl only, no Time::Local needed)
-sub epoch_ms {
-    my ($ts) = @_;
-    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
-        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
-        or return undef;
-    # days from civil (proleptic Gregorian), 1970-01-01 is day 0
-    $y -= 1 if $mo <= 2;
-    my $era = int(($y >= 0 ? $y : $y - 399) / 400);
-    my $yoe = $y - $era * 400;
-    my $doy = int((153 * ($mo + ($mo > 2 ? -3 : 9)) + 2) / 5) + $d - 1;
-    my $doe = $yoe * 365 + int($yoe / 4) - int($yoe / 100) + $doy;
-    my $days = $era * 146097 + $doe - 719468;
-    return ((($days * 24 + $h) * 60 + $mi) * 60 + $s) * 1000 + $ms;
-}
+sub epoch_ms { ts_ms(@_) }
 
 # sleep_until($epoch_seconds): sleep (without any request) until then
 sub sleep_until {
@@ -1301,6 +1255,7 @@ sub _parse_raw {
         $hd{$k} = exists $hd{$k} ? [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ]
                                  : $v;
     }
+    $rbody = '' if $method eq 'HEAD';
     if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
         my $out = '';
         while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
