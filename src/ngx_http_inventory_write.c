@@ -356,7 +356,9 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
     switch (cmd->type) {
 
     case NGX_HTTP_INVENTORY_CMD_RESERVE:
-        if (ngx_http_inventory_reservation_id(cmd->res.id) != 0) {
+        if (ngx_http_inventory_reservation_id(cmd->res.id,
+                                             ngx_http_inventory_now())
+            != 0) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                           "inventory: getrandom() failed");
             return NGX_ERROR;

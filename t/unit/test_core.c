@@ -406,12 +406,20 @@ void
 test_core_commands(void)
 {
     char  id[NGX_HTTP_INVENTORY_RES_ID_LEN], id2[NGX_HTTP_INVENTORY_RES_ID_LEN];
+    char  id3[NGX_HTTP_INVENTORY_RES_ID_LEN];
 
     test_reserve();
     test_transfer();
 
-    ok(ngx_http_inventory_reservation_id(id) == 0
-       && ngx_http_inventory_reservation_id(id2) == 0
+    ok(ngx_http_inventory_reservation_id(id, 1795000000000) == 0
+       && ngx_http_inventory_reservation_id(id2, 1795000000000) == 0
        && id[0] == 'r' && id[1] == '_' && memcmp(id, id2, sizeof(id)) != 0,
        "reservation ids: r_ prefix, not repeated");
+
+    ok(memcmp(id, id2, 10) == 0 && memcmp(id, "r_0VbK14RE", 10) == 0,
+       "reservation ids: the same ms gives the same time digits");
+
+    ok(ngx_http_inventory_reservation_id(id3, 1795000000001) == 0
+       && memcmp(id3, id, 10) > 0 && memcmp(id3, id2, 10) > 0,
+       "reservation ids sort by creation time");
 }

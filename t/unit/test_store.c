@@ -239,14 +239,14 @@ test_store_reservations(ngx_http_inventory_store_t *st)
     r1.res.lines[0].quantity = 4;
     r1.res.nlines = 1;
     r1.ttl = 1000;
-    ngx_http_inventory_reservation_id(r1.res.id);
+    ngx_http_inventory_reservation_id(r1.res.id, 1000);
     r1.idem_key = S("key-1");
     memset(r1.fingerprint, 7, 16);
     is_int(run(st, &r1, 10000), NGX_HTTP_INVENTORY_CREATED, "rs: reserve");
     is_int(r1.slots[0].item.reserved, 4, "rs: reserved");
 
     r2 = r1;
-    ngx_http_inventory_reservation_id(r2.res.id);
+    ngx_http_inventory_reservation_id(r2.res.id, 1000);
     is_int(run(st, &r2, 10001), NGX_HTTP_INVENTORY_REPLAYED,
            "rs: the same key and request replays");
     is_int(r2.status, 201, "rs: replayed status");
