@@ -23,7 +23,7 @@
  * A route: its first path segment, its number of segments, its last
  * segment when that is a fixed word, and what segments 1 and 2 hold.
  */
-typedef struct {
+struct ngx_http_inventory_route_s {
     ngx_str_t                   first;
     ngx_uint_t                  nsegs;
     ngx_str_t                   last;
@@ -31,7 +31,7 @@ typedef struct {
     ngx_uint_t                  route;
     ngx_uint_t                  methods;
     ngx_str_t                   allow;
-} ngx_http_inventory_route_t;
+};
 
 
 static ngx_http_inventory_route_t *ngx_http_inventory_route(
@@ -120,14 +120,12 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_ctx_t));
+    ctx = ngx_http_inventory_request_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_set_ctx(r, ctx, ngx_http_inventory_module);
-
-    rt = ngx_http_inventory_route(r, ctx);
+    rt = ctx->rt;
 
     if (rt == NULL) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
@@ -200,6 +198,35 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     default: /* NGX_HTTP_INVENTORY_ROUTE_ITEM */
         return ngx_http_inventory_get_item(r, ctx);
     }
+}
+
+
+/*
+ * The request's context, routed once: the module's variables need the SKU
+ * and location earlier than the content handler (limit_req, map), and the
+ * handler then finds the work done.
+ */
+
+ngx_http_inventory_ctx_t *
+ngx_http_inventory_request_ctx(ngx_http_request_t *r)
+{
+    ngx_http_inventory_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->rt = ngx_http_inventory_route(r, ctx);
+
+    ngx_http_set_ctx(r, ctx, ngx_http_inventory_module);
+
+    return ctx;
 }
 
 

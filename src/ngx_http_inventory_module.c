@@ -193,12 +193,23 @@ ngx_http_inventory_variable(ngx_http_request_t *r,
     u_char                    *p;
     ngx_http_inventory_str_t   s;
     ngx_http_inventory_ctx_t  *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
 
     if (ctx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
+        /* before the handler ran (limit_req, map): route the URI now */
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (clcf->handler != ngx_http_inventory_handler) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        ctx = ngx_http_inventory_request_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     switch (data) {
@@ -207,7 +218,8 @@ ngx_http_inventory_variable(ngx_http_request_t *r,
     case 1:
         s = (data == 0) ? ctx->sku : ctx->location;
 
-        if (s.len == 0) {
+        /* only identifiers the API accepts: nothing else is ever a key */
+        if (s.len == 0 || !ngx_http_inventory_id_valid(s.data, s.len)) {
             v->not_found = 1;
             return NGX_OK;
         }

@@ -65,6 +65,7 @@ typedef struct {
 
 
 typedef struct ngx_http_inventory_committer_s  ngx_http_inventory_committer_t;
+typedef struct ngx_http_inventory_route_s  ngx_http_inventory_route_t;
 typedef struct ngx_http_inventory_job_s  ngx_http_inventory_job_t;
 
 
@@ -108,6 +109,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                  route;
+    ngx_http_inventory_route_t *rt;            /* NULL: no such route */
     ngx_http_inventory_str_t    sku;
     ngx_http_inventory_str_t    location;
     ngx_str_t                   id;            /* a reservation's */
@@ -121,6 +123,8 @@ extern ngx_module_t  ngx_http_inventory_module;
 
 
 ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
+ngx_http_inventory_ctx_t *ngx_http_inventory_request_ctx(
+    ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
