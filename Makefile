@@ -14,6 +14,9 @@ CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
                perl libjson-pp-perl wrk
+# command:package, for tools that may come from elsewhere (NodeSource's
+# nodejs brings its own npm and conflicts with Debian's)
+TOOLS       := npm:npm chromium:chromium promtool:prometheus openssl:openssl
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
@@ -26,6 +29,9 @@ all: module
 deps:
 	@missing=""; for p in $(PACKAGES); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	for t in $(TOOLS); do \
+	    command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \

@@ -250,7 +250,18 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
                       "inventory: a write transaction of %uz commands "
                       "failed: %s", n, mdb_strerror(cm->rc));
 
+        if (sh) {
+            (void) ngx_atomic_fetch_add(&sh->write_errors, 1);
+
+            /* a full map is not a broken store: health reports it apart */
+            if (cm->rc != MDB_MAP_FULL) {
+                sh->store_error = (ngx_atomic_uint_t) (uint32_t) cm->rc;
+            }
+        }
+
     } else if (sh && n) {
+        sh->store_error = 0;
+
         (void) ngx_atomic_fetch_add(&sh->transactions, 1);
         (void) ngx_atomic_fetch_add(&sh->commands, n);
 

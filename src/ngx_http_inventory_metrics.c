@@ -10,15 +10,21 @@
 #include "ngx_http_inventory_module.h"
 
 
-#define NGX_HTTP_INVENTORY_METRICS_MAX  16384
+#define NGX_HTTP_INVENTORY_METRICS_MAX  65536
 
 
+static ngx_uint_t ngx_http_inventory_status_index(ngx_uint_t status);
 static u_char *ngx_http_inventory_metric(u_char *p, u_char *last,
     const char *name, const char *type, const char *help, uint64_t value);
+static u_char *ngx_http_inventory_metrics_requests(u_char *p, u_char *last,
+    ngx_http_inventory_shctx_t *sh);
+static u_char *ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
+    ngx_http_inventory_shctx_t *sh);
 
 
-ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
-    200, 201, 304, 400, 404, 405, 409, 412, 413, 415, 422, 503, 507, 0
+static ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
+    200, 201, 304, 400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 429,
+    500, 503, 507, 0
 };
 
 
@@ -29,7 +35,17 @@ static const char  *ngx_http_inventory_route_names[] = {
 };
 
 
-ngx_uint_t
+/* upper bounds of the duration buckets, in ms; the last one is +Inf */
+static ngx_msec_t  ngx_http_inventory_latency_le[NGX_HTTP_INVENTORY_LATENCIES]
+    = { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000, 0 };
+
+static const char  *ngx_http_inventory_latency_names[] = {
+    "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+    "1", "5", "30", "+Inf"
+};
+
+
+static ngx_uint_t
 ngx_http_inventory_status_index(ngx_uint_t status)
 {
     ngx_uint_t  i;
@@ -44,22 +60,69 @@ ngx_http_inventory_status_index(ngx_uint_t status)
 }
 
 
-void
-ngx_http_inventory_count(ngx_http_request_t *r, ngx_uint_t route,
-    ngx_uint_t status)
+/*
+ * Log phase: every request a location of the module served, whatever
+ * answered it (the module, or nginx itself: a 413 for a body too large, a
+ * 429 from limit_req), by route and status, and its duration.
+ */
+
+ngx_int_t
+ngx_http_inventory_metrics_log(ngx_http_request_t *r)
 {
-    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_int_t                         ms;
+    ngx_uint_t                        route, status, b;
+    ngx_time_t                       *tp;
+    ngx_http_inventory_ctx_t         *ctx;
+    ngx_http_inventory_shctx_t       *sh;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_inventory_main_conf_t   *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+    sh = imcf->sh;
 
-    if (imcf->sh == NULL || route >= NGX_HTTP_INVENTORY_ROUTE_LAST) {
-        return;
+    if (sh == NULL) {
+        return NGX_OK;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_inventory_metrics_handler) {
+        route = NGX_HTTP_INVENTORY_ROUTE_METRICS;
+
+    } else if (clcf->handler == ngx_http_inventory_handler) {
+        ctx = ngx_http_inventory_request_ctx(r);
+        route = ctx ? ctx->route : NGX_HTTP_INVENTORY_ROUTE_UNKNOWN;
+
+    } else {
+        return NGX_OK;
+    }
+
+    /* as $status has it */
+    if (r->err_status) {
+        status = r->err_status;
+
+    } else {
+        status = r->headers_out.status;
+    }
+
+    tp = ngx_timeofday();
+    ms = (ngx_int_t) ((tp->sec - r->start_sec) * 1000
+                      + (tp->msec - r->start_msec));
+    ms = ngx_max(ms, 0);
+
+    for (b = 0; b < NGX_HTTP_INVENTORY_LATENCIES - 1; b++) {
+        if ((ngx_msec_t) ms <= ngx_http_inventory_latency_le[b]) {
+            break;
+        }
     }
 
     (void) ngx_atomic_fetch_add(
-               &imcf->sh->requests[route]
-                                  [ngx_http_inventory_status_index(status)],
+               &sh->requests[route][ngx_http_inventory_status_index(status)],
                1);
+    (void) ngx_atomic_fetch_add(&sh->latency[route][b], 1);
+    (void) ngx_atomic_fetch_add(&sh->latency_ms[route], ms);
+
+    return NGX_OK;
 }
 
 
@@ -69,7 +132,7 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     u_char                           *p, *last;
     ngx_int_t                         rc;
     ngx_str_t                         allow;
-    ngx_uint_t                        route, i;
+    ngx_uint_t                        i;
     ngx_atomic_uint_t                 n;
     ngx_http_inventory_buf_t          body;
     ngx_http_inventory_shctx_t       *sh;
@@ -99,33 +162,9 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     body.data = p;
     last = p + NGX_HTTP_INVENTORY_METRICS_MAX;
 
-    p = ngx_slprintf(p, last,
-                     "# HELP inventory_requests_total API requests by route "
-                     "and response status.\n"
-                     "# TYPE inventory_requests_total counter\n");
-
-    for (route = 0; sh && route < NGX_HTTP_INVENTORY_ROUTE_LAST; route++) {
-        for (i = 0; i < NGX_HTTP_INVENTORY_STATUSES; i++) {
-            n = sh->requests[route][i];
-
-            if (n == 0) {
-                continue;
-            }
-
-            if (ngx_http_inventory_statuses[i]) {
-                p = ngx_slprintf(p, last,
-                                 "inventory_requests_total{route=\"%s\","
-                                 "status=\"%ui\"} %uA\n",
-                                 ngx_http_inventory_route_names[route],
-                                 ngx_http_inventory_statuses[i], n);
-
-            } else {
-                p = ngx_slprintf(p, last,
-                                 "inventory_requests_total{route=\"%s\","
-                                 "status=\"other\"} %uA\n",
-                                 ngx_http_inventory_route_names[route], n);
-            }
-        }
+    if (sh) {
+        p = ngx_http_inventory_metrics_requests(p, last, sh);
+        p = ngx_http_inventory_metrics_latency(p, last, sh);
     }
 
     if (sh) {
@@ -178,6 +217,12 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "Write commands applied in committed "
                                       "transactions.",
                                       sh->commands);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_write_errors_total",
+                                      "counter",
+                                      "Write transactions that failed with "
+                                      "a storage error.",
+                                      sh->write_errors);
     }
 
     if (imcf->store_open
@@ -192,6 +237,16 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
         p = ngx_http_inventory_metric(p, last, "inventory_store_readers",
                                       "gauge", "LMDB reader slots in use.",
                                       stat.readers);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_store_max_readers",
+                                      "gauge", "LMDB reader slots.",
+                                      stat.max_readers);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_reservations_active",
+                                      "gauge",
+                                      "Reservations neither committed, "
+                                      "released nor expired.",
+                                      stat.reservations_active);
         p = ngx_http_inventory_metric(p, last, "inventory_last_seq", "gauge",
                                       "Sequence number of the last event.",
                                       stat.last_seq);
@@ -201,6 +256,110 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     body.failed = 0;
 
     return ngx_http_inventory_send(r, NGX_HTTP_OK, &type, &body, 0);
+}
+
+
+/* by route and status, and the conflicts among them */
+
+static u_char *
+ngx_http_inventory_metrics_requests(u_char *p, u_char *last,
+    ngx_http_inventory_shctx_t *sh)
+{
+    ngx_uint_t         route, i, status;
+    ngx_atomic_uint_t  n, conflicts[2];
+
+    p = ngx_slprintf(p, last,
+                     "# HELP inventory_requests_total API requests by route "
+                     "and response status.\n"
+                     "# TYPE inventory_requests_total counter\n");
+
+    conflicts[0] = 0;
+    conflicts[1] = 0;
+
+    for (route = 0; route < NGX_HTTP_INVENTORY_ROUTE_LAST; route++) {
+        for (i = 0; i < NGX_HTTP_INVENTORY_STATUSES; i++) {
+            n = sh->requests[route][i];
+            status = ngx_http_inventory_statuses[i];
+
+            if (n == 0) {
+                continue;
+            }
+
+            if (status == 409 || status == 412) {
+                conflicts[status == 412] += n;
+            }
+
+            p = ngx_slprintf(p, last,
+                             "inventory_requests_total{route=\"%s\","
+                             "status=\"", ngx_http_inventory_route_names[route]);
+
+            p = status ? ngx_slprintf(p, last, "%ui", status)
+                       : ngx_slprintf(p, last, "other");
+
+            p = ngx_slprintf(p, last, "\"} %uA\n", n);
+        }
+    }
+
+    return ngx_slprintf(p, last,
+                        "# HELP inventory_conflicts_total Requests refused "
+                        "by the state of the store: 409 (stock, reservation "
+                        "state, idempotency key in use) and 412 (If-Match)."
+                        "\n"
+                        "# TYPE inventory_conflicts_total counter\n"
+                        "inventory_conflicts_total{status=\"409\"} %uA\n"
+                        "inventory_conflicts_total{status=\"412\"} %uA\n",
+                        conflicts[0], conflicts[1]);
+}
+
+
+static u_char *
+ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
+    ngx_http_inventory_shctx_t *sh)
+{
+    ngx_uint_t         route, b;
+    ngx_atomic_uint_t  n;
+
+    p = ngx_slprintf(p, last,
+                     "# HELP inventory_request_duration_seconds Time from "
+                     "the first byte of a request to its log entry, by "
+                     "route.\n"
+                     "# TYPE inventory_request_duration_seconds histogram\n");
+
+    for (route = 0; route < NGX_HTTP_INVENTORY_ROUTE_LAST; route++) {
+        n = 0;
+
+        for (b = 0; b < NGX_HTTP_INVENTORY_LATENCIES; b++) {
+            n += sh->latency[route][b];
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        n = 0;
+
+        for (b = 0; b < NGX_HTTP_INVENTORY_LATENCIES; b++) {
+            n += sh->latency[route][b];
+
+            p = ngx_slprintf(p, last,
+                             "inventory_request_duration_seconds_bucket"
+                             "{route=\"%s\",le=\"%s\"} %uA\n",
+                             ngx_http_inventory_route_names[route],
+                             ngx_http_inventory_latency_names[b], n);
+        }
+
+        p = ngx_slprintf(p, last,
+                         "inventory_request_duration_seconds_sum"
+                         "{route=\"%s\"} %uA.%03uA\n"
+                         "inventory_request_duration_seconds_count"
+                         "{route=\"%s\"} %uA\n",
+                         ngx_http_inventory_route_names[route],
+                         sh->latency_ms[route] / 1000,
+                         sh->latency_ms[route] % 1000,
+                         ngx_http_inventory_route_names[route], n);
+    }
+
+    return p;
 }
 
 

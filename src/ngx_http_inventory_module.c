@@ -496,6 +496,8 @@ static ngx_int_t
 ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
 {
     ngx_str_t                        name;
+    ngx_http_handler_pt             *h;
+    ngx_http_core_main_conf_t       *cmcf;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
@@ -503,6 +505,15 @@ ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
     if (!imcf->used) {
         return NGX_OK;
     }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_inventory_metrics_log;
 
     if (imcf->store_path.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -555,7 +566,8 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     imcf->shpool = shpool;
 
-    if (oimcf) {
+    /* a reload keeps the counters, unless the zone's layout changed */
+    if (oimcf && oimcf->sh->size == sizeof(ngx_http_inventory_shctx_t)) {
         imcf->sh = oimcf->sh;
         return NGX_OK;
     }
@@ -570,6 +582,7 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    imcf->sh->size = sizeof(ngx_http_inventory_shctx_t);
     shpool->data = imcf->sh;
 
     ngx_rbtree_init(&imcf->sh->inflight, &imcf->sh->sentinel,

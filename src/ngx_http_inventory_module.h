@@ -44,10 +44,14 @@ typedef enum {
 
 
 /* response statuses counted per route; the last slot takes the rest */
-#define NGX_HTTP_INVENTORY_STATUSES  14
+#define NGX_HTTP_INVENTORY_STATUSES  18
+
+/* request duration histogram buckets per route, +Inf included */
+#define NGX_HTTP_INVENTORY_LATENCIES  13
 
 
 typedef struct {
+    size_t                      size;          /* of this struct: layout */
     ngx_rbtree_t                inflight;      /* idempotency keys */
     ngx_rbtree_node_t           sentinel;
     ngx_atomic_t                lease_pid;     /* the worker that expires */
@@ -61,6 +65,11 @@ typedef struct {
     ngx_atomic_t                expired;
     ngx_atomic_t                replays;
     ngx_atomic_t                batches[8];    /* by log2 of the size */
+    ngx_atomic_t                latency[NGX_HTTP_INVENTORY_ROUTE_LAST]
+                                       [NGX_HTTP_INVENTORY_LATENCIES];
+    ngx_atomic_t                latency_ms[NGX_HTTP_INVENTORY_ROUTE_LAST];
+    ngx_atomic_t                write_errors;
+    ngx_atomic_t                store_error;   /* of the last commit, or 0 */
 } ngx_http_inventory_shctx_t;
 
 
@@ -180,10 +189,7 @@ ngx_int_t ngx_http_inventory_send_reservation(ngx_http_request_t *r,
     ngx_http_inventory_reservation_t *res);
 ngx_int_t ngx_http_inventory_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_http_inventory_buf_t *body, uint64_t etag);
-void ngx_http_inventory_count(ngx_http_request_t *r, ngx_uint_t route,
-    ngx_uint_t status);
-ngx_uint_t ngx_http_inventory_status_index(ngx_uint_t status);
-extern ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES];
+ngx_int_t ngx_http_inventory_metrics_log(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_ */

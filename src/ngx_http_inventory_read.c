@@ -78,6 +78,23 @@ ngx_http_inventory_health(ngx_http_request_t *r)
                                          "the store cannot be read", NULL);
     }
 
+    /* cleared by the next transaction that commits */
+    if (imcf->sh && imcf->sh->store_error) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the last write transaction failed",
+                                         NULL);
+    }
+
+    /*
+     * Within the last 5 % of the map, writes may soon answer 507.  "used"
+     * is LMDB's high-water mark: freed pages are reused below it, but it
+     * never goes down, so this is the early side of the truth.
+     */
+    if (stat.used >= stat.map_size - stat.map_size / 20) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the store is nearly full", NULL);
+    }
+
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
 
     g = ngx_http_inventory_gen_open(&body);

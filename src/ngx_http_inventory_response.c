@@ -42,13 +42,6 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t                 *b;
     ngx_chain_t                out;
     ngx_table_elt_t           *h;
-    ngx_http_inventory_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
-
-    if (ctx) {
-        ngx_http_inventory_count(r, ctx->route, status);
-    }
 
     /* our own If-Match and If-None-Match rules apply, not the filter's */
     r->disable_not_modified = 1;

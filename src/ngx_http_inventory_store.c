@@ -406,9 +406,16 @@ ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
     }
 
     rc = ngx_http_inventory_store_clock(st, st->rtxn, &clock);
+
+    /* an active reservation has exactly one entry in the expiry index */
+    if (rc == 0) {
+        rc = mdb_stat(st->rtxn, st->res_expiry, &ms);
+    }
+
     ngx_http_inventory_store_read_end(st);
 
     stat->last_seq = clock.seq;
+    stat->reservations_active = ms.ms_entries;
 
     return rc;
 }

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t                    map_size;
     uint64_t                    used;
     uint64_t                    last_seq;
+    uint64_t                    reservations_active;
     unsigned                    readers;
     unsigned                    max_readers;
 } ngx_http_inventory_store_stat_t;
