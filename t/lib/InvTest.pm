@@ -1360,3 +1360,94 @@ sub owner_problems {
 }
 
 1;
+
+# --------------------------------------------------------------------------
+# Binary upgrade on the fly (t/64): USR2 starts a new master from the same
+# binary and arguments; the old master's pid file becomes nginx.pid.oldbin.
+
+push @EXPORT_OK, qw(wait_gone pid_alive);
+
+# pid_alive($pid): the process exists and is not a zombie
+sub pid_alive { _alive($_[0]) }
+
+# $n->oldbin_pid: the pid in nginx.pid.oldbin, undef when there is none
+sub oldbin_pid {
+    my ($self) = @_;
+    my $p = _slurp("$self->{dir}/nginx.pid.oldbin");
+    return undef unless defined $p;
+    ($p) = $p =~ /(\d+)/;
+    return $p;
+}
+
+# $n->workers_of($master): live worker processes of that master (while an
+# upgrade runs, the new master is a child of the old one: it is left out);
+# their number in scalar context
+sub workers_of {
+    my ($self, $m) = @_;
+    return () unless $m;
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+\z/ } readdir $dh) {
+        my $st = _slurp("/proc/$p/stat") // next;
+        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
+        next if $state eq 'Z' || $ppid != $m;
+        my $cmd = _slurp("/proc/$p/cmdline") // '';
+        next if $cmd =~ /master process/;
+        push @pids, $p + 0;
+    }
+    closedir $dh;
+    @pids = sort { $a <=> $b } @pids;
+    return wantarray ? @pids : scalar @pids;
+}
+
+# wait_gone($pid, $seconds): true once the process has exited (a zombie
+# counts as gone)
+sub wait_gone {
+    my ($pid, $t) = @_;
+    my $deadline = time + ($t // 15);
+    sleep 0.05 while _alive($pid) && time < $deadline;
+    return !_alive($pid);
+}
+
+# $n->upgrade_begin(timeout => 15): USR2 to the master; waits until
+# nginx.pid names a new master, nginx.pid.oldbin the old one and the new
+# master has all its workers.  Both generations then accept on the same
+# listening sockets.  Returns ($old, $new); dies on a timeout.
+sub upgrade_begin {
+    my ($self, %o) = @_;
+    my $old = $self->master_pid or die "no master pid\n";
+    kill 'USR2', $old or die "kill USR2 $old: $!\n";
+    my $deadline = time + ($o{timeout} // 15);
+    my $new;
+    while (time < $deadline) {
+        my $m = $self->master_pid;
+        my $ob = $self->oldbin_pid;
+        if ($m && $m != $old && $ob && $ob == $old && _alive($m)
+            && $self->workers_of($m) >= $self->{workers})
+        {
+            $new = $m;
+            last;
+        }
+        sleep 0.05;
+    }
+    die "upgrade: no new master with $self->{workers} workers within "
+        . ($o{timeout} // 15) . " s after USR2 to $old\n"
+        . $self->_tail_log(40)
+        unless $new;
+    return ($old, $new);
+}
+
+# $n->upgrade(timeout => 15): the whole upgrade: upgrade_begin, then QUIT
+# to the old master, which lets its workers finish and exits.  Returns
+# ($old, $new); dies when the old master does not exit in time.
+sub upgrade {
+    my ($self, %o) = @_;
+    my ($old, $new) = $self->upgrade_begin(%o);
+    kill 'QUIT', $old or die "kill QUIT $old: $!\n";
+    wait_gone($old, $o{timeout} // 15)
+        or die "upgrade: old master $old did not exit within "
+               . ($o{timeout} // 15) . " s of QUIT\n" . $self->_tail_log(40);
+    return ($old, $new);
+}
+
+1;
