@@ -2,9 +2,8 @@
  * The global event feed, GET {prefix}events?after=SEQ&limit=N&wait=S, with
  * long polling: a request that finds nothing new waits, costing a queue
  * entry and a timer, until an event is committed by any worker or its time
- * is up.  Committing workers publish the last seq in the shared zone; each
- * worker with waiters looks at it every 25 ms, and at once after its own
- * writes.
+ * is up.  Each worker with waiters reads the store's last seq every 25 ms,
+ * and at once after its own writes.
  */
 
 #include <ngx_config.h>
@@ -243,15 +242,30 @@ ngx_http_inventory_feed_poll(ngx_event_t *ev)
 void
 ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf)
 {
+    int                           rc;
     uint64_t                      last;
     ngx_queue_t                  *q, *next;
     ngx_http_inventory_waiter_t  *w;
 
-    if (imcf->sh == NULL || ngx_queue_empty(&imcf->waiters)) {
+    if (ngx_queue_empty(&imcf->waiters)) {
         return;
     }
 
-    last = imcf->sh->last_seq;
+    /*
+     * The store itself says what was committed, by any worker of any
+     * generation (a binary upgrade runs two sets of workers, each with a
+     * zone of its own): a read transaction's renewal and one cursor step.
+     */
+    if (ngx_http_inventory_store_read_begin(&imcf->store) != 0) {
+        return;
+    }
+
+    rc = ngx_http_inventory_store_last_seq(&imcf->store, &last);
+    ngx_http_inventory_store_read_end(&imcf->store);
+
+    if (rc != 0) {
+        return;
+    }
 
     for (q = ngx_queue_head(&imcf->waiters);
          q != ngx_queue_sentinel(&imcf->waiters);
@@ -281,7 +295,7 @@ ngx_http_inventory_feed_wake(ngx_http_inventory_waiter_t *w,
                                          &empty);
 
     if (rc == NGX_DECLINED) {
-        /* published but not yet readable here: look again next tick */
+        /* nothing readable for it yet: look again next tick */
         return;
     }
 
@@ -310,31 +324,4 @@ ngx_http_inventory_feed_cleanup(void *data)
     if (w->deadline.timer_set) {
         ngx_del_timer(&w->deadline);
     }
-}
-
-
-/* after a commit: the zone's last seq only ever grows */
-
-void
-ngx_http_inventory_feed_publish(ngx_http_inventory_main_conf_t *imcf,
-    uint64_t seq)
-{
-    ngx_atomic_uint_t  old;
-
-    if (imcf->sh == NULL) {
-        return;
-    }
-
-    for ( ;; ) {
-        old = imcf->sh->last_seq;
-
-        if ((uint64_t) old >= seq
-            || ngx_atomic_cmp_set(&imcf->sh->last_seq, old,
-                                  (ngx_atomic_uint_t) seq))
-        {
-            break;
-        }
-    }
-
-    ngx_http_inventory_feed_notify(imcf);
 }

@@ -34,6 +34,7 @@ struct ngx_http_inventory_route_s {
 };
 
 
+static void ngx_http_inventory_ctx_mark(void *data);
 static ngx_http_inventory_route_t *ngx_http_inventory_route(
     ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx);
 static ngx_uint_t ngx_http_inventory_reservation_id_valid(ngx_str_t *id);
@@ -210,6 +211,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
 ngx_http_inventory_ctx_t *
 ngx_http_inventory_request_ctx(ngx_http_request_t *r)
 {
+    ngx_pool_cleanup_t        *cln;
     ngx_http_inventory_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
@@ -222,11 +224,97 @@ ngx_http_inventory_request_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
+    /* found again by saved_ctx() after an internal redirect */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_inventory_ctx_mark;
+    cln->data = ctx;
+
     ctx->rt = ngx_http_inventory_route(r, ctx);
 
     ngx_http_set_ctx(r, ctx, ngx_http_inventory_module);
 
     return ctx;
+}
+
+
+/*
+ * nginx forgets module contexts on an internal redirect, e.g. to the named
+ * location that answers a 429 for limit_req: the request still belongs to
+ * the route it came for, in the metrics and in $inventory_sku of the log.
+ */
+
+ngx_http_inventory_ctx_t *
+ngx_http_inventory_saved_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_inventory_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_inventory_ctx_mark) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_inventory_ctx_mark(void *data)
+{
+    /* nothing to free: the handler only marks the context */
+}
+
+
+/* the context of a request in one of the module's locations, or NULL */
+
+ngx_http_inventory_ctx_t *
+ngx_http_inventory_location_ctx(ngx_http_request_t *r)
+{
+    ngx_http_inventory_ctx_t  *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->handler != ngx_http_inventory_handler
+        && clcf->handler != ngx_http_inventory_metrics_handler)
+    {
+        return NULL;
+    }
+
+    ctx = ngx_http_inventory_request_ctx(r);
+
+    if (ctx && clcf->handler == ngx_http_inventory_metrics_handler) {
+        ctx->rt = NULL;
+        ctx->route = NGX_HTTP_INVENTORY_ROUTE_METRICS;
+    }
+
+    return ctx;
+}
+
+
+/*
+ * Every request of the module's locations gets its context before limit_req
+ * and access checks: what they answer is then counted for its route.  An
+ * allocation failure here shows again in the content handler.
+ */
+
+ngx_int_t
+ngx_http_inventory_preaccess(ngx_http_request_t *r)
+{
+    (void) ngx_http_inventory_location_ctx(r);
+
+    return NGX_DECLINED;
 }
 
 

@@ -74,7 +74,6 @@ ngx_http_inventory_metrics_log(ngx_http_request_t *r)
     ngx_time_t                       *tp;
     ngx_http_inventory_ctx_t         *ctx;
     ngx_http_inventory_shctx_t       *sh;
-    ngx_http_core_loc_conf_t         *clcf;
     ngx_http_inventory_main_conf_t   *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
@@ -84,18 +83,18 @@ ngx_http_inventory_metrics_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    /* made in the preaccess phase, or not yet: a 413 comes before it */
+    ctx = ngx_http_inventory_saved_ctx(r);
 
-    if (clcf->handler == ngx_http_inventory_metrics_handler) {
-        route = NGX_HTTP_INVENTORY_ROUTE_METRICS;
+    if (ctx == NULL) {
+        ctx = ngx_http_inventory_location_ctx(r);
 
-    } else if (clcf->handler == ngx_http_inventory_handler) {
-        ctx = ngx_http_inventory_request_ctx(r);
-        route = ctx ? ctx->route : NGX_HTTP_INVENTORY_ROUTE_UNKNOWN;
-
-    } else {
-        return NGX_OK;
+        if (ctx == NULL) {
+            return NGX_OK;
+        }
     }
+
+    route = ctx->route;
 
     /* as $status has it */
     if (r->err_status) {

@@ -195,21 +195,15 @@ ngx_http_inventory_variable(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t  *ctx;
     ngx_http_core_loc_conf_t  *clcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ctx = (clcf->handler == ngx_http_inventory_handler)
+          ? ngx_http_inventory_request_ctx(r)
+          : ngx_http_inventory_saved_ctx(r);
 
     if (ctx == NULL) {
-        /* before the handler ran (limit_req, map): route the URI now */
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        if (clcf->handler != ngx_http_inventory_handler) {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-
-        ctx = ngx_http_inventory_request_ctx(r);
-        if (ctx == NULL) {
-            return NGX_ERROR;
-        }
+        v->not_found = 1;
+        return NGX_OK;
     }
 
     switch (data) {
@@ -321,8 +315,18 @@ ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_inventory_loc_conf_t  *prev = parent;
     ngx_http_inventory_loc_conf_t  *conf = child;
 
+    ngx_http_core_loc_conf_t       *clcf;
+
     ngx_conf_merge_msec_value(conf->reservation_ttl, prev->reservation_ttl,
                               15 * 60 * 1000);
+
+    /* a limit_except block serves its location's content, as proxy_pass */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->handler == NULL && clcf->lmt_excpt && clcf->handler == NULL) {
+        conf->handler = prev->handler;
+        clcf->handler = prev->handler;
+    }
 
     return NGX_CONF_OK;
 }
@@ -474,6 +478,8 @@ ngx_http_inventory_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *
 ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_inventory_loc_conf_t *ilcf = conf;
+
     ngx_http_core_loc_conf_t        *clcf;
     ngx_http_inventory_main_conf_t  *imcf;
 
@@ -484,6 +490,7 @@ ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf->handler = (ngx_http_handler_pt) cmd->post;
+    ilcf->handler = clcf->handler;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
     imcf->used = 1;
@@ -507,6 +514,14 @@ ngx_http_inventory_postconfiguration(ngx_conf_t *cf)
     }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /* pushed after limit_req's, so it runs before: the keys can use ours */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_inventory_preaccess;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
@@ -841,7 +856,6 @@ static ngx_int_t
 ngx_http_inventory_init_process(ngx_cycle_t *cycle)
 {
     int                              rc;
-    uint64_t                         last_seq;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = ngx_http_inventory_cycle_conf(cycle);
@@ -869,14 +883,6 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    /* the feed's waiters compare with the last seq the zone has seen */
-    if (ngx_http_inventory_store_read_begin(&imcf->store) == 0) {
-        if (ngx_http_inventory_store_last_seq(&imcf->store, &last_seq) == 0) {
-            ngx_http_inventory_feed_publish(imcf, last_seq);
-        }
-
-        ngx_http_inventory_store_read_end(&imcf->store);
-    }
 
     ngx_http_inventory_expiry_start(cycle, imcf);
 

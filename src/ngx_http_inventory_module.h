@@ -56,7 +56,6 @@ typedef struct {
     ngx_rbtree_node_t           sentinel;
     ngx_atomic_t                lease_pid;     /* the worker that expires */
     ngx_atomic_t                lease_until;   /* ms */
-    ngx_atomic_t                last_seq;      /* of the last commit */
     ngx_atomic_t                requests[NGX_HTTP_INVENTORY_ROUTE_LAST]
                                         [NGX_HTTP_INVENTORY_STATUSES];
     ngx_atomic_t                events;
@@ -113,6 +112,7 @@ typedef struct {
 
 typedef struct {
     ngx_msec_t                  reservation_ttl;
+    ngx_http_handler_pt         handler;       /* for limit_except blocks */
 } ngx_http_inventory_loc_conf_t;
 
 
@@ -134,6 +134,11 @@ extern ngx_module_t  ngx_http_inventory_module;
 ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
 ngx_http_inventory_ctx_t *ngx_http_inventory_request_ctx(
     ngx_http_request_t *r);
+ngx_http_inventory_ctx_t *ngx_http_inventory_saved_ctx(
+    ngx_http_request_t *r);
+ngx_http_inventory_ctx_t *ngx_http_inventory_location_ctx(
+    ngx_http_request_t *r);
+ngx_int_t ngx_http_inventory_preaccess(ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
@@ -163,8 +168,6 @@ ngx_int_t ngx_http_inventory_arg_uint(ngx_http_request_t *r,
     const char *name, uint64_t min, uint64_t max, uint64_t *value,
     ngx_http_inventory_errors_t *errs);
 ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);
-void ngx_http_inventory_feed_publish(ngx_http_inventory_main_conf_t *imcf,
-    uint64_t seq);
 void ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf);
 
 ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,

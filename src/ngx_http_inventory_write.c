@@ -312,7 +312,7 @@ ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
     }
 
     if (job->rc == 0 && cmd->appended) {
-        ngx_http_inventory_feed_publish(imcf, cmd->last_seq);
+        ngx_http_inventory_feed_notify(imcf);
     }
 
     ctx->event_seq = cmd->last_seq;

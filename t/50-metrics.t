@@ -107,7 +107,13 @@ my $rq = sub { "inventory_requests_total{route=\"$_[0]\",status=\"$_[1]\"}" };
     my $r = $n->req(GET => '/v1/nothing/here');
     is($r->{status}, 404, 'an unknown route');
 
-    my ($m2, $text2) = metrics($n);
+    # a request is counted when it is logged, just after its response
+    my ($m2, $text2);
+    for (1 .. 40) {
+        ($m2, $text2) = metrics($n);
+        last if $m2->{ $rq->('unknown', 404) };
+        select undef, undef, undef, 0.05;
+    }
     promtool_ok($text2, 'after traffic');
 
     my %want = (

@@ -127,6 +127,20 @@ my $ev = eval { InvTest::item_events($n, 'BURST-1', 'bin.html') } // [];
 diag $@ if $@;
 is(scalar @$ev, $accepted, 'one event per accepted write, none for a 429');
 
+# the 429s are the module's requests, though a named location answered
+# them: /metrics counts them for their route (when they are logged)
+{
+    my $want = scalar @limited;
+    my $got;
+    for (1 .. 40) {
+        my $m = $n->req(GET => '/metrics')->{body} // '';
+        ($got) = $m =~ /^inventory_requests_total\{route="item",status="429"\} (\d+)$/m;
+        last if ($got // 0) >= $want;
+        select undef, undef, undef, 0.05;
+    }
+    is($got, $want, "/metrics counts the $want 429s of route item");
+}
+
 # --- per SKU: one SKU limited across clients, other SKUs go on ---------------
 # Up to 40 clients, each new to the server, write HOT-1 once each: no
 # per-client bucket can refuse a single write, so the 429 that comes once

@@ -234,6 +234,24 @@ like($r->{body}, qr/^inventory_last_seq \Q$last\E$/m,
 nginx_problem_ok(local2(GET => '/metrics'), 403, 'forbidden',
                  '/metrics from 127.0.0.2');
 
+my $htpasswd = $n->dir . '/htpasswd';
+
+# limit_except inside the API's location: the block serves the API too
+{
+    my $m = InvTest->start(location_extra =>
+        "limit_except GET HEAD { auth_basic \"writes\"; "
+        . "auth_basic_user_file $htpasswd; }");
+    my $r = $m->req(PUT => '/v1/inventory/LE-1/s1', json => { on_hand => 3 });
+    is($r->{status}, 401, 'limit_except: a write without credentials is 401');
+    item_ok($m->req(PUT => '/v1/inventory/LE-1/s1', json => { on_hand => 3 },
+                    headers => { @AUTH }),
+            201, { on_hand => 3 },
+            'limit_except: a write with credentials is served by the API');
+    item_ok($m->req(GET => '/v1/inventory/LE-1/s1'), 200, { on_hand => 3 },
+            'limit_except: a read needs no credentials');
+    $m->stop;
+}
+
 $n->stop;
 diag sprintf 'took %.1f s', time - $T0;
 done_testing;
