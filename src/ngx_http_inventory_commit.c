@@ -236,7 +236,7 @@ ngx_http_inventory_commit_done(ngx_event_t *ev)
 static void
 ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 {
-    size_t                       i, n, b;
+    size_t                       i, n, b, appended;
     ngx_http_inventory_job_t    *job;
     ngx_http_inventory_shctx_t  *sh;
 
@@ -270,10 +270,27 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         (void) ngx_atomic_fetch_add(&sh->batches[b], 1);
     }
 
+    appended = 0;
+
     for (i = 0; i < n; i++) {
         job = cm->batch[i];
         job->rc = cm->rc;
+
+        if (cm->rc == 0) {
+            appended += job->cmd->appended;
+        }
+
+        /* the command may go with its request */
         job->done(job);
+    }
+
+    /* once per batch: waiters of the feed read the store's last seq */
+    if (appended) {
+        if (sh) {
+            (void) ngx_atomic_fetch_add(&sh->events, appended);
+        }
+
+        ngx_http_inventory_feed_notify(cm->imcf);
     }
 
     if (!cm->busy && ngx_http_inventory_commit_waiting(cm)) {

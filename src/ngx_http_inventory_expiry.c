@@ -191,11 +191,8 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
     if (job->rc == 0 && cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
         && cmd->outcome == NGX_HTTP_INVENTORY_OK)
     {
-        ngx_http_inventory_feed_notify(imcf);
-
         if (imcf->sh) {
             (void) ngx_atomic_fetch_add(&imcf->sh->expired, 1);
-            (void) ngx_atomic_fetch_add(&imcf->sh->events, cmd->appended);
         }
     }
 

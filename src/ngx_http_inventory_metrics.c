@@ -290,7 +290,8 @@ ngx_http_inventory_metrics_requests(u_char *p, u_char *last,
 
             p = ngx_slprintf(p, last,
                              "inventory_requests_total{route=\"%s\","
-                             "status=\"", ngx_http_inventory_route_names[route]);
+                             "status=\"",
+                             ngx_http_inventory_route_names[route]);
 
             p = status ? ngx_slprintf(p, last, "%ui", status)
                        : ngx_slprintf(p, last, "other");

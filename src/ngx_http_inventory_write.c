@@ -303,16 +303,10 @@ ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
         ctx->inflight = NULL;
     }
 
-    if (job->rc == 0 && imcf->sh) {
-        (void) ngx_atomic_fetch_add(&imcf->sh->events, cmd->appended);
-
-        if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
-            (void) ngx_atomic_fetch_add(&imcf->sh->replays, 1);
-        }
-    }
-
-    if (job->rc == 0 && cmd->appended) {
-        ngx_http_inventory_feed_notify(imcf);
+    if (job->rc == 0 && imcf->sh
+        && cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED)
+    {
+        (void) ngx_atomic_fetch_add(&imcf->sh->replays, 1);
     }
 
     ctx->event_seq = cmd->last_seq;

@@ -29,14 +29,7 @@ my $TMP = tempdir('inventory-openapi-XXXXXX', TMPDIR => 1,
                   CLEANUP => !$ENV{INVENTORY_KEEP});
 my @METHODS = qw(get put post delete options head patch trace);
 
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or return undef;
-    local $/;
-    my $c = <$fh>;
-    close $fh;
-    return $c;
-}
+sub slurp { InvTest::slurp(@_) }
 
 sub spew {
     my ($f, $c) = @_;

@@ -20,47 +20,13 @@ use InvTest qw(problem_ok item_ok encode_json decode_json);
 
 my $T0 = time;
 
-sub example_conf {
-    my ($name) = @_;
-    my $f = "$InvTest::ROOT/conf/$name";
-    open my $fh, '<', $f or die "$f: $!";
-    my $c = do { local $/; <$fh> };
-    for my $p (qw(MODULE PORT DATADIR DIR)) {
-        die "$f lacks the placeholder %%$p%%\n" unless $c =~ /%%$p%%/;
-    }
-    return $c;
-}
-
-my $n = InvTest->start(conf => example_conf('rate-limit.conf'));
+my $n = InvTest->start(conf => InvTest::example_conf('rate-limit.conf'));
 
 # from($addr, $method, $path, json => ...): a request from a client bound
 # to $addr, in the shape $n->req returns
-my %ua;
 sub from {
     my ($addr, $method, $path, %o) = @_;
-    my $ua = $ua{$addr} //= HTTP::Tiny->new(
-        local_address => $addr, keep_alive => 0, timeout => 30,
-        max_redirect => 0, agent => 'InvTest/1');
-    my %h;
-    my $content;
-    if (exists $o{json}) {
-        $content = encode_json($o{json});
-        $h{'Content-Type'} = 'application/json';
-    }
-    my $res = $ua->request($method, $n->url($path), {
-        headers => \%h, (defined $content ? (content => $content) : ()) });
-    my $r = { status => $res->{status}, headers => $res->{headers} // {},
-              body => $res->{content} // '', method => $method,
-              path => $path, content_type => '' };
-    my $ct = $r->{headers}{'content-type'} // '';
-    $r->{content_type} = ref $ct ? $ct->[0] : $ct;
-    if (length $r->{body}
-        && $r->{content_type} =~ m{^application/(?:problem\+)?json\b}i)
-    {
-        $r->{json} = eval { decode_json($r->{body}) };
-        $r->{json_error} = $@ if $@;
-    }
-    return $r;
+    return $n->req($method, $path, %o, from => $addr);
 }
 
 sub adjust {

@@ -14,18 +14,7 @@ use InvTest qw(json_type);
 
 my $T0 = time;
 
-sub example_conf {
-    my ($name) = @_;
-    my $f = "$InvTest::ROOT/conf/$name";
-    open my $fh, '<', $f or die "$f: $!";
-    my $c = do { local $/; <$fh> };
-    for my $p (qw(MODULE PORT DATADIR DIR)) {
-        die "$f lacks the placeholder %%$p%%\n" unless $c =~ /%%$p%%/;
-    }
-    return $c;
-}
-
-my $n = InvTest->start(conf => example_conf('logging.conf'));
+my $n = InvTest->start(conf => InvTest::example_conf('logging.conf'));
 my $LOG = $n->dir . '/access.json';
 
 my $last_seq = 0;       # the store's last seq, as far as this test knows

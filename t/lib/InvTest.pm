@@ -189,6 +189,20 @@ sub _run {
     return ($rc, _slurp($out) // '');
 }
 
+# example_conf($name): conf/$name, an example configuration tested as it
+# is: it must use every placeholder start(conf => ...) fills in
+sub example_conf {
+    my ($name) = @_;
+    my $f = "$ROOT/conf/$name";
+    my $c = _slurp($f) // die "$f: $!";
+    for my $p (qw(MODULE PORT DATADIR DIR)) {
+        die "$f lacks the placeholder %%$p%%\n" unless $c =~ /%%$p%%/;
+    }
+    return $c;
+}
+
+sub slurp { _slurp(@_) }
+
 sub _slurp {
     my ($f) = @_;
     open my $fh, '<', $f or return undef;
@@ -500,8 +514,10 @@ sub req {
                               (defined $content ? (body => $content) : ()));
     }
 
+    # from => ADDR: the client's address (127.0.0.0/8 is all local)
     my $ht = HTTP::Tiny->new(keep_alive => 0, timeout => 30,
-                             max_redirect => 0, agent => 'InvTest/1');
+                             max_redirect => 0, agent => 'InvTest/1',
+                             ($o{from} ? (local_address => $o{from}) : ()));
     my $res = $ht->request($method, $self->url($path), {
         headers => \%h,
         (defined $content ? (content => $content) : ()),
