@@ -8,16 +8,23 @@ ASAN_MODULE := $(BUILD)/asan/ngx_http_inventory_module.so
 SRCS        := $(wildcard src/*.c src/*.h) config
 CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
-               src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c
+               src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c \
+               src/ngx_http_inventory_uri.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
-               perl libjson-pp-perl wrk
+               perl libjson-pp-perl wrk clang libclang-rt-14-dev valgrind
 # command:package, for tools that may come from elsewhere (NodeSource's
 # nodejs brings its own npm and conflicts with Debian's)
 TOOLS       := npm:npm chromium:chromium promtool:prometheus openssl:openssl
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+# libFuzzer targets (t/fuzz/): seconds each runs in `make fuzz`
+FUZZ_TARGETS := body uri
+FUZZ_SECONDS ?= 45
+FUZZ_FLAGS  := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc \
+               -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
 # docs-tools: npm packages, pinned, installed under build/npm (not committed)
 NPM_DIR     := $(BUILD)/npm
@@ -27,7 +34,7 @@ NPM_PKGS    := swagger-ui-dist@5.35.0 \
 SWAGGER_UI  := $(BUILD)/swagger-ui
 
 .PHONY: all deps module admin unit asan test test-unit test-e2e test-asan \
-        bench bench-smoke run clean docs-tools FORCE
+        bench bench-smoke run clean docs-tools fuzz FORCE
 
 all: module
 
@@ -93,6 +100,28 @@ $(BUILD)/inventory-admin: $(CORE_SRCS) src/ngx_http_inventory_admin.c \
 
 admin: $(BUILD)/inventory-admin
 
+$(BUILD)/fuzz/fuzz-%: t/fuzz/fuzz_%.c $(CORE_SRCS) $(wildcard src/*.h)
+	mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS) -llmdb -lyajl
+
+# Each target replays its committed corpus (t/fuzz/corpus/NAME), then fuzzes
+# for FUZZ_SECONDS; what it finds new goes to build/fuzz/NAME-corpus, a
+# crashing input to build/fuzz/NAME-crash-*.
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/$$t-corpus && \
+	    $(BUILD)/fuzz/fuzz-$$t -runs=0 t/fuzz/corpus/$$t \
+	        2>$(BUILD)/fuzz/$$t-replay.log \
+	    || { tail -40 $(BUILD)/fuzz/$$t-replay.log; exit 1; }; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -dict=t/fuzz/$$t.dict -artifact_prefix=$(BUILD)/fuzz/$$t- \
+	        $(BUILD)/fuzz/$$t-corpus t/fuzz/corpus/$$t \
+	        2>$(BUILD)/fuzz/$$t.log \
+	    || { tail -60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	    grep -E '^Done|^#[0-9]+.*DONE' $(BUILD)/fuzz/$$t.log | tail -1; \
+	done
+
 # The OpenAPI tools and page: a validator for docs/openapi.yaml, and
 # build/swagger-ui/, Swagger UI showing a copy of it (make run serves it at
 # /docs/).  Installed once; again only when NPM_PKGS changes.
@@ -151,6 +180,7 @@ test: deps
 	$(MAKE) module unit asan
 	$(MAKE) test-e2e
 	$(MAKE) test-asan
+	$(MAKE) fuzz
 	$(MAKE) bench-smoke
 
 # The benchmark suite: medians of 3 runs of 10 s, as docs/BENCHMARKS.md has.

@@ -738,6 +738,32 @@ ngx_http_inventory_reservation_id(char *id, uint64_t now)
 }
 
 
+/* whether an id could have been issued by reservation_id() */
+
+int
+ngx_http_inventory_reservation_id_valid(const char *id, size_t len)
+{
+    size_t  i;
+    char    c;
+
+    if (len != NGX_HTTP_INVENTORY_RES_ID_LEN || id[0] != 'r' || id[1] != '_') {
+        return 0;
+    }
+
+    for (i = 2; i < len; i++) {
+        c = id[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z')
+              || (c >= 'a' && c <= 'z')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* RFC 3339 UTC with milliseconds; buf must hold TIME_LEN bytes */
 
 size_t

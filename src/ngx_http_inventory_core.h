@@ -216,6 +216,7 @@ int ngx_http_inventory_low_stock_detected(
 const char *ngx_http_inventory_event_name(unsigned type);
 const char *ngx_http_inventory_res_state_name(unsigned state);
 int ngx_http_inventory_reservation_id(char *id, uint64_t now);
+int ngx_http_inventory_reservation_id_valid(const char *id, size_t len);
 size_t ngx_http_inventory_time_format(uint64_t ms, char *buf);
 int ngx_http_inventory_time_parse(const char *p, size_t len, uint64_t *ms);
 

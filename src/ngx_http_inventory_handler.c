@@ -11,114 +11,19 @@
 #include "ngx_http_inventory_module.h"
 
 
-#define NGX_HTTP_INVENTORY_MAX_SEGMENTS  5
-
-
-#define NGX_HTTP_INVENTORY_NO_PARAMS    0
-#define NGX_HTTP_INVENTORY_ITEM_PARAMS  1     /* {sku}[/{location}] */
-#define NGX_HTTP_INVENTORY_ID_PARAM     2     /* {id} */
-
-
-/*
- * A route: its first path segment, its number of segments, its last
- * segment when that is a fixed word, and what segments 1 and 2 hold.
- */
-struct ngx_http_inventory_route_s {
-    ngx_str_t                   first;
-    ngx_uint_t                  nsegs;
-    ngx_str_t                   last;
-    ngx_uint_t                  params;
-    ngx_uint_t                  route;
-    ngx_uint_t                  methods;
-    ngx_str_t                   allow;
-};
-
-
 static void ngx_http_inventory_ctx_mark(void *data);
-static ngx_http_inventory_route_t *ngx_http_inventory_route(
+static const ngx_http_inventory_route_t *ngx_http_inventory_route(
     ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx);
-static ngx_uint_t ngx_http_inventory_reservation_id_valid(ngx_str_t *id);
-
-
-#define NGX_HTTP_INVENTORY_READ   (NGX_HTTP_GET|NGX_HTTP_HEAD)
-
-static ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
-
-    { ngx_string("health"), 1, ngx_null_string,
-      NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_HEALTH,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("inventory"), 2, ngx_null_string,
-      NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("inventory"), 3, ngx_null_string,
-      NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_ITEM,
-      NGX_HTTP_INVENTORY_READ|NGX_HTTP_PUT, ngx_string("GET, HEAD, PUT") },
-
-    { ngx_string("inventory"), 4, ngx_string("adjustments"),
-      NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_ADJUST,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_string("inventory"), 4, ngx_string("reservations"),
-      NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_RESERVE,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_string("inventory"), 4, ngx_string("events"),
-      NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_ITEM_EVENTS,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("reservations"), 1, ngx_null_string,
-      NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_CART,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_string("reservations"), 2, ngx_null_string,
-      NGX_HTTP_INVENTORY_ID_PARAM,
-      NGX_HTTP_INVENTORY_ROUTE_RESERVATION,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("reservations"), 3, ngx_string("commit"),
-      NGX_HTTP_INVENTORY_ID_PARAM,
-      NGX_HTTP_INVENTORY_ROUTE_COMMIT,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_string("reservations"), 3, ngx_string("release"),
-      NGX_HTTP_INVENTORY_ID_PARAM,
-      NGX_HTTP_INVENTORY_ROUTE_RELEASE,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_string("events"), 1, ngx_null_string,
-      NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_EVENTS,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("low-stock"), 1, ngx_null_string,
-      NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
-      NGX_HTTP_INVENTORY_READ, ngx_string("GET, HEAD") },
-
-    { ngx_string("transfers"), 1, ngx_null_string,
-      NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
-      NGX_HTTP_POST, ngx_string("POST") },
-
-    { ngx_null_string, 0, ngx_null_string, 0, 0, 0, ngx_null_string }
-};
+static ngx_uint_t ngx_http_inventory_method(ngx_http_request_t *r);
 
 
 ngx_int_t
 ngx_http_inventory_handler(ngx_http_request_t *r)
 {
-    ngx_http_inventory_ctx_t        *ctx;
-    ngx_http_inventory_route_t      *rt;
-    ngx_http_inventory_errors_t      errs;
+    ngx_str_t                          allow;
+    ngx_http_inventory_ctx_t          *ctx;
+    ngx_http_inventory_errors_t        errs;
+    const ngx_http_inventory_route_t  *rt;
     ngx_http_inventory_main_conf_t  *imcf;
 
     ctx = ngx_http_inventory_request_ctx(r);
@@ -133,8 +38,10 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "no such resource", NULL);
     }
 
-    if (!(r->method & rt->methods)) {
-        return ngx_http_inventory_not_allowed(r, &rt->allow);
+    if (!(ngx_http_inventory_method(r) & rt->methods)) {
+        allow.data = (u_char *) rt->allow;
+        allow.len = ngx_strlen(rt->allow);
+        return ngx_http_inventory_not_allowed(r, &allow);
     }
 
     if (ctx->route == NGX_HTTP_INVENTORY_ROUTE_HEALTH) {
@@ -143,25 +50,20 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
 
     errs.n = 0;
 
-    if (ctx->sku.data) {
-        ngx_http_inventory_validate_id(&errs, "sku", ctx->sku);
-    }
+    switch (ngx_http_inventory_path_check(&ctx->ids, &errs)) {
 
-    if (ctx->location.data) {
-        ngx_http_inventory_validate_id(&errs, "location", ctx->location);
-    }
-
-    if (errs.n) {
+    case NGX_HTTP_INVENTORY_PATH_INVALID:
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the path holds an invalid identifier",
                                     &errs);
-    }
 
-    /* an id that could not have been issued names no reservation */
-    if (ctx->id.data && !ngx_http_inventory_reservation_id_valid(&ctx->id)) {
+    case NGX_HTTP_INVENTORY_PATH_NO_SUCH_ID:
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          "no such reservation", NULL);
+
+    default: /* NGX_HTTP_INVENTORY_PATH_OK */
+        break;
     }
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
@@ -171,7 +73,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "the store is not open", NULL);
     }
 
-    if (!(r->method & NGX_HTTP_INVENTORY_READ)) {
+    if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)) {
         return ngx_http_inventory_start_write(r, ctx);
     }
 
@@ -320,14 +222,12 @@ ngx_http_inventory_preaccess(ngx_http_request_t *r)
 
 /* the path below the location's prefix, matched against the route table */
 
-static ngx_http_inventory_route_t *
+static const ngx_http_inventory_route_t *
 ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 {
-    u_char                      *p, *end, *start;
-    ngx_str_t                    seg[NGX_HTTP_INVENTORY_MAX_SEGMENTS];
-    ngx_uint_t                   n;
-    ngx_http_core_loc_conf_t    *clcf;
-    ngx_http_inventory_route_t  *rt;
+    u_char                            *p, *end;
+    ngx_http_core_loc_conf_t          *clcf;
+    const ngx_http_inventory_route_t  *rt;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -349,68 +249,10 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         p++;
     }
 
-    for (n = 0; n < NGX_HTTP_INVENTORY_MAX_SEGMENTS; n++) {
-        start = p;
+    rt = ngx_http_inventory_route_find((char *) p, end - p, &ctx->ids);
 
-        while (p < end && *p != '/') {
-            p++;
-        }
-
-        seg[n].data = start;
-        seg[n].len = p - start;
-
-        if (seg[n].len == 0) {
-            return NULL;
-        }
-
-        if (p == end) {
-            n++;
-            break;
-        }
-
-        p++;
-    }
-
-    if (p < end) {
-        return NULL;
-    }
-
-    for (rt = ngx_http_inventory_routes; rt->nsegs; rt++) {
-        if (rt->nsegs != n
-            || rt->first.len != seg[0].len
-            || ngx_strncmp(rt->first.data, seg[0].data, seg[0].len) != 0)
-        {
-            continue;
-        }
-
-        if (rt->last.len
-            && (rt->last.len != seg[n - 1].len
-                || ngx_strncmp(rt->last.data, seg[n - 1].data,
-                               seg[n - 1].len) != 0))
-        {
-            continue;
-        }
-
-        break;
-    }
-
-    if (rt->nsegs == 0) {
-        return NULL;
-    }
-
-    ctx->route = rt->route;
-
-    if (rt->params == NGX_HTTP_INVENTORY_ITEM_PARAMS) {
-        ctx->sku.data = (char *) seg[1].data;
-        ctx->sku.len = seg[1].len;
-
-        if (n > 2) {
-            ctx->location.data = (char *) seg[2].data;
-            ctx->location.len = seg[2].len;
-        }
-
-    } else if (rt->params == NGX_HTTP_INVENTORY_ID_PARAM) {
-        ctx->id = seg[1];
+    if (rt) {
+        ctx->route = rt->route;
     }
 
     return rt;
@@ -418,26 +260,25 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
 
 static ngx_uint_t
-ngx_http_inventory_reservation_id_valid(ngx_str_t *id)
+ngx_http_inventory_method(ngx_http_request_t *r)
 {
-    ngx_uint_t  i;
+    switch (r->method) {
 
-    if (id->len != NGX_HTTP_INVENTORY_RES_ID_LEN
-        || id->data[0] != 'r' || id->data[1] != '_')
-    {
+    case NGX_HTTP_GET:
+        return NGX_HTTP_INVENTORY_M_GET;
+
+    case NGX_HTTP_HEAD:
+        return NGX_HTTP_INVENTORY_M_HEAD;
+
+    case NGX_HTTP_PUT:
+        return NGX_HTTP_INVENTORY_M_PUT;
+
+    case NGX_HTTP_POST:
+        return NGX_HTTP_INVENTORY_M_POST;
+
+    default:
         return 0;
     }
-
-    for (i = 2; i < id->len; i++) {
-        if (!((id->data[i] >= '0' && id->data[i] <= '9')
-              || (id->data[i] >= 'A' && id->data[i] <= 'Z')
-              || (id->data[i] >= 'a' && id->data[i] <= 'z')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -478,84 +319,6 @@ ngx_http_inventory_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
                                 NGX_HTTP_INVENTORY_P_METHOD_NOT_ALLOWED,
                                 "the method is not allowed on this resource",
                                 NULL);
-}
-
-
-/*
- * Parses an If-Match or If-None-Match value: "*" or a list of entity tags.
- * Tags that can never name a version (weak ones when strong comparison is
- * asked for, opaque ones that are not a number) are skipped; a value that is
- * not a list of entity tags is an error.
- */
-
-ngx_int_t
-ngx_http_inventory_parse_etags(ngx_str_t *value, ngx_uint_t weak_ok,
-    uint64_t *versions, size_t *n, ngx_uint_t *any)
-{
-    u_char      *p, *last, *start;
-    uint64_t     v;
-    ngx_uint_t   weak, numeric;
-
-    p = value->data;
-    last = value->data + value->len;
-    *n = 0;
-    *any = 0;
-
-    for ( ;; ) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        if (p == last) {
-            return NGX_OK;
-        }
-
-        if (*p == '*') {
-            *any = 1;
-            p++;
-            continue;
-        }
-
-        weak = 0;
-
-        if (last - p > 2 && p[0] == 'W' && p[1] == '/') {
-            weak = 1;
-            p += 2;
-        }
-
-        if (*p != '"') {
-            return NGX_ERROR;
-        }
-
-        start = ++p;
-        v = 0;
-        numeric = 1;
-
-        while (p < last && *p != '"') {
-            if (*p < '0' || *p > '9' || p - start >= 19) {
-                numeric = 0;
-
-            } else {
-                v = v * 10 + (*p - '0');
-            }
-
-            p++;
-        }
-
-        if (p == last) {
-            return NGX_ERROR;
-        }
-
-        if (numeric && p > start && (weak_ok || !weak)) {
-            if (*n == NGX_HTTP_INVENTORY_ETAGS_MAX) {
-                return NGX_ERROR;
-            }
-
-            versions[(*n)++] = v;
-        }
-
-        p++;
-    }
 }
 
 

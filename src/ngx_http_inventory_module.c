@@ -210,7 +210,7 @@ ngx_http_inventory_variable(ngx_http_request_t *r,
 
     case 0:
     case 1:
-        s = (data == 0) ? ctx->sku : ctx->location;
+        s = (data == 0) ? ctx->ids.sku : ctx->ids.location;
 
         /* only identifiers the API accepts: nothing else is ever a key */
         if (s.len == 0 || !ngx_http_inventory_id_valid(s.data, s.len)) {

@@ -17,26 +17,9 @@
 #include "ngx_http_inventory_validate.h"
 #include "ngx_http_inventory_render.h"
 #include "ngx_http_inventory_store.h"
+#include "ngx_http_inventory_uri.h"
 
 
-typedef enum {
-    NGX_HTTP_INVENTORY_ROUTE_UNKNOWN = 0,
-    NGX_HTTP_INVENTORY_ROUTE_ITEM,
-    NGX_HTTP_INVENTORY_ROUTE_ADJUST,
-    NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
-    NGX_HTTP_INVENTORY_ROUTE_METRICS,
-    NGX_HTTP_INVENTORY_ROUTE_HEALTH,
-    NGX_HTTP_INVENTORY_ROUTE_RESERVE,
-    NGX_HTTP_INVENTORY_ROUTE_ITEM_EVENTS,
-    NGX_HTTP_INVENTORY_ROUTE_CART,
-    NGX_HTTP_INVENTORY_ROUTE_RESERVATION,
-    NGX_HTTP_INVENTORY_ROUTE_COMMIT,
-    NGX_HTTP_INVENTORY_ROUTE_RELEASE,
-    NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
-    NGX_HTTP_INVENTORY_ROUTE_EVENTS,
-    NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
-    NGX_HTTP_INVENTORY_ROUTE_LAST
-} ngx_http_inventory_route_e;
 
 
 /* the most commands one group commit takes */
@@ -73,7 +56,6 @@ typedef struct {
 
 
 typedef struct ngx_http_inventory_committer_s  ngx_http_inventory_committer_t;
-typedef struct ngx_http_inventory_route_s  ngx_http_inventory_route_t;
 typedef struct ngx_http_inventory_job_s  ngx_http_inventory_job_t;
 
 
@@ -118,10 +100,8 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                  route;
-    ngx_http_inventory_route_t *rt;            /* NULL: no such route */
-    ngx_http_inventory_str_t    sku;
-    ngx_http_inventory_str_t    location;
-    ngx_str_t                   id;            /* a reservation's */
+    const ngx_http_inventory_route_t  *rt;     /* NULL: no such route */
+    ngx_http_inventory_path_t   ids;
     void                       *inflight;      /* its idempotency key */
     uint64_t                    event_seq;
     ngx_http_inventory_cmd_t   *cmd;
@@ -145,8 +125,6 @@ ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
     const char *detail, ngx_http_inventory_errors_t *errs);
 ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
     ngx_str_t *allow);
-ngx_int_t ngx_http_inventory_parse_etags(ngx_str_t *value,
-    ngx_uint_t weak_ok, uint64_t *versions, size_t *n, ngx_uint_t *any);
 uint64_t ngx_http_inventory_now(void);
 
 ngx_int_t ngx_http_inventory_health(ngx_http_request_t *r);
@@ -164,7 +142,7 @@ ngx_int_t ngx_http_inventory_get_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
-ngx_int_t ngx_http_inventory_arg_uint(ngx_http_request_t *r,
+void ngx_http_inventory_arg_uint(ngx_http_request_t *r,
     const char *name, uint64_t min, uint64_t max, uint64_t *value,
     ngx_http_inventory_errors_t *errs);
 ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);

@@ -125,12 +125,12 @@ ngx_int_t
 ngx_http_inventory_get_item(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
-    int                              rc;
+    int                              rc, any;
     size_t                           n, i;
     uint64_t                         versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
     uint64_t                         as_of;
     ngx_str_t                        arg;
-    ngx_uint_t                       any, past, before_epoch;
+    ngx_uint_t                       past, before_epoch;
     ngx_http_inventory_slot_t        slot;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
@@ -164,11 +164,12 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
 
     if (rc == 0) {
         rc = past ? ngx_http_inventory_store_item_as_of(&imcf->store,
-                                                        ctx->sku,
-                                                        ctx->location, as_of,
-                                                        &slot.item)
-                  : ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
-                                                      ctx->location,
+                                                        ctx->ids.sku,
+                                                        ctx->ids.location,
+                                                        as_of, &slot.item)
+                  : ngx_http_inventory_store_get_item(&imcf->store,
+                                                      ctx->ids.sku,
+                                                      ctx->ids.location,
                                                       &slot.item);
         ngx_http_inventory_store_read_end(&imcf->store);
     }
@@ -186,9 +187,10 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     }
 
     if (r->headers_in.if_none_match
-        && ngx_http_inventory_parse_etags(&r->headers_in.if_none_match->value,
-                                          1, versions, &n, &any)
-           == NGX_OK)
+        && ngx_http_inventory_parse_etags(
+               (char *) r->headers_in.if_none_match->value.data,
+               r->headers_in.if_none_match->value.len, 1, versions, &n, &any)
+           == 0)
     {
         for (i = 0; i < n && versions[i] != slot.item.version; i++) {
             /* void */
@@ -200,8 +202,8 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
         }
     }
 
-    slot.sku = ctx->sku;
-    slot.location = ctx->location;
+    slot.sku = ctx->ids.sku;
+    slot.location = ctx->ids.location;
 
     return ngx_http_inventory_send_item(r, NGX_HTTP_OK, &slot);
 }
@@ -231,7 +233,7 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
     rc = ngx_http_inventory_store_read_begin(&imcf->store);
 
     if (rc == 0) {
-        rc = ngx_http_inventory_store_sku_items(&imcf->store, ctx->sku,
+        rc = ngx_http_inventory_store_sku_items(&imcf->store, ctx->ids.sku,
                                                 ngx_http_inventory_collect,
                                                 &c);
         ngx_http_inventory_store_read_end(&imcf->store);
@@ -267,7 +269,8 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
     }
 
     yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_str(g, "sku", ctx->sku.data, ctx->sku.len);
+    ngx_http_inventory_gen_key_str(g, "sku", ctx->ids.sku.data,
+                                   ctx->ids.sku.len);
     ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
     ngx_http_inventory_gen_key_int(g, "reserved", reserved);
     ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
@@ -275,7 +278,7 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
     yajl_gen_array_open(g);
 
     for (i = 0; i < c.rows->nelts; i++) {
-        ngx_http_inventory_render_item(g, ctx->sku, row[i].location,
+        ngx_http_inventory_render_item(g, ctx->ids.sku, row[i].location,
                                        &row[i].item);
     }
 
@@ -335,7 +338,7 @@ ngx_http_inventory_get_reservation(ngx_http_request_t *r,
     }
 
     rc = ngx_http_inventory_store_get_reservation(&imcf->store,
-                                                  (char *) ctx->id.data, res);
+                                                  ctx->ids.id.data, res);
 
     if (rc == MDB_NOTFOUND) {
         ngx_http_inventory_store_read_end(&imcf->store);
@@ -375,16 +378,11 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
     after = 0;
     limit = NGX_HTTP_INVENTORY_EVENTS_LIMIT;
 
-    if (ngx_http_inventory_arg_uint(r, "after_version", 0,
-                                    NGX_HTTP_INVENTORY_QTY_MAX, &after, &errs)
-        != NGX_OK
-        || ngx_http_inventory_arg_uint(r, "limit", 1,
-                                       NGX_HTTP_INVENTORY_EVENTS_LIMIT_MAX,
-                                       &limit, &errs)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_http_inventory_arg_uint(r, "after_version", 0,
+                                NGX_HTTP_INVENTORY_QTY_MAX, &after, &errs);
+    ngx_http_inventory_arg_uint(r, "limit", 1,
+                                NGX_HTTP_INVENTORY_EVENTS_LIMIT_MAX, &limit,
+                                &errs);
 
     if (errs.n) {
         return ngx_http_inventory_reject(r,
@@ -399,8 +397,8 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->sku,
-                                           ctx->location, &item);
+    rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->ids.sku,
+                                           ctx->ids.location, &item);
 
     if (rc == MDB_NOTFOUND) {
         ngx_http_inventory_store_read_end(&imcf->store);
@@ -418,8 +416,8 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
         ngx_http_inventory_gen_str(out.gen, "events");
         yajl_gen_array_open(out.gen);
 
-        rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->sku,
-                                                  ctx->location, after,
+        rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->ids.sku,
+                                                  ctx->ids.location, after,
                                                   (size_t) limit,
                                                   ngx_http_inventory_event_out,
                                                   &out, &more);
@@ -463,34 +461,13 @@ ngx_http_inventory_event_out(void *data, const ngx_http_inventory_event_t *ev)
 
 /* an optional decimal query argument within [min, max] */
 
-ngx_int_t
+void
 ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
     uint64_t min, uint64_t max, uint64_t *value,
     ngx_http_inventory_errors_t *errs)
 {
-    char       msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
-    size_t     len;
-    int64_t    v;
-    ngx_str_t  arg;
-
-    len = ngx_strlen(name);
-
-    if (ngx_http_arg(r, (u_char *) name, len, &arg) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_inventory_parse_int((char *) arg.data, arg.len, &v) == 0
-        && v >= 0 && (uint64_t) v >= min && (uint64_t) v <= max)
-    {
-        *value = (uint64_t) v;
-        return NGX_OK;
-    }
-
-    ngx_snprintf((u_char *) msg, sizeof(msg) - 1,
-                 "must be an integer from %uL to %uL%Z", min, max);
-    ngx_http_inventory_error_add(errs, name, len, msg);
-
-    return NGX_OK;
+    ngx_http_inventory_query_uint((char *) r->args.data, r->args.len, name,
+                                  min, max, value, errs);
 }
 
 
@@ -500,24 +477,22 @@ static ngx_int_t
 ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {
-    u_char     *dst, *src;
-    ngx_str_t   raw;
+    ngx_http_inventory_str_t  raw;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+    if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len, name,
+                                     &raw)
+        != 0)
+    {
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
-    if (dst == NULL) {
+    value->data = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
+    if (value->data == NULL) {
         return NGX_ERROR;
     }
 
-    value->data = dst;
-    src = raw.data;
-
-    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
-
-    value->len = dst - value->data;
+    value->len = ngx_http_inventory_unescape((char *) value->data, raw.data,
+                                             raw.len);
 
     return NGX_OK;
 }
@@ -543,6 +518,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     int                              rc, more;
     uint64_t                         limit;
     ngx_str_t                        arg, from, next, last;
+    ngx_http_inventory_str_t         raw;
     yajl_gen                         g;
     ngx_http_inventory_str_t         location, s, l;
     ngx_http_inventory_buf_t         body;
@@ -568,7 +544,12 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     }
 
     /* the cursor is the index key of the last item sent, base64url */
-    if (ngx_http_arg(r, (u_char *) "cursor", 6, &arg) == NGX_OK) {
+    if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len,
+                                     "cursor", &raw)
+        == 0)
+    {
+        arg.data = (u_char *) raw.data;
+        arg.len = raw.len;
         from.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(arg.len));
 
         if (from.data == NULL) {

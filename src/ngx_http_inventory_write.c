@@ -58,8 +58,9 @@ ngx_int_t
 ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
+    int                           any;
     ngx_int_t                     rc;
-    ngx_uint_t                    any, ends;
+    ngx_uint_t                    ends;
     ngx_http_inventory_cmd_t     *cmd;
     ngx_http_inventory_errors_t   errs;
 
@@ -83,17 +84,18 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     ctx->cmd = cmd;
     cmd->type = ngx_http_inventory_cmd_types[ctx->route];
     cmd->multi_line = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_CART);
-    cmd->sku = ctx->sku;
-    cmd->location = ctx->location;
+    cmd->sku = ctx->ids.sku;
+    cmd->location = ctx->ids.location;
 
     errs.n = 0;
 
     /* If-Match applies to the writes of one item */
-    if (r->headers_in.if_match && ctx->location.data) {
-        if (ngx_http_inventory_parse_etags(&r->headers_in.if_match->value, 0,
-                                           cmd->if_match, &cmd->if_match_n,
-                                           &any)
-            != NGX_OK)
+    if (r->headers_in.if_match && ctx->ids.location.data) {
+        if (ngx_http_inventory_parse_etags(
+                (char *) r->headers_in.if_match->value.data,
+                r->headers_in.if_match->value.len, 0, cmd->if_match,
+                &cmd->if_match_n, &any)
+            != 0)
         {
             ngx_http_inventory_error_add(&errs, "If-Match", 8,
                                          "must be * or a list of at most 16 "
@@ -362,12 +364,13 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
 
     case NGX_HTTP_INVENTORY_CMD_COMMIT:
     case NGX_HTTP_INVENTORY_CMD_RELEASE:
-        ngx_memcpy(cmd->res.id, ctx->id.data, NGX_HTTP_INVENTORY_RES_ID_LEN);
+        ngx_memcpy(cmd->res.id, ctx->ids.id.data,
+                   NGX_HTTP_INVENTORY_RES_ID_LEN);
         break;
 
     case NGX_HTTP_INVENTORY_CMD_TRANSFER:
-        ctx->sku = cmd->sku;
-        ctx->location = cmd->location;
+        ctx->ids.sku = cmd->sku;
+        ctx->ids.location = cmd->location;
         break;
     }
 

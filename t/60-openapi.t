@@ -1,7 +1,7 @@
 # docs/openapi.yaml: valid OpenAPI 3.1 (the official schema, through
 # @seriousme/openapi-schema-validator, and every Schema Object compiled by
 # Ajv in strict mode); it describes exactly the routes and methods of the
-# module's route table (src/ngx_http_inventory_handler.c) and /metrics, and
+# module's route table (src/ngx_http_inventory_uri.c) and /metrics, and
 # every problem code the module emits (src/ngx_http_inventory_render.c) at
 # its status; live answers of the module for every route and most statuses
 # match the operations' response schemas and headers, and request bodies
@@ -398,17 +398,17 @@ ok(!@{ $res->{schema_errors} },
 # --------------------------------------------------------------------------
 # b. the spec against the route table and the problem codes
 
-my $handler = slurp("$ROOT/src/ngx_http_inventory_handler.c") // '';
+my $handler = slurp("$ROOT/src/ngx_http_inventory_uri.c") // '';
 my ($routes) = $handler =~ /ngx_http_inventory_routes\[\]\s*=\s*\{
                             (.*?)\n\};/xs;
 my %want;    # path => { METHOD => 1 }
 my %allow_of;    # path => the Allow header
 my $entries = 0;
-while (($routes // '') =~ /\{\s*ngx_string\("([^"]+)"\),\s*(\d+),\s*
-                           (?:ngx_null_string|ngx_string\("([^"]+)"\)),\s*
+while (($routes // '') =~ /\{\s*"([^"]+)",\s*(\d+),\s*
+                           (?:NULL|"([^"]+)"),\s*
                            NGX_HTTP_INVENTORY_(\w+)_PARAMS?,\s*
                            NGX_HTTP_INVENTORY_ROUTE_\w+,\s*
-                           ([^,]+?),\s*ngx_string\("([^"]+)"\)\s*\}/xg)
+                           ([^,"]+?),\s*"([^"]+)"\s*\}/xg)
 {
     my ($first, $nsegs, $last, $params, $mask, $allow)
         = ($1, $2, $3, $4, $5, $6);
@@ -422,8 +422,8 @@ while (($routes // '') =~ /\{\s*ngx_string\("([^"]+)"\),\s*(\d+),\s*
     my $path = '/v1/' . join '/', @seg;
     my %allow = map { $_ => 1 } split /,\s*/, $allow;
     my %mask = map { $_ => 1 }
-               map { $_ eq 'NGX_HTTP_INVENTORY_READ' ? ('GET', 'HEAD')
-                     : s/^NGX_HTTP_//r }
+               map { $_ eq 'NGX_HTTP_INVENTORY_M_READ' ? ('GET', 'HEAD')
+                     : s/^NGX_HTTP_INVENTORY_M_//r }
                split /\s*\|\s*/, $mask;
     is_deeply(\%allow, \%mask, "route $path: Allow lists the methods served");
     $want{$path} = \%allow;

@@ -12,6 +12,7 @@ main(void)
     test_codec();
     test_json();
     test_store();
+    test_uri();
 
     printf("1..%d\n", tap_n);
 

@@ -32,5 +32,6 @@ void test_core(void);
 void test_codec(void);
 void test_json(void);
 void test_store(void);
+void test_uri(void);
 
 #endif
