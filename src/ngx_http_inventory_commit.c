@@ -174,7 +174,7 @@ ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
                                                 cm->n, now);
 
         } else {
-            mdb_txn_abort(txn);
+            ngx_http_inventory_store_abort(cm->store, txn);
         }
     }
 

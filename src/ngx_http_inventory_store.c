@@ -82,9 +82,15 @@ ngx_http_inventory_store_open(ngx_http_inventory_store_t *st,
     memset(st, 0, sizeof(ngx_http_inventory_store_t));
     st->idem_ttl = 24 * 60 * 60 * 1000;
 
+    rc = pthread_rwlock_init(&st->remap, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+
     rc = mdb_env_create(&st->env);
     if (rc != 0) {
         st->env = NULL;
+        (void) pthread_rwlock_destroy(&st->remap);
         return rc;
     }
 
@@ -142,6 +148,7 @@ failed:
 
     mdb_env_close(st->env);
     st->env = NULL;
+    (void) pthread_rwlock_destroy(&st->remap);
 
     return rc;
 }
@@ -161,6 +168,23 @@ ngx_http_inventory_store_close(ngx_http_inventory_store_t *st)
 
     mdb_env_close(st->env);
     st->env = NULL;
+    (void) pthread_rwlock_destroy(&st->remap);
+}
+
+
+/*
+ * Another process grew the map (a reload with a larger map_size): adopt the
+ * new size.  LMDB remaps the file then, so no transaction of this process
+ * may be running: a worker reads on its event loop and writes on a pool
+ * thread, and each holds the remap lock shared while its transaction runs.
+ */
+
+static void
+ngx_http_inventory_store_remap(ngx_http_inventory_store_t *st)
+{
+    (void) pthread_rwlock_wrlock(&st->remap);
+    (void) mdb_env_set_mapsize(st->env, 0);
+    (void) pthread_rwlock_unlock(&st->remap);
 }
 
 
@@ -242,7 +266,7 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
 
 /*
  * Renews the process's read transaction.  A map grown by another process
- * (a reload with a larger map_size) is adopted here.
+ * is adopted here.
  */
 
 int
@@ -251,6 +275,8 @@ ngx_http_inventory_store_read_begin(ngx_http_inventory_store_t *st)
     int  rc, tries;
 
     for (tries = 0; tries < 2; tries++) {
+
+        (void) pthread_rwlock_rdlock(&st->remap);
 
         if (st->rtxn) {
             rc = mdb_txn_renew(st->rtxn);
@@ -272,11 +298,13 @@ ngx_http_inventory_store_read_begin(ngx_http_inventory_store_t *st)
             st->rtxn = NULL;
         }
 
+        (void) pthread_rwlock_unlock(&st->remap);
+
         if (rc != MDB_MAP_RESIZED) {
             return rc;
         }
 
-        (void) mdb_env_set_mapsize(st->env, 0);
+        ngx_http_inventory_store_remap(st);
     }
 
     return rc;
@@ -289,6 +317,7 @@ ngx_http_inventory_store_read_end(ngx_http_inventory_store_t *st)
     if (st->reading) {
         mdb_txn_reset(st->rtxn);
         st->reading = 0;
+        (void) pthread_rwlock_unlock(&st->remap);
     }
 }
 
@@ -553,7 +582,10 @@ ngx_http_inventory_store_batch(ngx_http_inventory_store_t *st,
 }
 
 
-/* the write transaction: waits for any other writer, in any process */
+/*
+ * The write transaction: waits for any other writer, in any process.  It
+ * ends in store_apply() or store_abort().
+ */
 
 int
 ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
@@ -561,15 +593,30 @@ ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
     int  rc, tries;
 
     for (tries = 0; /* void */ ; tries++) {
+        (void) pthread_rwlock_rdlock(&st->remap);
+
         rc = mdb_txn_begin(st->env, NULL, 0, txn);
 
-        if (rc == MDB_MAP_RESIZED && tries == 0) {
-            (void) mdb_env_set_mapsize(st->env, 0);
-            continue;
+        if (rc == 0) {
+            return 0;
         }
 
-        return rc;
+        (void) pthread_rwlock_unlock(&st->remap);
+
+        if (rc != MDB_MAP_RESIZED || tries > 0) {
+            return rc;
+        }
+
+        ngx_http_inventory_store_remap(st);
     }
+}
+
+
+void
+ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    (void) pthread_rwlock_unlock(&st->remap);
 }
 
 
@@ -608,6 +655,8 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
     } else {
         rc = mdb_txn_commit(txn);
     }
+
+    (void) pthread_rwlock_unlock(&st->remap);
 
     if (rc != 0) {
         for (i = 0; i < n; i++) {

@@ -9,6 +9,7 @@
 
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "ngx_http_inventory_core.h"
 #include "ngx_http_inventory_codec.h"
@@ -34,6 +35,8 @@ typedef struct {
     MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
     MDB_dbi                     low_stock;     /* location, sku -> "" */
     MDB_txn                    *rtxn;
+    /* held shared by a transaction, exclusively to adopt a grown map */
+    pthread_rwlock_t            remap;
     uint64_t                    idem_ttl;      /* ms */
     unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
     unsigned                    reading:1;
@@ -100,6 +103,8 @@ int ngx_http_inventory_store_execute(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
 int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
     MDB_txn **txn);
+void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
 int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
 int ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,

@@ -1,13 +1,15 @@
 /*
  * The LMDB store: commands applied in one transaction, events and
  * projections written together, replay equal to the projection, a batch with
- * a rejected command, and a full map that changes nothing.
+ * a rejected command, a full map that changes nothing, and a map grown by
+ * another process adopted by reads and writes.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "tap.h"
 #include "helpers.h"
@@ -298,6 +300,115 @@ test_store_reservations(ngx_http_inventory_store_t *st)
 }
 
 
+/* a child process opens the store with a larger map and fills past used */
+
+static int
+grow_in_child(const char *dir, size_t map_size, uint64_t used)
+{
+    int                              status;
+    char                             loc[32];
+    pid_t                            pid;
+    unsigned                         i;
+    ngx_http_inventory_cmd_t         cmd;
+    ngx_http_inventory_store_t       st;
+    ngx_http_inventory_store_stat_t  stat;
+
+    fflush(stdout);
+
+    pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+
+    if (pid == 0) {
+        if (ngx_http_inventory_store_open(&st, dir, map_size, 0, 0) != 0) {
+            _exit(1);
+        }
+
+        for (i = 0; i < 1000000; i++) {
+            snprintf(loc, sizeof(loc), "grown-%u-%u", (unsigned) map_size, i);
+            cmd_init(&cmd, NGX_HTTP_INVENTORY_CMD_COUNT, "GROW", loc);
+            cmd.on_hand = 1;
+
+            if (run(&st, &cmd, 5000) != NGX_HTTP_INVENTORY_CREATED
+                || ngx_http_inventory_store_stat(&st, &stat) != 0)
+            {
+                _exit(2);
+            }
+
+            if (stat.used > used) {
+                break;
+            }
+        }
+
+        ngx_http_inventory_store_close(&st);
+        _exit(0);
+    }
+
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+
+    return WEXITSTATUS(status);
+}
+
+
+static void
+test_store_remap(void)
+{
+    int                              rc;
+    char                             dir[] = "/tmp/inventory-unit-XXXXXX";
+    char                             cmdline[128];
+    ngx_http_inventory_cmd_t         a;
+    ngx_http_inventory_item_t        item;
+    ngx_http_inventory_store_t       st;
+    ngx_http_inventory_store_stat_t  stat;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(0, "mkdtemp");
+        return;
+    }
+
+    rc = ngx_http_inventory_store_open(&st, dir, 1024 * 1024, 0,
+                                       NGX_HTTP_INVENTORY_STORE_CREATE);
+    is_int(rc, 0, "remap: store opens with a 1 MiB map");
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "A", "s");
+    a.on_hand = 3;
+    is_int(run(&st, &a, 1000), NGX_HTTP_INVENTORY_CREATED, "remap: a write");
+
+    /* writes see MDB_MAP_RESIZED first */
+    is_int(grow_in_child(dir, 4 * 1024 * 1024, 1536 * 1024), 0,
+           "remap: another process grows the store past 1 MiB");
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A", "s");
+    a.delta = 1;
+    is_int(run(&st, &a, 6000), NGX_HTTP_INVENTORY_OK,
+           "remap: a write adopts the grown map");
+    is_int(ngx_http_inventory_store_stat(&st, &stat), 0, "remap: stat");
+    ok(stat.map_size >= 4 * 1024 * 1024, "remap: the map is %llu bytes now",
+       (unsigned long long) stat.map_size);
+
+    /* reads see it first */
+    is_int(grow_in_child(dir, 8 * 1024 * 1024, 5 * 1024 * 1024), 0,
+           "remap: another process grows the store past 4 MiB");
+    is_int(ngx_http_inventory_store_read_begin(&st), 0,
+           "remap: a read adopts the grown map");
+    is_int(ngx_http_inventory_store_get_item(&st, S("GROW"),
+                                             S("grown-8388608-0"), &item),
+           0, "remap: the other process's first write is there");
+    is_int(ngx_http_inventory_store_get_item(&st, S("A"), S("s"), &item), 0,
+           "remap: and this one's");
+    is_int(item.on_hand, 4, "remap: with its value");
+    ngx_http_inventory_store_read_end(&st);
+
+    ngx_http_inventory_store_close(&st);
+
+    snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
+    if (system(cmdline) != 0) {
+        ok(0, "cleanup");
+    }
+}
+
+
 void
 test_store(void)
 {
@@ -408,4 +519,6 @@ test_store(void)
     if (system(cmdline) != 0) {
         ok(0, "cleanup");
     }
+
+    test_store_remap();
 }
