@@ -23,6 +23,8 @@
 #define NGX_HTTP_INVENTORY_TTL_MAX      86400  /* seconds */
 #define NGX_HTTP_INVENTORY_RES_ID_LEN   24     /* "r_" and 22 base62 digits */
 #define NGX_HTTP_INVENTORY_MAX_LINES    100
+/* bytes of a request body: a cart of 100 long lines is about 20 KB */
+#define NGX_HTTP_INVENTORY_BODY_MAX     65536
 
 /* the most items one command touches and the most events it decides */
 #define NGX_HTTP_INVENTORY_MAX_SLOTS    NGX_HTTP_INVENTORY_MAX_LINES

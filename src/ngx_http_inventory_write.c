@@ -33,6 +33,8 @@ static ngx_int_t ngx_http_inventory_read_body(ngx_http_request_t *r,
     u_char **data, size_t *len);
 static ngx_uint_t ngx_http_inventory_is_json(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_inventory_no_body(ngx_http_request_t *r);
+static void ngx_http_inventory_body_too_large(
+    ngx_http_inventory_errors_t *errs);
 
 
 static ngx_uint_t  ngx_http_inventory_cmd_types[] = {
@@ -112,10 +114,17 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
                                      "characters");
     }
 
+    /* a chunked body is measured once read, in read_body() */
+    if (r->headers_in.content_length_n > NGX_HTTP_INVENTORY_BODY_MAX) {
+        ngx_http_inventory_body_too_large(&errs);
+    }
+
     if (errs.n) {
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
-                                    "a request header is invalid", &errs);
+                                    "a request header or the body's length is "
+                                    "invalid",
+                                    &errs);
     }
 
     r->request_body_in_single_buf = 1;
@@ -209,11 +218,20 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
     cmd = ctx->cmd;
     inflight = NULL;
 
-    if (ngx_http_inventory_read_body(r, &data, &len) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    errs.n = 0;
+
+    ok = ngx_http_inventory_read_body(r, &data, &len);
+
+    if (ok == NGX_DECLINED) {
+        ngx_http_inventory_body_too_large(&errs);
+        return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
+                                    "the request body is too large", &errs);
     }
 
-    errs.n = 0;
+    if (ok != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     ok = ngx_http_inventory_prepare(r, ctx, data, len, &errs);
 
@@ -449,7 +467,11 @@ ngx_http_inventory_free_body(void *data)
 }
 
 
-/* the whole body in one piece, from memory buffers or the temp file */
+/*
+ * The whole body in one piece, from memory buffers or the temp file;
+ * NGX_DECLINED if it is longer than any valid body, which then is never
+ * copied: what a request costs does not grow with its body.
+ */
 
 static ngx_int_t
 ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
@@ -469,6 +491,10 @@ ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
 
     if (r->request_body->temp_file) {
         size = r->request_body->temp_file->file.offset;
+
+        if (size > NGX_HTTP_INVENTORY_BODY_MAX) {
+            return NGX_DECLINED;
+        }
 
         p = ngx_pnalloc(r->pool, size ? size : 1);
         if (p == NULL) {
@@ -494,6 +520,10 @@ ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
 
     if (size == 0) {
         return NGX_OK;
+    }
+
+    if (size > NGX_HTTP_INVENTORY_BODY_MAX) {
+        return NGX_DECLINED;
     }
 
     /* a chunked body may end in empty buffers: one piece is used as is */
@@ -558,4 +588,18 @@ ngx_http_inventory_no_body(ngx_http_request_t *r)
 {
     return r->headers_in.content_length_n <= 0
            && r->headers_in.chunked == 0;
+}
+
+
+#define ngx_http_inventory_quote(n)   #n
+#define ngx_http_inventory_number(n)  ngx_http_inventory_quote(n)
+
+static void
+ngx_http_inventory_body_too_large(ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_error_add(errs, "body", 4,
+                                 "must be at most "
+                                 ngx_http_inventory_number(
+                                     NGX_HTTP_INVENTORY_BODY_MAX)
+                                 " bytes");
 }

@@ -108,8 +108,10 @@ put_case('reason of 257 bytes', '{"on_hand":1,"reason":"' . ('r' x 257) . '"}',
          field => 'reason');
 put_case('reason of 129 two-byte chars (258 bytes)',
          '{"on_hand":1,"reason":"' . ("\xc3\xa9" x 129) . '"}', field => 'reason');
-put_case('reason of 100 KB', '{"on_hand":1,"reason":"' . ('r' x 100000) . '"}',
+put_case('reason of 60 KB', '{"on_hand":1,"reason":"' . ('r' x 60000) . '"}',
          field => 'reason');
+put_case('reason of 100 KB: the body is over 64 KiB',
+         '{"on_hand":1,"reason":"' . ('r' x 100000) . '"}', field => 'body');
 put_case('reason with invalid UTF-8 (ff fe)', qq({"on_hand":1,"reason":"a\xff\xfeb"}),
          field => [qw(reason body)]);
 put_case('reason with overlong UTF-8 (c0 af)', qq({"on_hand":1,"reason":"a\xc0\xafb"}),
@@ -284,9 +286,34 @@ for my $c (@cases) {
         or diag join "\n", @changed;
 }
 
+# Bodies are capped at 64 KiB by the module, whatever client_max_body_size
+# allows (1m here): a longer one is never copied into memory.
+{
+    my $json = '{"delta": 1}';
+    my $at_cap = $json . (' ' x (65536 - length $json));
+    my $over = $at_cap . ' ';
+    my %ct = ('Content-Type' => 'application/json');
+
+    problem_ok($n->req(POST => "$BASE/adjustments", body => $over,
+                       headers => \%ct),
+               400, 'invalid-request', 'a 65537-byte body is 400',
+               field => 'body');
+    my $chunked = sprintf("%x\r\n%s\r\n0\r\n\r\n", length $over, $over);
+    problem_ok($n->raw_req(POST => "$BASE/adjustments", body => $chunked,
+                           headers => [%ct,
+                                       'Transfer-Encoding' => 'chunked']),
+               400, 'invalid-request', 'a chunked 65537-byte body is 400',
+               field => 'body');
+    item_ok($n->req(GET => $BASE), 200, { on_hand => 10, version => 1 },
+            '... and neither changed the item');
+    item_ok($n->req(POST => "$BASE/adjustments", body => $at_cap,
+                    headers => \%ct),
+            200, { on_hand => 11, version => 2 }, 'a 65536-byte body is taken');
+}
+
 # The store still works after all that.
 item_ok($n->req(POST => "$BASE/adjustments", json => { delta => 1 }),
-        200, { on_hand => 11, version => 2 }, 'a valid write afterwards');
+        200, { on_hand => 12, version => 3 }, 'a valid write afterwards');
 
 $n->stop;
 done_testing;
