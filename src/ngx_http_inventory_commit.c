@@ -236,14 +236,30 @@ ngx_http_inventory_commit_done(ngx_event_t *ev)
 static void
 ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 {
-    size_t                       i, n, b, appended;
+    size_t                       i, n, b, appended, wrote;
     ngx_http_inventory_job_t    *job;
+    ngx_http_inventory_cmd_t    *cmd;
     ngx_http_inventory_shctx_t  *sh;
 
     n = cm->n;
     cm->n = 0;
     cm->busy = 0;
     sh = cm->imcf->sh;
+
+    /* what the transaction wrote: LMDB commits one with no change unwritten */
+    appended = 0;
+    wrote = 0;
+
+    for (i = 0; cm->rc == 0 && i < n; i++) {
+        cmd = cm->batch[i]->cmd;
+        appended += cmd->appended;
+
+        if (cmd->appended
+            || (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE && cmd->available))
+        {
+            wrote = 1;
+        }
+    }
 
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -260,7 +276,10 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         }
 
     } else if (sh && n) {
-        sh->store_error = 0;
+        /* only a transaction that reached the disk shows the store works */
+        if (wrote) {
+            sh->store_error = 0;
+        }
 
         (void) ngx_atomic_fetch_add(&sh->transactions, 1);
         (void) ngx_atomic_fetch_add(&sh->commands, n);
@@ -270,15 +289,9 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         (void) ngx_atomic_fetch_add(&sh->batches[b], 1);
     }
 
-    appended = 0;
-
     for (i = 0; i < n; i++) {
         job = cm->batch[i];
         job->rc = cm->rc;
-
-        if (cm->rc == 0) {
-            appended += job->cmd->appended;
-        }
 
         /* the command may go with its request */
         job->done(job);

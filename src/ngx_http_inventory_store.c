@@ -409,6 +409,30 @@ ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
 }
 
 
+/*
+ * mdb_reader_list() calls this once for its header and once per slot taken
+ * ("pid thread txnid"): slots of live readers, and of dead ones until
+ * mdb_reader_check() clears them.  LMDB's me_numreaders only tells how many
+ * slots were ever handed out.
+ */
+
+static int
+ngx_http_inventory_store_count_reader(const char *line, void *ctx)
+{
+    unsigned  *n = ctx;
+
+    while (*line == ' ') {
+        line++;
+    }
+
+    if (*line >= '0' && *line <= '9') {
+        (*n)++;
+    }
+
+    return 0;
+}
+
+
 int
 ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
     ngx_http_inventory_store_stat_t *stat)
@@ -426,7 +450,9 @@ ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
 
     stat->map_size = info.me_mapsize;
     stat->used = (uint64_t) (info.me_last_pgno + 1) * ms.ms_psize;
-    stat->readers = info.me_numreaders;
+    stat->readers = 0;
+    (void) mdb_reader_list(st->env, ngx_http_inventory_store_count_reader,
+                           &stat->readers);
     stat->max_readers = info.me_maxreaders;
 
     rc = ngx_http_inventory_store_read_begin(st);
