@@ -19,7 +19,8 @@
 #define NGX_HTTP_INVENTORY_EXPIRY_TICK    250     /* ms */
 #define NGX_HTTP_INVENTORY_LEASE          1500    /* ms */
 #define NGX_HTTP_INVENTORY_EXPIRY_BATCH   64
-#define NGX_HTTP_INVENTORY_PURGE_BATCH    1000
+/* a full purge batch is followed by another one at the next tick */
+#define NGX_HTTP_INVENTORY_PURGE_BATCH    2000
 #define NGX_HTTP_INVENTORY_PURGE_EVERY    40      /* ticks: 10 s */
 
 
@@ -136,7 +137,9 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
         return;
     }
 
-    purge = (imcf->sweeps++ % NGX_HTTP_INVENTORY_PURGE_EVERY == 0);
+    /* up to 8000 expired keys a second while behind, else every 10 s */
+    purge = (imcf->sweeps++ % NGX_HTTP_INVENTORY_PURGE_EVERY == 0
+             || imcf->purge_behind);
 
     if (n == 0 && !purge) {
         return;
@@ -187,6 +190,11 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
 
     imcf = sw->imcf;
     cmd = job->cmd;
+
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        imcf->purge_behind = (job->rc == 0
+                              && cmd->available == cmd->quantity);
+    }
 
     if (job->rc == 0 && cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
         && cmd->outcome == NGX_HTTP_INVENTORY_OK)

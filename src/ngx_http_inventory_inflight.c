@@ -18,8 +18,14 @@
 typedef struct {
     ngx_str_node_t              sn;
     ngx_pid_t                   pid;
+    uint64_t                    start;        /* of pid, 0: unknown */
     u_char                      data[1];
 } ngx_http_inventory_inflight_t;
+
+
+static ngx_uint_t ngx_http_inventory_holder_alive(
+    ngx_http_inventory_inflight_t *node);
+static uint64_t ngx_http_inventory_proc_start(ngx_pid_t pid);
 
 
 typedef struct {
@@ -64,15 +70,14 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
                ngx_str_rbtree_lookup(&sh->inflight, key, hash);
 
     if (node) {
-        if (node->pid == ngx_pid
-            || kill(node->pid, 0) == 0 || ngx_errno != NGX_ESRCH)
-        {
+        if (ngx_http_inventory_holder_alive(node)) {
             ngx_shmtx_unlock(&shpool->mutex);
             return NGX_BUSY;
         }
 
         /* its worker died with the request: the key is ours now */
         node->pid = ngx_pid;
+        node->start = ngx_http_inventory_proc_start(ngx_pid);
 
     } else {
         node = ngx_slab_alloc_locked(shpool,
@@ -88,6 +93,7 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
         node->sn.str.len = key->len;
         node->sn.node.key = hash;
         node->pid = ngx_pid;
+        node->start = ngx_http_inventory_proc_start(ngx_pid);
 
         ngx_rbtree_insert(&sh->inflight, &node->sn.node);
     }
@@ -125,4 +131,77 @@ ngx_http_inventory_inflight_release(void *data)
     ngx_shmtx_unlock(&ic->shpool->mutex);
 
     ic->node = NULL;
+}
+
+
+/*
+ * A killed worker stays a zombie until the master reaps it, and its pid may
+ * then be reused: the holder is the process with that pid and start time.
+ */
+
+static ngx_uint_t
+ngx_http_inventory_holder_alive(ngx_http_inventory_inflight_t *node)
+{
+    if (node->pid == ngx_pid) {
+        return 1;
+    }
+
+    /* no procfs: only a process that is gone is known dead */
+    if (node->start == 0) {
+        return kill(node->pid, 0) == 0 || ngx_errno != NGX_ESRCH;
+    }
+
+    return ngx_http_inventory_proc_start(node->pid) == node->start;
+}
+
+
+/* from /proc/PID/stat: the start time, 0 for a zombie or no such process */
+
+static uint64_t
+ngx_http_inventory_proc_start(ngx_pid_t pid)
+{
+    u_char      *p, *last;
+    ssize_t      n;
+    uint64_t     start;
+    ngx_fd_t     fd;
+    ngx_uint_t   field;
+    u_char       path[NGX_INT64_LEN + sizeof("/proc//stat")];
+    u_char       buf[512];
+
+    ngx_sprintf(path, "/proc/%P/stat%Z", pid);
+
+    fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    /* "pid (comm) state ..." where comm may hold spaces and parentheses */
+    last = buf + n;
+    for (p = last - 1; p > buf && *p != ')'; p--) { /* void */ }
+
+    if (p == buf || last - p < 4 || p[2] == 'Z' || p[2] == 'X') {
+        return 0;
+    }
+
+    /* state is field 3, starttime field 22 */
+    for (field = 2; p < last && field < 22; p++) {
+        if (*p == ' ') {
+            field++;
+        }
+    }
+
+    start = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        start = start * 10 + (*p++ - '0');
+    }
+
+    return start;
 }

@@ -87,6 +87,7 @@ typedef struct {
     ngx_http_inventory_committer_t  *committer;
     ngx_uint_t                  sweeps;
     ngx_uint_t                  sweeping;     /* unsigned: 1 */
+    ngx_uint_t                  purge_behind; /* unsigned: 1 */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
 } ngx_http_inventory_main_conf_t;
