@@ -22,7 +22,7 @@ SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 # libFuzzer targets (t/fuzz/): seconds each runs in `make fuzz`
 FUZZ_TARGETS := body uri
-FUZZ_SECONDS ?= 45
+FUZZ_SECONDS ?= 30
 FUZZ_FLAGS  := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc \
                -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined

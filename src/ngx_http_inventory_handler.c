@@ -24,7 +24,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     ngx_http_inventory_ctx_t          *ctx;
     ngx_http_inventory_errors_t        errs;
     const ngx_http_inventory_route_t  *rt;
-    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_http_inventory_main_conf_t    *imcf;
 
     ctx = ngx_http_inventory_request_ctx(r);
     if (ctx == NULL) {
