@@ -57,7 +57,6 @@ static int ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st,
 static int ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st);
 static int ngx_http_inventory_admin_readers(ngx_http_inventory_store_t *st);
 static uint64_t ngx_http_inventory_admin_count(MDB_txn *txn, MDB_dbi dbi);
-static int ngx_http_inventory_admin_count_reader(const char *msg, void *ctx);
 static int ngx_http_inventory_hold_cmp(const void *one, const void *two);
 static void ngx_http_inventory_admin_print(void *ctx, const char *s,
     size_t len);
@@ -978,37 +977,16 @@ ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st)
 }
 
 
-static int
-ngx_http_inventory_admin_count_reader(const char *msg, void *ctx)
-{
-    int  *n = ctx;
-
-    /* a reader's line starts with its pid; the others are headings */
-    while (*msg == ' ') {
-        msg++;
-    }
-
-    if (*msg >= '0' && *msg <= '9') {
-        (*n)++;
-    }
-
-    return 0;
-}
-
-
 /* reader slots held by live processes: a running nginx holds some */
 
 static int
 ngx_http_inventory_admin_readers(ngx_http_inventory_store_t *st)
 {
-    int  n, dead;
+    int  dead;
 
     (void) mdb_reader_check(st->env, &dead);
 
-    n = 0;
-    mdb_reader_list(st->env, ngx_http_inventory_admin_count_reader, &n);
-
-    return n;
+    return (int) ngx_http_inventory_store_readers(st);
 }
 
 

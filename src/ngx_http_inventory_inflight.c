@@ -25,6 +25,7 @@ typedef struct {
 
 static ngx_uint_t ngx_http_inventory_holder_alive(
     ngx_http_inventory_inflight_t *node);
+static uint64_t ngx_http_inventory_self_start(void);
 static uint64_t ngx_http_inventory_proc_start(ngx_pid_t pid);
 
 
@@ -45,6 +46,7 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
     void **handle)
 {
     uint32_t                            hash;
+    uint64_t                            start;
     ngx_pool_cleanup_t                 *cln;
     ngx_slab_pool_t                    *shpool;
     ngx_http_inventory_shctx_t         *sh;
@@ -63,6 +65,7 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
     }
 
     hash = ngx_crc32_short(key->data, key->len);
+    start = ngx_http_inventory_self_start();
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -77,7 +80,7 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
 
         /* its worker died with the request: the key is ours now */
         node->pid = ngx_pid;
-        node->start = ngx_http_inventory_proc_start(ngx_pid);
+        node->start = start;
 
     } else {
         node = ngx_slab_alloc_locked(shpool,
@@ -93,7 +96,7 @@ ngx_http_inventory_inflight_acquire(ngx_http_request_t *r, ngx_str_t *key,
         node->sn.str.len = key->len;
         node->sn.node.key = hash;
         node->pid = ngx_pid;
-        node->start = ngx_http_inventory_proc_start(ngx_pid);
+        node->start = start;
 
         ngx_rbtree_insert(&sh->inflight, &node->sn.node);
     }
@@ -152,6 +155,23 @@ ngx_http_inventory_holder_alive(ngx_http_inventory_inflight_t *node)
     }
 
     return ngx_http_inventory_proc_start(node->pid) == node->start;
+}
+
+
+/* this process's start time, read once (workers are forked after init) */
+
+static uint64_t
+ngx_http_inventory_self_start(void)
+{
+    static ngx_pid_t  pid;
+    static uint64_t   start;
+
+    if (pid != ngx_pid) {
+        start = ngx_http_inventory_proc_start(ngx_pid);
+        pid = ngx_pid;
+    }
+
+    return start;
 }
 
 

@@ -433,6 +433,21 @@ ngx_http_inventory_store_count_reader(const char *line, void *ctx)
 }
 
 
+/* reader-table slots taken */
+
+unsigned
+ngx_http_inventory_store_readers(ngx_http_inventory_store_t *st)
+{
+    unsigned  n;
+
+    n = 0;
+    (void) mdb_reader_list(st->env, ngx_http_inventory_store_count_reader,
+                           &n);
+
+    return n;
+}
+
+
 int
 ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
     ngx_http_inventory_store_stat_t *stat)
@@ -450,9 +465,7 @@ ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
 
     stat->map_size = info.me_mapsize;
     stat->used = (uint64_t) (info.me_last_pgno + 1) * ms.ms_psize;
-    stat->readers = 0;
-    (void) mdb_reader_list(st->env, ngx_http_inventory_store_count_reader,
-                           &stat->readers);
+    stat->readers = ngx_http_inventory_store_readers(st);
     stat->max_readers = info.me_maxreaders;
 
     rc = ngx_http_inventory_store_read_begin(st);

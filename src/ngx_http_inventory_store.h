@@ -76,6 +76,7 @@ int ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
     void *ctx);
 int ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
     ngx_http_inventory_store_stat_t *stat);
+unsigned ngx_http_inventory_store_readers(ngx_http_inventory_store_t *st);
 
 int ngx_http_inventory_store_get_reservation(ngx_http_inventory_store_t *st,
     const char *id, ngx_http_inventory_reservation_t *res);

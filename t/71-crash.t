@@ -343,9 +343,9 @@ sub run_load {
 sub resolve_unknown {
     my ($label, $cycle) = @_;
     my ($replayed, $fresh, @p) = (0, 0);
-    my @todo = @UNKNOWN;
+    my @pending = @UNKNOWN;
     @UNKNOWN = ();
-    for my $q (@todo) {
+    for my $q (@pending) {
         my ($a, $code);
         my $deadline = time + 20;
         while (1) {
@@ -368,7 +368,7 @@ sub resolve_unknown {
     }
     $STAT{replayed} += $replayed;
     $STAT{applied_by_retry} += $fresh;
-    ok(!@p, "$label: all " . @todo . " requests without an answer, sent "
+    ok(!@p, "$label: all " . @pending . " requests without an answer, sent "
        . "again with their Idempotency-Key, answered as they must: $replayed "
        . "replayed (applied before the crash), $fresh applied now")
         or diag join "\n", @p[0 .. ($#p > 15 ? 15 : $#p)];

@@ -173,6 +173,7 @@ is(metric_value($n, 'inventory_store_max_readers'), 256,
            "control: they grew the store by $grew bytes (no page freed "
            . 'after the pinned snapshot can be reused)');
 
+    my $readers0 = metric_value($n, 'inventory_store_readers') // -1;
     my $log0 = length $n->error_log;
     kill 'KILL', $dump;
     waitpid $dump, 0;
@@ -188,6 +189,9 @@ is(metric_value($n, 'inventory_store_max_readers'), 256,
          'the worker logs the cleared slot at notice');
     is_deeply([ $n->worker_pids ], \@w,
               'no worker restarted meanwhile: the periodic check cleared it');
+    is(metric_value($n, 'inventory_store_readers'), $readers0 - 1,
+       "inventory_store_readers counts the slots taken: $readers0 with "
+       . 'the mdb_dump, one fewer once its slot is cleared');
 
     # freed pages are reused again: 400 writes, the store does not grow
     # (with the slot still pinned they would need megabytes: the map is 8m)

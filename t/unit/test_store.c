@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "tap.h"
@@ -353,19 +354,22 @@ grow_in_child(const char *dir, size_t map_size, uint64_t used)
 }
 
 
+/* in a directory of its own below parent */
+
 static void
-test_store_remap(void)
+test_store_remap(const char *parent)
 {
     int                              rc;
-    char                             dir[] = "/tmp/inventory-unit-XXXXXX";
-    char                             cmdline[128];
+    char                             dir[128];
     ngx_http_inventory_cmd_t         a;
     ngx_http_inventory_item_t        item;
     ngx_http_inventory_store_t       st;
     ngx_http_inventory_store_stat_t  stat;
 
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp");
+    snprintf(dir, sizeof(dir), "%s/remap", parent);
+
+    if (mkdir(dir, 0700) != 0) {
+        ok(0, "mkdir %s", dir);
         return;
     }
 
@@ -401,11 +405,6 @@ test_store_remap(void)
     ngx_http_inventory_store_read_end(&st);
 
     ngx_http_inventory_store_close(&st);
-
-    snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
-    if (system(cmdline) != 0) {
-        ok(0, "cleanup");
-    }
 }
 
 
@@ -515,10 +514,10 @@ test_store(void)
     ok(replay_matches(&st, &events), "replay equals projections at the end");
     ngx_http_inventory_store_close(&st);
 
+    test_store_remap(dir);
+
     snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
     if (system(cmdline) != 0) {
         ok(0, "cleanup");
     }
-
-    test_store_remap();
 }
