@@ -281,8 +281,10 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
             sh->store_error = 0;
         }
 
+        /* counted before any answer: a client reads them after its own */
         (void) ngx_atomic_fetch_add(&sh->transactions, 1);
         (void) ngx_atomic_fetch_add(&sh->commands, n);
+        (void) ngx_atomic_fetch_add(&sh->events, appended);
 
         /* batch sizes 1, 2-3, 4-7, ... 128-256 */
         for (b = 0; b < 7 && (n >> (b + 1)); b++) { /* void */ }
@@ -299,10 +301,6 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 
     /* once per batch: waiters of the feed read the store's last seq */
     if (appended) {
-        if (sh) {
-            (void) ngx_atomic_fetch_add(&sh->events, appended);
-        }
-
         ngx_http_inventory_feed_notify(cm->imcf);
     }
 
