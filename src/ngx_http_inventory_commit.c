@@ -26,6 +26,7 @@ struct ngx_http_inventory_committer_s {
     ngx_http_inventory_job_t   *batch[NGX_HTTP_INVENTORY_BATCH_MAX];
     ngx_http_inventory_cmd_t   *cmds[NGX_HTTP_INVENTORY_BATCH_MAX];
     size_t                      n;
+    size_t                      appended;
     int                         rc;
     ngx_uint_t                  busy;
     ngx_event_t                 guard;
@@ -44,6 +45,8 @@ static void ngx_http_inventory_commit_run(void *data, ngx_log_t *log);
 static size_t ngx_http_inventory_commit_take(
     ngx_http_inventory_committer_t *cm);
 static ngx_uint_t ngx_http_inventory_commit_waiting(
+    ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_count(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_done(ngx_event_t *ev);
 static void ngx_http_inventory_commit_finish(
@@ -146,8 +149,8 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
 
 /*
  * On a pool thread: take the write lock, then what the inbox holds, and
- * commit it in one transaction.  Only the store runs here: it touches no
- * nginx pool and logs nothing.
+ * commit it in one transaction.  Only the store and the zone's atomic
+ * counters are touched here: no nginx pool, no log.
  */
 
 static void
@@ -180,6 +183,85 @@ ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
 
     cm->rc = ngx_http_inventory_store_settle(cm->store, cm->cmds, cm->n, now,
                                              rc);
+
+    ngx_http_inventory_commit_count(cm);
+}
+
+
+/*
+ * Still on the pool thread, as soon as the transaction is settled: another
+ * worker may show its effects at once, and the counters must not lag what
+ * any client can read.  Only atomics of the zone are touched.
+ */
+
+static void
+ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
+{
+    size_t                       i, wrote, expired, replays;
+    ngx_http_inventory_cmd_t    *cmd;
+    ngx_http_inventory_shctx_t  *sh;
+
+    cm->appended = 0;
+    sh = cm->imcf->sh;
+
+    if (sh == NULL) {
+        return;
+    }
+
+    if (cm->rc != 0) {
+        (void) ngx_atomic_fetch_add(&sh->write_errors, 1);
+
+        /* a full map is not a broken store: health reports it apart */
+        if (cm->rc != MDB_MAP_FULL) {
+            sh->store_error = (ngx_atomic_uint_t) (uint32_t) cm->rc;
+        }
+
+        return;
+    }
+
+    if (cm->n == 0) {
+        return;
+    }
+
+    /* what the transaction wrote: LMDB commits one with no change unwritten */
+    wrote = 0;
+    expired = 0;
+    replays = 0;
+
+    for (i = 0; i < cm->n; i++) {
+        cmd = cm->cmds[i];
+        cm->appended += cmd->appended;
+
+        if (cmd->appended
+            || (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE && cmd->available))
+        {
+            wrote = 1;
+        }
+
+        if (cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED) {
+            replays++;
+
+        } else if (cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
+                   && cmd->outcome == NGX_HTTP_INVENTORY_OK)
+        {
+            expired++;
+        }
+    }
+
+    /* only a transaction that reached the disk shows the store works */
+    if (wrote) {
+        sh->store_error = 0;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->transactions, 1);
+    (void) ngx_atomic_fetch_add(&sh->commands, cm->n);
+    (void) ngx_atomic_fetch_add(&sh->events, cm->appended);
+    (void) ngx_atomic_fetch_add(&sh->expired, expired);
+    (void) ngx_atomic_fetch_add(&sh->replays, replays);
+
+    /* batch sizes 1, 2-3, 4-7, ... 128-256 */
+    for (i = 0; i < 7 && (cm->n >> (i + 1)); i++) { /* void */ }
+    (void) ngx_atomic_fetch_add(&sh->batches[i], 1);
 }
 
 
@@ -236,59 +318,17 @@ ngx_http_inventory_commit_done(ngx_event_t *ev)
 static void
 ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 {
-    size_t                       i, n, b, appended, wrote;
-    ngx_http_inventory_job_t    *job;
-    ngx_http_inventory_cmd_t    *cmd;
-    ngx_http_inventory_shctx_t  *sh;
+    size_t                     i, n;
+    ngx_http_inventory_job_t  *job;
 
     n = cm->n;
     cm->n = 0;
     cm->busy = 0;
-    sh = cm->imcf->sh;
-
-    /* what the transaction wrote: LMDB commits one with no change unwritten */
-    appended = 0;
-    wrote = 0;
-
-    for (i = 0; cm->rc == 0 && i < n; i++) {
-        cmd = cm->batch[i]->cmd;
-        appended += cmd->appended;
-
-        if (cmd->appended
-            || (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE && cmd->available))
-        {
-            wrote = 1;
-        }
-    }
 
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "inventory: a write transaction of %uz commands "
                       "failed: %s", n, mdb_strerror(cm->rc));
-
-        if (sh) {
-            (void) ngx_atomic_fetch_add(&sh->write_errors, 1);
-
-            /* a full map is not a broken store: health reports it apart */
-            if (cm->rc != MDB_MAP_FULL) {
-                sh->store_error = (ngx_atomic_uint_t) (uint32_t) cm->rc;
-            }
-        }
-
-    } else if (sh && n) {
-        /* only a transaction that reached the disk shows the store works */
-        if (wrote) {
-            sh->store_error = 0;
-        }
-
-        /* counted before any answer: a client reads them after its own */
-        (void) ngx_atomic_fetch_add(&sh->transactions, 1);
-        (void) ngx_atomic_fetch_add(&sh->commands, n);
-        (void) ngx_atomic_fetch_add(&sh->events, appended);
-
-        /* batch sizes 1, 2-3, 4-7, ... 128-256 */
-        for (b = 0; b < 7 && (n >> (b + 1)); b++) { /* void */ }
-        (void) ngx_atomic_fetch_add(&sh->batches[b], 1);
     }
 
     for (i = 0; i < n; i++) {
@@ -300,7 +340,7 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     }
 
     /* once per batch: waiters of the feed read the store's last seq */
-    if (appended) {
+    if (cm->appended) {
         ngx_http_inventory_feed_notify(cm->imcf);
     }
 

@@ -196,14 +196,6 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
                               && cmd->available == cmd->quantity);
     }
 
-    if (job->rc == 0 && cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
-        && cmd->outcome == NGX_HTTP_INVENTORY_OK)
-    {
-        if (imcf->sh) {
-            (void) ngx_atomic_fetch_add(&imcf->sh->expired, 1);
-        }
-    }
-
     free(cmd->body);
 
     if (--sw->pending == 0) {

@@ -301,12 +301,11 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 static void
 ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
 {
-    ngx_int_t                        rc;
-    ngx_connection_t                *c;
-    ngx_http_request_t              *r;
-    ngx_http_inventory_ctx_t        *ctx;
-    ngx_http_inventory_cmd_t        *cmd;
-    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_inventory_ctx_t  *ctx;
+    ngx_http_inventory_cmd_t  *cmd;
 
     r = job->data;
     c = r->connection;
@@ -314,19 +313,12 @@ ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
 
     r->main->blocked--;
 
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
 
     /* committed, with its response stored: a repeat now replays */
     if (ctx->inflight) {
         ngx_http_inventory_inflight_release(ctx->inflight);
         ctx->inflight = NULL;
-    }
-
-    if (job->rc == 0 && imcf->sh
-        && cmd->outcome == NGX_HTTP_INVENTORY_REPLAYED)
-    {
-        (void) ngx_atomic_fetch_add(&imcf->sh->replays, 1);
     }
 
     ctx->event_seq = cmd->last_seq;

@@ -210,4 +210,39 @@ my $rq = sub { "inventory_requests_total{route=\"$_[0]\",status=\"$_[1]\"}" };
     $n->stop;
 }
 
+# A write is counted before it is answered: read right after the answer, on
+# a new connection (either worker), /metrics already shows it.  One client,
+# so the counts are exact; every 4th write repeats the key before it.
+{
+    my $n = InvTest->start;
+    is($n->req(PUT => '/v1/inventory/C-1/s1', json => { on_hand => 1 })
+         ->{status}, 201, 'seed C-1');
+    my $count = sub {
+        my $body = HTTP::Tiny->new(timeout => 10)
+                             ->get($n->url('/metrics'))->{content} // '';
+        return map { $body =~ /^inventory_\Q$_\E (\d+)$/m ? $1 : -1 }
+               qw(events_appended_total idempotent_replays_total);
+    };
+    my ($events0, $replays0) = $count->();
+    my ($applied, $replayed, @late) = (0, 0);
+    for my $i (1 .. 150) {
+        my $key = $i % 4 ? "count-$i" : 'count-' . ($i - 1);
+        my $r = HTTP::Tiny->new(timeout => 10)->request('POST',
+            $n->url('/v1/inventory/C-1/s1/adjustments'),
+            { headers => { 'Content-Type' => 'application/json',
+                           'Idempotency-Key' => $key },
+              content => '{"delta":1}' });
+        next unless $r->{status} == 200;
+        if ($i % 4) { $applied++ } else { $replayed++ }
+        my ($events, $replays) = $count->();
+        push @late, "write $i: events $events, replays $replays"
+            if $events - $events0 != $applied
+               || $replays - $replays0 != $replayed;
+    }
+    is($applied + $replayed, 150, 'every write answered 200');
+    ok(!@late, "each answered write was already counted ($applied events, "
+       . "$replayed replays)") or diag join "\n", @late[0 .. $#late > 9 ? 9 : $#late];
+    $n->stop;
+}
+
 done_testing;
