@@ -3,10 +3,13 @@
  * time: every worker ticks, and the one holding the lease in the shared
  * zone sweeps, through the group commit like any write.  A lease not
  * renewed in time, or held by a dead worker, is taken over, so expiry goes
- * on when that worker is killed.  Correctness
- * does not rest on the lease: expiry is a store command that refuses
- * reservations no longer active, so two sweepers could never expire one
- * twice.
+ * on when that worker is killed.  Correctness does not rest on the lease:
+ * expiry is a store command that refuses reservations no longer active, so
+ * two sweepers could never expire one twice.
+ *
+ * A sweep expires up to a batch of due reservations; when it found a full
+ * batch, the next sweep follows its commit at once rather than at the next
+ * tick, so a burst of any size is expired at the speed of the commits.
  */
 
 #include <ngx_config.h>
@@ -19,9 +22,9 @@
 #define NGX_HTTP_INVENTORY_EXPIRY_TICK    250     /* ms */
 #define NGX_HTTP_INVENTORY_LEASE          1500    /* ms */
 #define NGX_HTTP_INVENTORY_EXPIRY_BATCH   64
-/* a full purge batch is followed by another one at the next tick */
+/* a full purge batch is followed by another one at the next sweep */
 #define NGX_HTTP_INVENTORY_PURGE_BATCH    2000
-#define NGX_HTTP_INVENTORY_PURGE_EVERY    40      /* ticks: 10 s */
+#define NGX_HTTP_INVENTORY_PURGE_EVERY    10000   /* ms */
 
 
 typedef struct {
@@ -137,9 +140,14 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
         return;
     }
 
-    /* up to 8000 expired keys a second while behind, else every 10 s */
-    purge = (imcf->sweeps++ % NGX_HTTP_INVENTORY_PURGE_EVERY == 0
-             || imcf->purge_behind);
+    imcf->expire_behind = (n == NGX_HTTP_INVENTORY_EXPIRY_BATCH);
+
+    /* while behind, a purge at every sweep (4 a second or more) */
+    purge = (now >= imcf->purge_at || imcf->purge_behind);
+
+    if (purge) {
+        imcf->purge_at = now + NGX_HTTP_INVENTORY_PURGE_EVERY;
+    }
 
     if (n == 0 && !purge) {
         return;
@@ -196,10 +204,20 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
                               && cmd->available == cmd->quantity);
     }
 
+    /* a failing store is not retried faster than the tick */
+    if (job->rc != 0) {
+        imcf->expire_behind = 0;
+    }
+
     free(cmd->body);
 
     if (--sw->pending == 0) {
         imcf->sweeping = 0;
         ngx_free(sw);
+
+        if (imcf->expire_behind && imcf->expiry.timer_set) {
+            ngx_del_timer(&imcf->expiry);
+            ngx_add_timer(&imcf->expiry, 1);
+        }
     }
 }

@@ -85,8 +85,9 @@ typedef struct {
     ngx_str_t                   thread_pool;
     ngx_uint_t                  batch_max;
     ngx_http_inventory_committer_t  *committer;
-    ngx_uint_t                  sweeps;
+    uint64_t                    purge_at;     /* ms */
     ngx_uint_t                  sweeping;     /* unsigned: 1 */
+    ngx_uint_t                  expire_behind; /* unsigned: 1 */
     ngx_uint_t                  purge_behind; /* unsigned: 1 */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
