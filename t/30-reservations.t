@@ -574,11 +574,13 @@ is(($r->{json} // {})->{state}, 'expired', '... with state expired')
 
 sleep 0.1 while time - $te < 2.5;
 my %st;
-for (1 .. 20) {      # the contract: expired within 2 s of expires_at
+# the contract: expired within 2 s of expires_at (t/34 checks the bound
+# from the events' times; here, with room for a slow setup)
+for (1 .. 100) {
     %st = map { $_ => (get("/v1/reservations/$_")->{json} // {})->{state} // '?' }
           $eid1, $eid2, $eid3;
     last if 3 == grep { $_ eq 'expired' } values %st;
-    last if time - $te > 3.6;
+    last if time - $te > 10;
     sleep 0.1;
 }
 my $r1 = get("/v1/reservations/$eid1");

@@ -147,7 +147,7 @@ my @res = parallel(4, sub {
             my $gap = grep { $s[$_] != $_ + 1 } 0 .. $#s;
             push @runs, [ $rc, $gap ? "gap in seqs: @s[0 .. 20]" : scalar @s ];
         }
-        last if $done == 2;
+        last if $done == 2 && @runs >= 2;
     }
     return encode_json({ runs => \@runs });
 });

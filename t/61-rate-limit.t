@@ -98,7 +98,7 @@ is(scalar @$ev, $accepted, 'one event per accepted write, none for a 429');
 {
     my $want = scalar @limited;
     my $got;
-    for (1 .. 40) {
+    for (1 .. 200) {
         my $m = $n->req(GET => '/metrics')->{body} // '';
         ($got) = $m =~ /^inventory_requests_total\{route="item",status="429"\} (\d+)$/m;
         last if ($got // 0) >= $want;

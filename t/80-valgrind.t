@@ -60,7 +60,7 @@ for my $f ($MODULE, $ADMIN, $SUPP) {
 
 use constant VG_ERR => 99;                # valgrind's --error-exitcode
 use constant WORKER_CONNECTIONS => 256;   # sizes the suppressed core leak
-use constant IDEM_TTL => 4;               # inventory_idempotency_ttl, s
+use constant IDEM_TTL => 8;               # inventory_idempotency_ttl, s
 my $T0 = time;
 
 my $DIR = tempdir('inventory-vg-XXXXXX', TMPDIR => 1,
