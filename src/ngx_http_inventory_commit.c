@@ -323,7 +323,6 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
 
     n = cm->n;
     cm->n = 0;
-    cm->busy = 0;
 
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -339,12 +338,18 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         job->done(job);
     }
 
+    /*
+     * Busy until every job is answered: a write submitted meanwhile waits
+     * in the inbox, and the batch is not taken again while it is read.
+     */
+    cm->busy = 0;
+
     /* once per batch: waiters of the feed read the store's last seq */
     if (cm->appended) {
         ngx_http_inventory_feed_notify(cm->imcf);
     }
 
-    if (!cm->busy && ngx_http_inventory_commit_waiting(cm)) {
+    if (ngx_http_inventory_commit_waiting(cm)) {
         ngx_http_inventory_commit_start(cm);
     }
 
