@@ -30,6 +30,7 @@
 typedef struct {
     ngx_http_inventory_main_conf_t  *imcf;
     size_t                           pending;
+    ngx_uint_t                       behind;     /* unsigned: 1 */
     ngx_http_inventory_job_t        *jobs;
     ngx_http_inventory_cmd_t        *cmds;
 } ngx_http_inventory_sweep_t;
@@ -140,8 +141,6 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
         return;
     }
 
-    imcf->expire_behind = (n == NGX_HTTP_INVENTORY_EXPIRY_BATCH);
-
     /* while behind, a purge at every sweep (4 a second or more) */
     purge = (now >= imcf->purge_at || imcf->purge_behind);
 
@@ -162,6 +161,7 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
     }
 
     sw->imcf = imcf;
+    sw->behind = (n == NGX_HTTP_INVENTORY_EXPIRY_BATCH);
     sw->jobs = (ngx_http_inventory_job_t *) (sw + 1);
     sw->cmds = (ngx_http_inventory_cmd_t *) (sw->jobs + n + 1);
 
@@ -206,18 +206,19 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
 
     /* a failing store is not retried faster than the tick */
     if (job->rc != 0) {
-        imcf->expire_behind = 0;
+        sw->behind = 0;
     }
 
     free(cmd->body);
 
     if (--sw->pending == 0) {
         imcf->sweeping = 0;
-        ngx_free(sw);
 
-        if (imcf->expire_behind && imcf->expiry.timer_set) {
+        if (sw->behind && imcf->expiry.timer_set) {
             ngx_del_timer(&imcf->expiry);
             ngx_add_timer(&imcf->expiry, 1);
         }
+
+        ngx_free(sw);
     }
 }

@@ -87,7 +87,6 @@ typedef struct {
     ngx_http_inventory_committer_t  *committer;
     uint64_t                    purge_at;     /* ms */
     ngx_uint_t                  sweeping;     /* unsigned: 1 */
-    ngx_uint_t                  expire_behind; /* unsigned: 1 */
     ngx_uint_t                  purge_behind; /* unsigned: 1 */
     ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */

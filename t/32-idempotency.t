@@ -438,15 +438,10 @@ sub conn_owner {
     close $rd;
     syswrite $wr, "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n";
 
-    # it holds the lock once the write mutex's lock word in lock.mdb (its
-    # owner's thread id, offset 64 on x86-64: see t/71) names it
+    # it holds the lock once lock.mdb names it as the holder
     my $until = time + 10;
-    while (time < $until) {
-        my $buf = InvTest::slurp($z->datadir . '/lock.mdb') // '';
-        last if length $buf >= 68
-                && (unpack('l', substr($buf, 64, 4)) & 0x3fffffff) == $loader;
-        sleep 0.05;
-    }
+    sleep 0.05 until (InvTest::write_lock_tid($z->datadir) // 0) == $loader
+                     || time > $until;
 
     my $client = fork // die "fork: $!";
     if (!$client) {

@@ -310,7 +310,7 @@ sub wait_respawn {
 # (256 a second) the last would be seconds late; each must still be expired
 # within the bound.
 SKIP: {
-    my ($wrk) = grep { -x } map { "$_/wrk" } split /:/, $ENV{PATH} // '';
+    my $wrk = InvTest::which('wrk');
     skip 'wrk is not installed (make deps installs it)', 4 unless $wrk;
     my @skus = map { "BURST-$_" } 1 .. 8;
     my $ok = grep {

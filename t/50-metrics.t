@@ -10,10 +10,9 @@ use warnings;
 use Test::More;
 use File::Temp ();
 use HTTP::Tiny;
-use InvTest qw(parallel);
+use InvTest qw(parallel metric_value);
 
-my $promtool = `sh -c "command -v promtool"`;
-chomp $promtool;
+my $promtool = InvTest::which('promtool');
 ok($promtool, 'promtool is installed (make deps installs prometheus)')
     or BAIL_OUT('promtool missing');
 
@@ -217,11 +216,10 @@ my $rq = sub { "inventory_requests_total{route=\"$_[0]\",status=\"$_[1]\"}" };
     my $n = InvTest->start;
     is($n->req(PUT => '/v1/inventory/C-1/s1', json => { on_hand => 1 })
          ->{status}, 201, 'seed C-1');
+    # $n->req opens a new connection each time: either worker answers
     my $count = sub {
-        my $body = HTTP::Tiny->new(timeout => 10)
-                             ->get($n->url('/metrics'))->{content} // '';
-        return map { $body =~ /^inventory_\Q$_\E (\d+)$/m ? $1 : -1 }
-               qw(events_appended_total idempotent_replays_total);
+        map { metric_value($n, "inventory_$_") // -1 }
+            qw(events_appended_total idempotent_replays_total);
     };
     my ($events0, $replays0) = $count->();
     my ($applied, $replayed, @late) = (0, 0);

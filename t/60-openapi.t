@@ -38,13 +38,6 @@ sub spew {
     close $fh or die "write $f: $!";
 }
 
-sub which {
-    my ($cmd) = @_;
-    for my $d (split /:/, $ENV{PATH} // '') {
-        return "$d/$cmd" if -x "$d/$cmd" && !-d "$d/$cmd";
-    }
-    return undef;
-}
 
 # run(\@cmd, $timeout): (exit status, stdout, stderr); a command still
 # running after $timeout seconds is killed with its process group
@@ -83,8 +76,8 @@ sub show_rc { $_[0] == -1 ? 'timed out' : 'exit ' . ($_[0] >> 8) }
 # --------------------------------------------------------------------------
 # the tools
 
-my $node = which('node') // which('nodejs');
-my $chromium = which('chromium');
+my $node = InvTest::which('node') // InvTest::which('nodejs');
+my $chromium = InvTest::which('chromium');
 my @missing;
 push @missing, 'node (make deps installs npm, which brings it)' unless $node;
 push @missing, 'chromium (make deps)' unless $chromium;

@@ -90,8 +90,9 @@ sub start_nginx {
     if ($pid == 0) {
         open STDOUT, '>>', "$prefix/stderr.log";
         open STDERR, '>>', "$prefix/stderr.log";
-        exec 'runuser', '-u', 'nobody', '--', 'nginx', '-p', "$prefix/",
-             '-c', 'conf/nginx.conf', '-e', 'stderr', '-g', 'daemon off;';
+        { no warnings 'exec';
+          exec 'runuser', '-u', 'nobody', '--', 'nginx', '-p', "$prefix/",
+               '-c', 'conf/nginx.conf', '-e', 'stderr', '-g', 'daemon off;'; }
         POSIX::_exit(127);
     }
     my $h = HTTP::Tiny->new(timeout => 2);

@@ -781,22 +781,14 @@ my $T1 = time;
 
 # --- (b) SIGKILL one worker at a time, in the middle of a commit -----------
 
-# the worker one of whose threads holds LMDB's write lock: the robust
-# mutex's lock word (its owner's thread id) in lock.mdb, right after the
-# MDB_txbody cache line (LMDB 0.9, glibc, x86-64: offset 64).  Only used
-# to choose the victim: undef when the layout is not recognized.
+# the worker one of whose threads holds LMDB's write lock (read from
+# lock.mdb).  Only used to choose the victim: undef when the layout is not
+# recognized.
 my $LOCK_LAYOUT;
 sub lock_holder {
     my ($w) = @_;
-    open my $fh, '<:raw', "$D/lock.mdb" or return undef;
-    my $buf = '';
-    sysread $fh, $buf, 128;
-    close $fh;
-    return undef unless length $buf >= 80;
-    my ($magic) = unpack 'L', $buf;
-    $LOCK_LAYOUT = $magic == 0xBEEFC0DE ? 1 : 0;
-    return undef unless $LOCK_LAYOUT;
-    my $tid = unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
+    my $tid = InvTest::write_lock_tid($D);
+    $LOCK_LAYOUT = defined $tid ? 1 : 0;
     return undef unless $tid;
     for my $p (@$w) { return $p if -e "/proc/$p/task/$tid" }
     return undef;

@@ -31,8 +31,8 @@ use InvTest qw(parallel feed_pages metric_value replay_events item_events
                admin_run pid_alive encode_json decode_json);
 
 my $T0 = time;
-chomp(my $MDB_STAT = `sh -c 'command -v mdb_stat' 2>/dev/null` // '');
-chomp(my $MDB_DUMP = `sh -c 'command -v mdb_dump' 2>/dev/null` // '');
+my $MDB_STAT = InvTest::which('mdb_stat');
+my $MDB_DUMP = InvTest::which('mdb_dump');
 plan skip_all => 'mdb_stat and mdb_dump (lmdb-utils) are needed'
     unless $MDB_STAT && $MDB_DUMP;
 

@@ -184,7 +184,7 @@ sub vg_ok {
 
 sub spawn;
 SKIP: {
-    my ($cc) = grep { -x } map { "$_/gcc" } split /:/, ($ENV{PATH} // '');
+    my $cc = InvTest::which('gcc');
     skip 'no gcc for the canary', 5 unless $cc;
     open my $fh, '>', "$DIR/canary.c" or die $!;
     print {$fh} <<'EOC';

@@ -60,7 +60,7 @@ my $EVERY = 5;                     # s between samples
 my $RES_TTL = 2;                   # inventory_reservation_ttl, s
 my $IDEM_TTL = 10;                 # inventory_idempotency_ttl, s
 my $PLATEAU = !$ASAN && $SECONDS >= 60;
-my ($MDB_STAT) = grep { -x } map { "$_/mdb_stat" } split /:/, $ENV{PATH} // '';
+my $MDB_STAT = InvTest::which('mdb_stat');
 
 diag "soak: $SECONDS s, $CLIENTS clients, 2 workers"
      . ($ASAN ? ' (ASan: invariants only, no plateau checks)'
@@ -132,7 +132,7 @@ sub mdb_stat {
 # big-endian, then the id) expired: 0 when it is still due or the index is
 # empty, undef without mdb_dump.  The clock is read before the snapshot, so
 # this never overstates.
-my ($MDB_DUMP) = grep { -x } map { "$_/mdb_dump" } split /:/, $ENV{PATH} // '';
+my $MDB_DUMP = InvTest::which('mdb_dump');
 sub overdue {
     my ($db) = @_;
     return undef unless $MDB_DUMP;
@@ -197,7 +197,7 @@ diag "SEED=$SEED";
 # beside the clients, wrk sends keyed adjustments (+1 and -1 in turn, a
 # fresh Idempotency-Key each, as API clients that key every write do) on 2
 # connections for the whole run: a few hundred keyed writes a second
-my ($WRK) = grep { -x } map { "$_/wrk" } split /:/, $ENV{PATH} // '';
+my $WRK = InvTest::which('wrk');
 my $WRK_PID;
 if ($WRK) {
     my $lua = $n->dir . '/keyed.lua';

@@ -1042,6 +1042,30 @@ sub event_pages {
     return (\@ev, \@p);
 }
 
+# which($program): its path on $PATH, undef when it is not installed
+sub which {
+    my ($prog) = @_;
+    for my $d (split /:/, $ENV{PATH} // '') {
+        return "$d/$prog" if -x "$d/$prog" && !-d "$d/$prog";
+    }
+    return undef;
+}
+
+# write_lock_tid($datadir): the thread id holding LMDB's write lock, from
+# the robust mutex's lock word in lock.mdb right after the MDB_txbody cache
+# line (LMDB 0.9, glibc, x86-64: offset 64); 0 when free, undef when the
+# file or its layout is not recognized
+sub write_lock_tid {
+    my ($datadir) = @_;
+    open my $fh, '<:raw', "$datadir/lock.mdb" or return undef;
+    my $buf = '';
+    sysread $fh, $buf, 128;
+    close $fh;
+    return undef unless length $buf >= 80
+                        && unpack('L', $buf) == 0xBEEFC0DE;
+    return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
+}
+
 # metric_value($n, $name): the value of an unlabelled metric from
 # /metrics, undef when absent
 sub metric_value {
