@@ -9,7 +9,7 @@ SRCS        := $(wildcard src/*.c src/*.h) config
 CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
                src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c \
-               src/ngx_http_inventory_uri.c
+               src/ngx_http_inventory_uri.c src/ngx_http_inventory_proc.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
+#include "ngx_http_inventory_proc.h"
 
 
 typedef struct {
@@ -26,7 +27,6 @@ typedef struct {
 static ngx_uint_t ngx_http_inventory_holder_alive(
     ngx_http_inventory_inflight_t *node);
 static uint64_t ngx_http_inventory_self_start(void);
-static uint64_t ngx_http_inventory_proc_start(ngx_pid_t pid);
 
 
 typedef struct {
@@ -169,58 +169,6 @@ ngx_http_inventory_self_start(void)
     if (pid != ngx_pid) {
         start = ngx_http_inventory_proc_start(ngx_pid);
         pid = ngx_pid;
-    }
-
-    return start;
-}
-
-
-/* from /proc/PID/stat: the start time, 0 for a zombie or no such process */
-
-static uint64_t
-ngx_http_inventory_proc_start(ngx_pid_t pid)
-{
-    u_char      *p, *last;
-    ssize_t      n;
-    uint64_t     start;
-    ngx_fd_t     fd;
-    ngx_uint_t   field;
-    u_char       path[NGX_INT64_LEN + sizeof("/proc//stat")];
-    u_char       buf[512];
-
-    ngx_sprintf(path, "/proc/%P/stat%Z", pid);
-
-    fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return 0;
-    }
-
-    n = read(fd, buf, sizeof(buf) - 1);
-    (void) ngx_close_file(fd);
-
-    if (n <= 0) {
-        return 0;
-    }
-
-    /* "pid (comm) state ..." where comm may hold spaces and parentheses */
-    last = buf + n;
-    for (p = last - 1; p > buf && *p != ')'; p--) { /* void */ }
-
-    if (p == buf || last - p < 4 || p[2] == 'Z' || p[2] == 'X') {
-        return 0;
-    }
-
-    /* state is field 3, starttime field 22 */
-    for (field = 2; p < last && field < 22; p++) {
-        if (*p == ' ') {
-            field++;
-        }
-    }
-
-    start = 0;
-
-    while (p < last && *p >= '0' && *p <= '9') {
-        start = start * 10 + (*p++ - '0');
     }
 
     return start;

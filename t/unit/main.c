@@ -13,6 +13,7 @@ main(void)
     test_json();
     test_store();
     test_uri();
+    test_proc();
 
     printf("1..%d\n", tap_n);
 

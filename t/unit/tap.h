@@ -33,5 +33,6 @@ void test_codec(void);
 void test_json(void);
 void test_store(void);
 void test_uri(void);
+void test_proc(void);
 
 #endif
