@@ -12,8 +12,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <pthread.h>
-
 #include "ngx_http_inventory_module.h"
 
 
@@ -21,7 +19,9 @@
 
 
 struct ngx_http_inventory_committer_s {
-    pthread_mutex_t             mutex;         /* guards inbox */
+#if (NGX_THREADS)
+    ngx_thread_mutex_t          mutex;         /* guards inbox */
+#endif
     ngx_queue_t                 inbox;
     ngx_http_inventory_job_t   *batch[NGX_HTTP_INVENTORY_BATCH_MAX];
     ngx_http_inventory_cmd_t   *cmds[NGX_HTTP_INVENTORY_BATCH_MAX];
@@ -30,6 +30,8 @@ struct ngx_http_inventory_committer_s {
     int                         rc;
     ngx_uint_t                  busy;
     ngx_event_t                 guard;
+    ngx_http_inventory_commit_pt  appended_handler;
+    void                       *appended_data;
     ngx_http_inventory_store_t *store;
     ngx_http_inventory_main_conf_t  *imcf;
 #if (NGX_THREADS)
@@ -52,6 +54,9 @@ static void ngx_http_inventory_commit_done(ngx_event_t *ev);
 static void ngx_http_inventory_commit_finish(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_guard(ngx_event_t *ev);
+static void ngx_http_inventory_commit_lock(ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_unlock(
+    ngx_http_inventory_committer_t *cm);
 
 
 ngx_int_t
@@ -65,9 +70,11 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    if (pthread_mutex_init(&cm->mutex, NULL) != 0) {
+#if (NGX_THREADS)
+    if (ngx_thread_mutex_create(&cm->mutex, cycle->log) != NGX_OK) {
         return NGX_ERROR;
     }
+#endif
 
     ngx_queue_init(&cm->inbox);
     cm->store = &imcf->store;
@@ -105,13 +112,27 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
 }
 
 
+/*
+ * Who is told, on the event loop, that a batch appended events: the feed's
+ * long-polling waiters.  The commit path does not know its listeners.
+ */
+
+void
+ngx_http_inventory_commit_on_append(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_commit_pt handler, void *data)
+{
+    cm->appended_handler = handler;
+    cm->appended_data = data;
+}
+
+
 void
 ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_job_t *job)
 {
-    (void) pthread_mutex_lock(&cm->mutex);
+    ngx_http_inventory_commit_lock(cm);
     ngx_queue_insert_tail(&cm->inbox, &job->queue);
-    (void) pthread_mutex_unlock(&cm->mutex);
+    ngx_http_inventory_commit_unlock(cm);
 
     if (!cm->busy) {
         ngx_http_inventory_commit_start(cm);
@@ -161,15 +182,13 @@ ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
     int        rc;
     uint64_t   now;
     MDB_txn   *txn;
-    struct timeval  tv;
 
     rc = ngx_http_inventory_store_begin(cm->store, &txn);
 
     /* whatever arrived while another writer held the lock joins in */
     cm->n = ngx_http_inventory_commit_take(cm);
 
-    (void) gettimeofday(&tv, NULL);
-    now = (uint64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    now = ngx_http_inventory_clock_now();
 
     if (rc == 0) {
         if (cm->n) {
@@ -274,7 +293,7 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm)
 
     n = 0;
 
-    (void) pthread_mutex_lock(&cm->mutex);
+    ngx_http_inventory_commit_lock(cm);
 
     while (!ngx_queue_empty(&cm->inbox) && n < cm->imcf->batch_max) {
         q = ngx_queue_head(&cm->inbox);
@@ -287,7 +306,7 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm)
         n++;
     }
 
-    (void) pthread_mutex_unlock(&cm->mutex);
+    ngx_http_inventory_commit_unlock(cm);
 
     return n;
 }
@@ -298,9 +317,9 @@ ngx_http_inventory_commit_waiting(ngx_http_inventory_committer_t *cm)
 {
     ngx_uint_t  waiting;
 
-    (void) pthread_mutex_lock(&cm->mutex);
+    ngx_http_inventory_commit_lock(cm);
     waiting = !ngx_queue_empty(&cm->inbox);
-    (void) pthread_mutex_unlock(&cm->mutex);
+    ngx_http_inventory_commit_unlock(cm);
 
     return waiting;
 }
@@ -324,6 +343,10 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     n = cm->n;
     cm->n = 0;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "inventory commit: %uz commands, %uz events, rc: %d",
+                   n, cm->appended, cm->rc);
+
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "inventory: a write transaction of %uz commands "
@@ -345,8 +368,8 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     cm->busy = 0;
 
     /* once per batch: waiters of the feed read the store's last seq */
-    if (cm->appended) {
-        ngx_http_inventory_feed_notify(cm->imcf);
+    if (cm->appended && cm->appended_handler) {
+        cm->appended_handler(cm->appended_data);
     }
 
     if (ngx_http_inventory_commit_waiting(cm)) {
@@ -370,4 +393,24 @@ ngx_http_inventory_commit_guard(ngx_event_t *ev)
                       (ngx_msec_t) NGX_HTTP_INVENTORY_GUARD);
         ngx_add_timer(ev, NGX_HTTP_INVENTORY_GUARD);
     }
+}
+
+
+/* the inbox is shared by the event loop and a pool thread */
+
+static void
+ngx_http_inventory_commit_lock(ngx_http_inventory_committer_t *cm)
+{
+#if (NGX_THREADS)
+    (void) ngx_thread_mutex_lock(&cm->mutex, ngx_cycle->log);
+#endif
+}
+
+
+static void
+ngx_http_inventory_commit_unlock(ngx_http_inventory_committer_t *cm)
+{
+#if (NGX_THREADS)
+    (void) ngx_thread_mutex_unlock(&cm->mutex, ngx_cycle->log);
+#endif
 }

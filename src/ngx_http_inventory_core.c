@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 #include <sys/types.h>
 
@@ -684,6 +685,23 @@ ngx_http_inventory_res_state_name(unsigned state)
     }
 
     return ngx_http_inventory_res_state_names[state];
+}
+
+
+/*
+ * The one clock of the module: the wall clock in ms since the epoch, as
+ * event times, expiry and reservation ids use it.  The store keeps event
+ * times from going back whatever this does.
+ */
+
+uint64_t
+ngx_http_inventory_clock_now(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
 

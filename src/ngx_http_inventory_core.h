@@ -217,6 +217,7 @@ int ngx_http_inventory_low_stock_detected(
 
 const char *ngx_http_inventory_event_name(unsigned type);
 const char *ngx_http_inventory_res_state_name(unsigned state);
+uint64_t ngx_http_inventory_clock_now(void);
 int ngx_http_inventory_reservation_id(char *id, uint64_t now);
 int ngx_http_inventory_reservation_id_valid(const char *id, size_t len);
 size_t ngx_http_inventory_time_format(uint64_t ms, char *buf);

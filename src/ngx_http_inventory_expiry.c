@@ -38,7 +38,7 @@ typedef struct {
 
 static void ngx_http_inventory_expiry_tick(ngx_event_t *ev);
 static ngx_uint_t ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh,
-    uint64_t now);
+    ngx_log_t *log, uint64_t now);
 static void ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf,
     ngx_log_t *log, uint64_t now);
 static void ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job);
@@ -69,9 +69,10 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
         return;
     }
 
-    now = ngx_http_inventory_now();
+    now = ngx_http_inventory_clock_now();
 
-    if (imcf->sh && !imcf->sweeping && ngx_http_inventory_lease(imcf->sh, now))
+    if (imcf->sh && !imcf->sweeping
+        && ngx_http_inventory_lease(imcf->sh, ev->log, now))
     {
         ngx_http_inventory_sweep(imcf, ev->log, now);
     }
@@ -81,7 +82,8 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
 
 
 static ngx_uint_t
-ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh, uint64_t now)
+ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh, ngx_log_t *log,
+    uint64_t now)
 {
     ngx_atomic_uint_t  pid;
 
@@ -104,6 +106,9 @@ ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh, uint64_t now)
     }
 
     sh->lease_until = now + NGX_HTTP_INVENTORY_LEASE;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "inventory expiry: lease taken over from pid %uA", pid);
 
     return 1;
 }
@@ -178,6 +183,10 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
 
     sw->pending = n;
     imcf->sweeping = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "inventory expiry: %uz due, purge: %ui",
+                   n - (purge ? 1 : 0), purge);
 
     for (i = 0; i < n; i++) {
         sw->jobs[i].cmd = &sw->cmds[i];

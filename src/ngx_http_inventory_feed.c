@@ -3,7 +3,8 @@
  * long polling: a request that finds nothing new waits, costing a queue
  * entry and a timer, until an event is committed by any worker or its time
  * is up.  Each worker with waiters reads the store's last seq every 25 ms,
- * and at once after its own writes.
+ * and at once after its own writes: the group commit tells the feed when a
+ * batch appended events (a hook set here, at worker start).
  */
 
 #include <ngx_config.h>
@@ -44,9 +45,20 @@ static ngx_int_t ngx_http_inventory_feed_wait(ngx_http_request_t *r,
     uint64_t after, size_t limit, ngx_msec_t wait);
 static void ngx_http_inventory_feed_timeout(ngx_event_t *ev);
 static void ngx_http_inventory_feed_poll(ngx_event_t *ev);
+static void ngx_http_inventory_feed_notify(void *data);
 static void ngx_http_inventory_feed_wake(ngx_http_inventory_waiter_t *w,
     ngx_uint_t final);
 static void ngx_http_inventory_feed_cleanup(void *data);
+
+
+void
+ngx_http_inventory_feed_init(ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_queue_init(&imcf->waiters);
+
+    ngx_http_inventory_commit_on_append(imcf->committer,
+                                        ngx_http_inventory_feed_notify, imcf);
+}
 
 
 ngx_int_t
@@ -239,9 +251,11 @@ ngx_http_inventory_feed_poll(ngx_event_t *ev)
 }
 
 
-void
-ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf)
+static void
+ngx_http_inventory_feed_notify(void *data)
 {
+    ngx_http_inventory_main_conf_t  *imcf = data;
+
     int                           rc;
     uint64_t                      last;
     ngx_queue_t                  *q, *next;
@@ -275,6 +289,10 @@ ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf)
         w = ngx_queue_data(q, ngx_http_inventory_waiter_t, queue);
 
         if (w->after < last || ngx_exiting) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, w->request->connection->log,
+                           0, "inventory feed: waking a waiter after %uL, "
+                           "last seq %uL", w->after, last);
+
             ngx_http_inventory_feed_wake(w, ngx_exiting);
         }
     }

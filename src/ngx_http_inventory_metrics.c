@@ -28,13 +28,6 @@ static ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
 };
 
 
-static const char  *ngx_http_inventory_route_names[] = {
-    "unknown", "item", "adjustments", "aggregate", "metrics", "health",
-    "reserve", "item_events", "reservations", "reservation", "commit",
-    "release", "transfers", "events", "low_stock"
-};
-
-
 /* upper bounds of the duration buckets, in ms; the last one is +Inf */
 static ngx_msec_t  ngx_http_inventory_latency_le[NGX_HTTP_INVENTORY_LATENCIES]
     = { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000, 0 };
@@ -137,11 +130,15 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     ngx_http_inventory_shctx_t       *sh;
     ngx_http_inventory_store_stat_t   stat;
     ngx_http_inventory_main_conf_t   *imcf;
+    const ngx_http_inventory_route_t *rt;
     static ngx_str_t                  type =
         ngx_string("text/plain; version=0.0.4");
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        ngx_str_set(&allow, "GET, HEAD");
+    rt = ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_METRICS);
+
+    if (!(ngx_http_inventory_method(r) & rt->methods)) {
+        allow.data = (u_char *) rt->allow;
+        allow.len = ngx_strlen(rt->allow);
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 
@@ -291,7 +288,7 @@ ngx_http_inventory_metrics_requests(u_char *p, u_char *last,
             p = ngx_slprintf(p, last,
                              "inventory_requests_total{route=\"%s\","
                              "status=\"",
-                             ngx_http_inventory_route_names[route]);
+                             ngx_http_inventory_route_get(route)->name);
 
             p = status ? ngx_slprintf(p, last, "%ui", status)
                        : ngx_slprintf(p, last, "other");
@@ -344,7 +341,7 @@ ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
             p = ngx_slprintf(p, last,
                              "inventory_request_duration_seconds_bucket"
                              "{route=\"%s\",le=\"%s\"} %uA\n",
-                             ngx_http_inventory_route_names[route],
+                             ngx_http_inventory_route_get(route)->name,
                              ngx_http_inventory_latency_names[b], n);
         }
 
@@ -353,10 +350,10 @@ ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
                          "{route=\"%s\"} %uA.%03uA\n"
                          "inventory_request_duration_seconds_count"
                          "{route=\"%s\"} %uA\n",
-                         ngx_http_inventory_route_names[route],
+                         ngx_http_inventory_route_get(route)->name,
                          sh->latency_ms[route] / 1000,
                          sh->latency_ms[route] % 1000,
-                         ngx_http_inventory_route_names[route], n);
+                         ngx_http_inventory_route_get(route)->name, n);
     }
 
     return p;

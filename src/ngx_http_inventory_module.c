@@ -20,6 +20,8 @@
 static ngx_int_t ngx_http_inventory_add_variables(ngx_conf_t *cf);
 static void *ngx_http_inventory_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_http_handler_pt ngx_http_inventory_content_handler(
+    ngx_uint_t serves);
 static void *ngx_http_inventory_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -79,15 +81,15 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_inventory_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      (void *) ngx_http_inventory_handler },
+      NGX_HTTP_INVENTORY_SERVES_API,
+      NULL },
 
     { ngx_string("inventory_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_inventory_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      (void *) ngx_http_inventory_metrics_handler },
+      NGX_HTTP_INVENTORY_SERVES_METRICS,
+      NULL },
 
     { ngx_string("inventory_reservation_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -190,14 +192,14 @@ static ngx_int_t
 ngx_http_inventory_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                    *p;
-    ngx_http_inventory_str_t   s;
-    ngx_http_inventory_ctx_t  *ctx;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                         *p;
+    ngx_http_inventory_str_t        s;
+    ngx_http_inventory_ctx_t       *ctx;
+    ngx_http_inventory_loc_conf_t  *ilcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
 
-    ctx = (clcf->handler == ngx_http_inventory_handler)
+    ctx = (ilcf->serves == NGX_HTTP_INVENTORY_SERVES_API)
           ? ngx_http_inventory_request_ctx(r)
           : ngx_http_inventory_saved_ctx(r);
 
@@ -293,6 +295,23 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
 }
 
 
+static ngx_http_handler_pt
+ngx_http_inventory_content_handler(ngx_uint_t serves)
+{
+    switch (serves) {
+
+    case NGX_HTTP_INVENTORY_SERVES_API:
+        return ngx_http_inventory_handler;
+
+    case NGX_HTTP_INVENTORY_SERVES_METRICS:
+        return ngx_http_inventory_metrics_handler;
+
+    default:
+        return NULL;
+    }
+}
+
+
 static void *
 ngx_http_inventory_create_loc_conf(ngx_conf_t *cf)
 {
@@ -302,6 +321,12 @@ ngx_http_inventory_create_loc_conf(ngx_conf_t *cf)
     if (ilcf == NULL) {
         return NULL;
     }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ilcf->serves = NGX_HTTP_INVENTORY_SERVES_NONE;
+     */
 
     ilcf->reservation_ttl = NGX_CONF_UNSET_MSEC;
 
@@ -323,9 +348,11 @@ ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     /* a limit_except block serves its location's content, as proxy_pass */
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (conf->handler == NULL && clcf->lmt_excpt && clcf->handler == NULL) {
-        conf->handler = prev->handler;
-        clcf->handler = prev->handler;
+    if (conf->serves == NGX_HTTP_INVENTORY_SERVES_NONE && clcf->lmt_excpt
+        && clcf->handler == NULL)
+    {
+        conf->serves = prev->serves;
+        clcf->handler = ngx_http_inventory_content_handler(conf->serves);
     }
 
     return NGX_CONF_OK;
@@ -376,9 +403,11 @@ ngx_http_inventory_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "map_size=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
+        if (ngx_strncmp(value[i].data, "map_size=", sizeof("map_size=") - 1)
+            == 0)
+        {
+            s.data = value[i].data + sizeof("map_size=") - 1;
+            s.len = value[i].len - (sizeof("map_size=") - 1);
 
             size = ngx_parse_offset(&s);
 
@@ -473,7 +502,7 @@ ngx_http_inventory_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* "inventory" and "inventory_metrics": cmd->post is the content handler */
+/* "inventory" and "inventory_metrics": cmd->offset says what it serves */
 
 static char *
 ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -489,8 +518,8 @@ ngx_http_inventory_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    clcf->handler = (ngx_http_handler_pt) cmd->post;
-    ilcf->handler = clcf->handler;
+    ilcf->serves = cmd->offset;
+    clcf->handler = ngx_http_inventory_content_handler(ilcf->serves);
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_inventory_module);
     imcf->used = 1;
@@ -877,13 +906,11 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
     imcf->store_open = 1;
     imcf->store.idem_ttl = imcf->idempotency_ttl;
 
-    ngx_queue_init(&imcf->waiters);
-
     if (ngx_http_inventory_commit_init(cycle, imcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-
+    ngx_http_inventory_feed_init(imcf);
     ngx_http_inventory_expiry_start(cycle, imcf);
 
     imcf->reader_check.handler = ngx_http_inventory_reader_check;

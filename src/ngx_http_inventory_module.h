@@ -1,7 +1,9 @@
 /*
  * Shared declarations of the nginx side of the module: configuration,
- * request context, the shared-memory zone and the entry points of the
- * handler, response and metrics files.
+ * request context, the shared-memory zone, and the entry points of each
+ * file, grouped by the file that defines them.  Calls go one way: module ->
+ * handler -> {read, write, feed} -> {commit, inflight} -> response -> the
+ * pure core and the store.
  */
 
 #ifndef _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_
@@ -18,8 +20,6 @@
 #include "ngx_http_inventory_render.h"
 #include "ngx_http_inventory_store.h"
 #include "ngx_http_inventory_uri.h"
-
-
 
 
 /* the most commands one group commit takes */
@@ -93,9 +93,15 @@ typedef struct {
 } ngx_http_inventory_main_conf_t;
 
 
+/* what a location's content is: the API, the metrics, or neither */
+#define NGX_HTTP_INVENTORY_SERVES_NONE     0
+#define NGX_HTTP_INVENTORY_SERVES_API      1
+#define NGX_HTTP_INVENTORY_SERVES_METRICS  2
+
+
 typedef struct {
     ngx_msec_t                  reservation_ttl;
-    ngx_http_handler_pt         handler;       /* for limit_except blocks */
+    ngx_uint_t                  serves;
 } ngx_http_inventory_loc_conf_t;
 
 
@@ -109,10 +115,16 @@ typedef struct {
 } ngx_http_inventory_ctx_t;
 
 
+typedef void (*ngx_http_inventory_commit_pt)(void *data);
+
+
 extern ngx_module_t  ngx_http_inventory_module;
 
 
+/* ngx_http_inventory_handler.c */
 ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
+
+/* ngx_http_inventory_ctx.c */
 ngx_http_inventory_ctx_t *ngx_http_inventory_request_ctx(
     ngx_http_request_t *r);
 ngx_http_inventory_ctx_t *ngx_http_inventory_saved_ctx(
@@ -120,14 +132,9 @@ ngx_http_inventory_ctx_t *ngx_http_inventory_saved_ctx(
 ngx_http_inventory_ctx_t *ngx_http_inventory_location_ctx(
     ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_preaccess(ngx_http_request_t *r);
-ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_http_inventory_method(ngx_http_request_t *r);
 
-ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
-    const char *detail, ngx_http_inventory_errors_t *errs);
-ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
-    ngx_str_t *allow);
-uint64_t ngx_http_inventory_now(void);
-
+/* ngx_http_inventory_read.c */
 ngx_int_t ngx_http_inventory_health(ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_get_item(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
@@ -139,38 +146,63 @@ ngx_int_t ngx_http_inventory_get_reservation(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 ngx_int_t ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
+
+/* ngx_http_inventory_feed.c */
+void ngx_http_inventory_feed_init(ngx_http_inventory_main_conf_t *imcf);
 ngx_int_t ngx_http_inventory_get_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
+
+/* ngx_http_inventory_write.c */
 ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
-void ngx_http_inventory_arg_uint(ngx_http_request_t *r,
-    const char *name, uint64_t min, uint64_t max, uint64_t *value,
-    ngx_http_inventory_errors_t *errs);
-ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);
-void ngx_http_inventory_feed_notify(ngx_http_inventory_main_conf_t *imcf);
 
+/* ngx_http_inventory_inflight.c */
 ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
     ngx_str_t *key, void **handle);
 void ngx_http_inventory_inflight_release(void *handle);
+
+/* ngx_http_inventory_expiry.c */
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+
+/* ngx_http_inventory_commit.c */
 ngx_int_t ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_commit_on_append(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_commit_pt handler, void *data);
 void ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_job_t *job);
 
+/* ngx_http_inventory_args.c */
+ngx_int_t ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_inventory_arg_raw(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+void ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
+    uint64_t min, uint64_t max, uint64_t *value,
+    ngx_http_inventory_errors_t *errs);
+
+/* ngx_http_inventory_response.c */
 void *ngx_http_inventory_palloc(void *pool, size_t size);
 ngx_int_t ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, ngx_http_inventory_buf_t *body,
     uint64_t etag);
+ngx_int_t ngx_http_inventory_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_http_inventory_buf_t *body, uint64_t etag);
 ngx_int_t ngx_http_inventory_send_problem(ngx_http_request_t *r,
     ngx_http_inventory_problem_t *p);
 ngx_int_t ngx_http_inventory_send_item(ngx_http_request_t *r,
     ngx_uint_t status, ngx_http_inventory_slot_t *slot);
 ngx_int_t ngx_http_inventory_send_reservation(ngx_http_request_t *r,
     ngx_http_inventory_reservation_t *res);
-ngx_int_t ngx_http_inventory_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_http_inventory_buf_t *body, uint64_t etag);
+ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
+    const char *detail, ngx_http_inventory_errors_t *errs);
+ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
+    ngx_str_t *allow);
+ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);
+
+/* ngx_http_inventory_metrics.c */
+ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_metrics_log(ngx_http_request_t *r);
 
 

@@ -46,8 +46,6 @@ static int ngx_http_inventory_collect(void *data,
     const ngx_http_inventory_item_t *item);
 static int ngx_http_inventory_event_out(void *data,
     const ngx_http_inventory_event_t *ev);
-static ngx_int_t ngx_http_inventory_arg(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
 static int ngx_http_inventory_low_out(void *data,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     const ngx_http_inventory_item_t *item);
@@ -150,7 +148,7 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
 
         if (rc == -1) {
             errs.n = 0;
-            ngx_http_inventory_error_add(&errs, "as_of", 5,
+            ngx_http_inventory_error_set(&errs, "as_of",
                                          "must be an RFC 3339 timestamp "
                                          "such as 2026-11-22T10:00:00.123Z");
             return ngx_http_inventory_reject(r,
@@ -459,56 +457,6 @@ ngx_http_inventory_event_out(void *data, const ngx_http_inventory_event_t *ev)
 }
 
 
-/* an optional decimal query argument within [min, max] */
-
-void
-ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
-    uint64_t min, uint64_t max, uint64_t *value,
-    ngx_http_inventory_errors_t *errs)
-{
-    ngx_http_inventory_query_uint((char *) r->args.data, r->args.len, name,
-                                  min, max, value, errs);
-}
-
-
-/* a query argument, percent-decoded; NGX_DECLINED when absent */
-
-static ngx_int_t
-ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
-{
-    ngx_http_inventory_str_t  raw;
-
-    if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len, name,
-                                     &raw)
-        != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    value->data = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
-    if (value->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    value->len = ngx_http_inventory_unescape((char *) value->data, raw.data,
-                                             raw.len);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
-{
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "inventory: read failed: %s", mdb_strerror(rc));
-
-    return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
-                                     "the store cannot be read", NULL);
-}
-
-
 /* ?location=L&limit=N&cursor=C: low-stock items by (location, sku) */
 
 ngx_int_t
@@ -560,7 +508,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
             || ngx_http_inventory_item_key_split(from.data, from.len, &l, &s)
                != 0)
         {
-            ngx_http_inventory_error_add(&errs, "cursor", 6,
+            ngx_http_inventory_error_set(&errs, "cursor",
                                          "is not a cursor this API gave");
         }
     }

@@ -1,6 +1,7 @@
 /*
- * Sending responses: JSON bodies with their ETag, problem details, and the
- * per-route, per-status request counters.
+ * Sending responses: JSON bodies with their ETag, and problem details,
+ * among them the answers every route shares (405, a store that cannot be
+ * read).
  */
 
 #include <ngx_config.h>
@@ -203,4 +204,57 @@ static void
 ngx_http_inventory_render_reservation_cb(yajl_gen g, void *data)
 {
     ngx_http_inventory_render_reservation(g, data);
+}
+
+
+ngx_int_t
+ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
+    const char *detail, ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_problem_t  p;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&p, sizeof(ngx_http_inventory_problem_t));
+    p.code = code;
+    p.detail = detail;
+    p.errors = errs;
+
+    return ngx_http_inventory_send_problem(r, &p);
+}
+
+
+ngx_int_t
+ngx_http_inventory_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value = *allow;
+
+    return ngx_http_inventory_reject(r,
+                                NGX_HTTP_INVENTORY_P_METHOD_NOT_ALLOWED,
+                                "the method is not allowed on this resource",
+                                NULL);
+}
+
+
+/* a read that failed in the store: logged, and 503 without its details */
+
+ngx_int_t
+ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "inventory: read failed: %s", mdb_strerror(rc));
+
+    return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                     "the store cannot be read", NULL);
 }

@@ -17,61 +17,82 @@ static int ngx_http_inventory_segment_is(ngx_http_inventory_str_t *seg,
 static int ngx_http_inventory_hex(char c);
 
 
+/* indexed by route: entry i serves route i (a unit test checks it) */
 static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
 
-    { "health", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_HEALTH,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
-
-    { "inventory", 2, NULL, NGX_HTTP_INVENTORY_ITEM_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
+    { NULL, 0, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_UNKNOWN,
+      0, NULL, "unknown", 0 },
 
     { "inventory", 3, NULL, NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ITEM,
-      NGX_HTTP_INVENTORY_M_READ|NGX_HTTP_INVENTORY_M_PUT, "GET, HEAD, PUT" },
+      NGX_HTTP_INVENTORY_M_READ|NGX_HTTP_INVENTORY_M_PUT, "GET, HEAD, PUT",
+      "item", NGX_HTTP_INVENTORY_CMD_COUNT },
 
     { "inventory", 4, "adjustments", NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ADJUST,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "adjustments", NGX_HTTP_INVENTORY_CMD_ADJUST },
+
+    { "inventory", 2, NULL, NGX_HTTP_INVENTORY_ITEM_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "aggregate", 0 },
+
+    /* the inventory_metrics location's */
+    { NULL, 0, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_METRICS,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD", "metrics", 0 },
+
+    { "health", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_HEALTH,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "health", 0 },
 
     { "inventory", 4, "reservations", NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_RESERVE,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "reserve", NGX_HTTP_INVENTORY_CMD_RESERVE },
 
     { "inventory", 4, "events", NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_ITEM_EVENTS,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "item_events", 0 },
 
     { "reservations", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_CART,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "reservations", NGX_HTTP_INVENTORY_CMD_RESERVE },
 
     { "reservations", 2, NULL, NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_RESERVATION,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "reservation", 0 },
 
     { "reservations", 3, "commit", NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_COMMIT,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "commit", NGX_HTTP_INVENTORY_CMD_COMMIT },
 
     { "reservations", 3, "release", NGX_HTTP_INVENTORY_ID_PARAM,
       NGX_HTTP_INVENTORY_ROUTE_RELEASE,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
-
-    { "events", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_EVENTS,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
-
-    { "low-stock", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
-      NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
-      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "release", NGX_HTTP_INVENTORY_CMD_RELEASE },
 
     { "transfers", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_TRANSFER,
-      NGX_HTTP_INVENTORY_M_POST, "POST" },
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "transfers", NGX_HTTP_INVENTORY_CMD_TRANSFER },
 
-    { NULL, 0, NULL, 0, 0, 0, NULL }
+    { "events", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_EVENTS,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "events", 0 },
+
+    { "low-stock", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "low_stock", 0 }
 };
 
 
@@ -86,7 +107,7 @@ const ngx_http_inventory_route_t *
 ngx_http_inventory_route_find(const char *path, size_t len,
     ngx_http_inventory_path_t *ids)
 {
-    size_t                             n;
+    size_t                             n, i;
     const char                        *p, *end, *start;
     ngx_http_inventory_str_t           seg[NGX_HTTP_INVENTORY_MAX_SEGMENTS];
     const ngx_http_inventory_route_t  *rt;
@@ -122,7 +143,9 @@ ngx_http_inventory_route_find(const char *path, size_t len,
         return NULL;
     }
 
-    for (rt = ngx_http_inventory_routes; rt->nsegs; rt++) {
+    for (i = 0; i < NGX_HTTP_INVENTORY_ROUTE_LAST; i++) {
+        rt = &ngx_http_inventory_routes[i];
+
         if (rt->nsegs == n
             && ngx_http_inventory_segment_is(&seg[0], rt->first)
             && (rt->last == NULL
@@ -132,7 +155,7 @@ ngx_http_inventory_route_find(const char *path, size_t len,
         }
     }
 
-    if (rt->nsegs == 0) {
+    if (i == NGX_HTTP_INVENTORY_ROUTE_LAST) {
         return NULL;
     }
 
@@ -148,6 +171,15 @@ ngx_http_inventory_route_find(const char *path, size_t len,
     }
 
     return rt;
+}
+
+
+/* the route's entry; route is below NGX_HTTP_INVENTORY_ROUTE_LAST */
+
+const ngx_http_inventory_route_t *
+ngx_http_inventory_route_get(unsigned route)
+{
+    return &ngx_http_inventory_routes[route];
 }
 
 

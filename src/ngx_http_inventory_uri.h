@@ -49,7 +49,9 @@ typedef enum {
 
 /*
  * A route: its first path segment, its number of segments, its last
- * segment when that is a fixed word, and what segments 1 and 2 hold.
+ * segment when that is a fixed word, and what segments 1 and 2 hold; the
+ * methods it serves, its name in the metrics and the command its writes
+ * become.  Routes that no path names (unknown, metrics) have no segments.
  */
 typedef struct {
     const char                 *first;
@@ -59,6 +61,8 @@ typedef struct {
     unsigned                    route;
     unsigned                    methods;
     const char                 *allow;        /* the Allow header */
+    const char                 *name;
+    unsigned                    cmd;          /* 0: the route only reads */
 } ngx_http_inventory_route_t;
 
 
@@ -77,6 +81,8 @@ typedef struct {
 
 const ngx_http_inventory_route_t *ngx_http_inventory_route_find(
     const char *path, size_t len, ngx_http_inventory_path_t *ids);
+const ngx_http_inventory_route_t *ngx_http_inventory_route_get(
+    unsigned route);
 int ngx_http_inventory_path_check(const ngx_http_inventory_path_t *ids,
     ngx_http_inventory_errors_t *errs);
 

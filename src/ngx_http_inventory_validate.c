@@ -151,7 +151,7 @@ ngx_http_inventory_cmd_from_body(ngx_http_inventory_cmd_t *cmd,
                                          "duplicate member");
 
         } else {
-            ngx_http_inventory_error_add(errs, "body", 4, err);
+            ngx_http_inventory_error_set(errs, "body", err);
         }
 
         return -1;
@@ -171,7 +171,7 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_line_t  *line;
 
     if (root->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
-        ngx_http_inventory_error_add(errs, "body", 4,
+        ngx_http_inventory_error_set(errs, "body",
                                      "must be a JSON object");
         return -1;
     }
@@ -258,7 +258,7 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
         if (ok && cmd->location.len == cmd->to.len
             && memcmp(cmd->location.data, cmd->to.data, cmd->to.len) == 0)
         {
-            ngx_http_inventory_error_add(errs, "to", 2,
+            ngx_http_inventory_error_set(errs, "to",
                                          "must differ from \"from\"");
             ok = 0;
         }
@@ -446,7 +446,7 @@ ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
     if (lines == NULL || lines->type != NGX_HTTP_INVENTORY_JSON_ARRAY
         || lines->count == 0 || lines->count > NGX_HTTP_INVENTORY_MAX_LINES)
     {
-        ngx_http_inventory_error_add(errs, "lines", 5,
+        ngx_http_inventory_error_set(errs, "lines",
                                      lines ? "must be an array of 1 to 100 "
                                              "lines"
                                            : "is required");

@@ -28,6 +28,11 @@ typedef struct {
 } ngx_http_inventory_errors_t;
 
 
+/* a field named by a string literal */
+#define ngx_http_inventory_error_set(errs, field, message)                    \
+    ngx_http_inventory_error_add(errs, field, sizeof(field) - 1, message)
+
+
 void ngx_http_inventory_error_add(ngx_http_inventory_errors_t *errs,
     const char *field, size_t field_len, const char *message);
 void ngx_http_inventory_validate_id(ngx_http_inventory_errors_t *errs,

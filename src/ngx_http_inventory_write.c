@@ -37,25 +37,6 @@ static void ngx_http_inventory_body_too_large(
     ngx_http_inventory_errors_t *errs);
 
 
-static ngx_uint_t  ngx_http_inventory_cmd_types[] = {
-    0,                                      /* UNKNOWN */
-    NGX_HTTP_INVENTORY_CMD_COUNT,           /* ITEM */
-    NGX_HTTP_INVENTORY_CMD_ADJUST,          /* ADJUST */
-    0,                                      /* AGGREGATE */
-    0,                                      /* METRICS */
-    0,                                      /* HEALTH */
-    NGX_HTTP_INVENTORY_CMD_RESERVE,         /* RESERVE */
-    0,                                      /* ITEM_EVENTS */
-    NGX_HTTP_INVENTORY_CMD_RESERVE,         /* CART */
-    0,                                      /* RESERVATION */
-    NGX_HTTP_INVENTORY_CMD_COMMIT,          /* COMMIT */
-    NGX_HTTP_INVENTORY_CMD_RELEASE,         /* RELEASE */
-    NGX_HTTP_INVENTORY_CMD_TRANSFER,        /* TRANSFER */
-    0,                                      /* EVENTS */
-    0                                       /* LOW_STOCK */
-};
-
-
 ngx_int_t
 ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
@@ -84,7 +65,7 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     }
 
     ctx->cmd = cmd;
-    cmd->type = ngx_http_inventory_cmd_types[ctx->route];
+    cmd->type = ctx->rt->cmd;
     cmd->multi_line = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_CART);
     cmd->sku = ctx->ids.sku;
     cmd->location = ctx->ids.location;
@@ -99,7 +80,7 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
                 &cmd->if_match_n, &any)
             != 0)
         {
-            ngx_http_inventory_error_add(&errs, "If-Match", 8,
+            ngx_http_inventory_error_set(&errs, "If-Match",
                                          "must be * or a list of at most 16 "
                                          "entity tags such as \"42\"");
         }
@@ -109,7 +90,7 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     }
 
     if (ngx_http_inventory_idempotency_key(r, cmd) != NGX_OK) {
-        ngx_http_inventory_error_add(&errs, "Idempotency-Key", 15,
+        ngx_http_inventory_error_set(&errs, "Idempotency-Key",
                                      "must be 1 to 255 visible ASCII "
                                      "characters");
     }
@@ -363,7 +344,7 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
 
     case NGX_HTTP_INVENTORY_CMD_RESERVE:
         if (ngx_http_inventory_reservation_id(cmd->res.id,
-                                             ngx_http_inventory_now())
+                                             ngx_http_inventory_clock_now())
             != 0) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                           "inventory: getrandom() failed");
@@ -589,7 +570,7 @@ ngx_http_inventory_no_body(ngx_http_request_t *r)
 static void
 ngx_http_inventory_body_too_large(ngx_http_inventory_errors_t *errs)
 {
-    ngx_http_inventory_error_add(errs, "body", 4,
+    ngx_http_inventory_error_set(errs, "body",
                                  "must be at most "
                                  ngx_http_inventory_number(
                                      NGX_HTTP_INVENTORY_BODY_MAX)

@@ -29,6 +29,55 @@ str_is(ngx_http_inventory_str_t s, const char *want)
 }
 
 
+/* the table is indexed by route, and each route has a name of its own */
+
+static void
+test_route_table(void)
+{
+    unsigned                           i, j, indexed, named, commands;
+    const ngx_http_inventory_route_t  *rt;
+
+    indexed = 1;
+    named = 1;
+    commands = 1;
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_ROUTE_LAST; i++) {
+        rt = ngx_http_inventory_route_get(i);
+
+        if (rt->route != i) {
+            indexed = 0;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (rt->name == NULL
+                || strcmp(rt->name, ngx_http_inventory_route_get(j)->name)
+                   == 0)
+            {
+                named = 0;
+            }
+        }
+
+        /* a route that writes has a command, one that only reads none */
+        if ((rt->cmd != 0)
+            != ((rt->methods & (NGX_HTTP_INVENTORY_M_PUT
+                                |NGX_HTTP_INVENTORY_M_POST)) != 0))
+        {
+            commands = 0;
+        }
+    }
+
+    ok(indexed, "route table: entry i serves route i");
+    ok(named, "route table: every route has a name of its own");
+    ok(commands, "route table: the routes that write have a command");
+    is_int(ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_ITEM)->cmd,
+           NGX_HTTP_INVENTORY_CMD_COUNT, "route table: PUT item counts");
+    is_int(ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_CART)->cmd,
+           NGX_HTTP_INVENTORY_CMD_RESERVE, "route table: a cart reserves");
+    is_int(ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_EVENTS)->cmd,
+           0, "route table: the feed only reads");
+}
+
+
 static void
 test_routes(void)
 {
@@ -233,6 +282,7 @@ test_etags(void)
 void
 test_uri(void)
 {
+    test_route_table();
     test_routes();
     test_path_check();
     test_query();
