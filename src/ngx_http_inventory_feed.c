@@ -31,9 +31,8 @@ typedef struct {
 
 
 typedef struct {
-    yajl_gen                    gen;
+    ngx_http_inventory_page_t   page;
     uint64_t                    last;
-    size_t                      count;
 } ngx_http_inventory_feed_out_t;
 
 
@@ -133,25 +132,19 @@ ngx_http_inventory_feed_respond(ngx_http_request_t *r, uint64_t after,
     }
 
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-    out.gen = (rc == 0) ? ngx_http_inventory_gen_open(&body) : NULL;
     out.last = last_seq;
-    out.count = 0;
 
-    if (out.gen) {
-        yajl_gen_map_open(out.gen);
-        ngx_http_inventory_gen_str(out.gen, "events");
-        yajl_gen_array_open(out.gen);
+    if (rc == 0) {
+        ngx_http_inventory_page_open(&out.page, &body, "events");
 
         rc = ngx_http_inventory_store_log(&imcf->store, after, limit,
                                           ngx_http_inventory_feed_event,
                                           &out);
-        yajl_gen_array_close(out.gen);
 
         /* where to go on from: the last event sent, or the log's end */
-        ngx_http_inventory_gen_key_int(out.gen, "last_seq",
-                                       (int64_t) out.last);
-        yajl_gen_map_close(out.gen);
-        yajl_gen_free(out.gen);
+        *empty = (out.page.count == 0);
+        ngx_http_inventory_page_close_int(&out.page, "last_seq", 1,
+                                          out.last);
     }
 
     ngx_http_inventory_store_read_end(&imcf->store);
@@ -159,8 +152,6 @@ ngx_http_inventory_feed_respond(ngx_http_request_t *r, uint64_t after,
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
-
-    *empty = (out.count == 0);
 
     return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
 }
@@ -171,9 +162,8 @@ ngx_http_inventory_feed_event(void *data, const ngx_http_inventory_event_t *ev)
 {
     ngx_http_inventory_feed_out_t  *out = data;
 
-    ngx_http_inventory_render_event(out->gen, ev);
+    ngx_http_inventory_page_event(&out->page, ev);
     out->last = ev->seq;
-    out->count++;
 
     return 0;
 }

@@ -17,19 +17,13 @@
 
 
 typedef struct {
-    ngx_http_inventory_str_t    location;
-    ngx_http_inventory_item_t   item;
-} ngx_http_inventory_row_t;
-
-
-typedef struct {
     ngx_pool_t                 *pool;
     ngx_array_t                *rows;
 } ngx_http_inventory_collect_t;
 
 
 typedef struct {
-    yajl_gen                    gen;
+    ngx_http_inventory_page_t   page;
     uint64_t                    last_version;
 } ngx_http_inventory_events_t;
 
@@ -57,8 +51,8 @@ ngx_int_t
 ngx_http_inventory_health(ngx_http_request_t *r)
 {
     int                               rc;
-    yajl_gen                          g;
     ngx_http_inventory_buf_t          body;
+    ngx_http_inventory_health_t       health;
     ngx_http_inventory_store_stat_t   stat;
     ngx_http_inventory_main_conf_t   *imcf;
 
@@ -93,27 +87,15 @@ ngx_http_inventory_health(ngx_http_request_t *r)
                                          "the store is nearly full", NULL);
     }
 
+    health.map_size = stat.map_size;
+    health.used = stat.used;
+    health.last_seq = stat.last_seq;
+    health.readers = stat.readers;
+    health.max_readers = stat.max_readers;
+    health.sync = imcf->sync ? 1 : 0;
+
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-
-    g = ngx_http_inventory_gen_open(&body);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_str(g, "status", "ok", 2);
-    ngx_http_inventory_gen_str(g, "store");
-    yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) stat.map_size);
-    ngx_http_inventory_gen_key_int(g, "used", (int64_t) stat.used);
-    ngx_http_inventory_gen_key_int(g, "last_seq", (int64_t) stat.last_seq);
-    ngx_http_inventory_gen_key_int(g, "readers", stat.readers);
-    ngx_http_inventory_gen_key_int(g, "max_readers", stat.max_readers);
-    ngx_http_inventory_gen_str(g, "sync");
-    yajl_gen_bool(g, imcf->sync ? 1 : 0);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    yajl_gen_free(g);
+    ngx_http_inventory_render_health(&body, &health);
 
     return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
 }
@@ -212,11 +194,7 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
     int                              rc;
-    int64_t                          on_hand, reserved;
-    yajl_gen                         g;
-    ngx_uint_t                       i;
     ngx_http_inventory_buf_t         body;
-    ngx_http_inventory_row_t        *row;
     ngx_http_inventory_collect_t     c;
     ngx_http_inventory_main_conf_t  *imcf;
 
@@ -250,39 +228,9 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
                                          "no location has this sku", NULL);
     }
 
-    row = c.rows->elts;
-    on_hand = 0;
-    reserved = 0;
-
-    for (i = 0; i < c.rows->nelts; i++) {
-        on_hand += row[i].item.on_hand;
-        reserved += row[i].item.reserved;
-    }
-
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-
-    g = ngx_http_inventory_gen_open(&body);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_str(g, "sku", ctx->ids.sku.data,
-                                   ctx->ids.sku.len);
-    ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
-    ngx_http_inventory_gen_key_int(g, "reserved", reserved);
-    ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
-    ngx_http_inventory_gen_str(g, "locations");
-    yajl_gen_array_open(g);
-
-    for (i = 0; i < c.rows->nelts; i++) {
-        ngx_http_inventory_render_item(g, ctx->ids.sku, row[i].location,
-                                       &row[i].item);
-    }
-
-    yajl_gen_array_close(g);
-    yajl_gen_map_close(g);
-    yajl_gen_free(g);
+    ngx_http_inventory_render_aggregate(&body, ctx->ids.sku, c.rows->elts,
+                                        c.rows->nelts);
 
     return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
 }
@@ -406,31 +354,20 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
     }
 
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-    out.gen = (rc == 0) ? ngx_http_inventory_gen_open(&body) : NULL;
     out.last_version = 0;
+    more = 0;
 
-    if (out.gen) {
-        yajl_gen_map_open(out.gen);
-        ngx_http_inventory_gen_str(out.gen, "events");
-        yajl_gen_array_open(out.gen);
+    if (rc == 0) {
+        ngx_http_inventory_page_open(&out.page, &body, "events");
 
         rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->ids.sku,
                                                   ctx->ids.location, after,
                                                   (size_t) limit,
                                                   ngx_http_inventory_event_out,
                                                   &out, &more);
-        yajl_gen_array_close(out.gen);
-        ngx_http_inventory_gen_str(out.gen, "next_after_version");
 
-        if (more) {
-            yajl_gen_integer(out.gen, (long long) out.last_version);
-
-        } else {
-            yajl_gen_null(out.gen);
-        }
-
-        yajl_gen_map_close(out.gen);
-        yajl_gen_free(out.gen);
+        ngx_http_inventory_page_close_int(&out.page, "next_after_version",
+                                          more, out.last_version);
     }
 
     ngx_http_inventory_store_read_end(&imcf->store);
@@ -450,7 +387,7 @@ ngx_http_inventory_event_out(void *data, const ngx_http_inventory_event_t *ev)
 {
     ngx_http_inventory_events_t  *out = data;
 
-    ngx_http_inventory_render_event(out->gen, ev);
+    ngx_http_inventory_page_event(&out->page, ev);
     out->last_version = ev->version;
 
     return 0;

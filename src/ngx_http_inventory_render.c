@@ -10,8 +10,22 @@
 #include "ngx_http_inventory_render.h"
 
 
+typedef void (*ngx_http_inventory_render_pt)(yajl_gen g, const void *data);
+
+
+static void ngx_http_inventory_render_body(ngx_http_inventory_buf_t *b,
+    ngx_http_inventory_render_pt render, const void *data);
+static void ngx_http_inventory_render_problem_cb(yajl_gen g,
+    const void *data);
+static void ngx_http_inventory_render_item_cb(yajl_gen g, const void *data);
+static void ngx_http_inventory_render_reservation_cb(yajl_gen g,
+    const void *data);
+static void ngx_http_inventory_render_event_cb(yajl_gen g, const void *data);
+static void ngx_http_inventory_render_health_cb(yajl_gen g,
+    const void *data);
 static void ngx_http_inventory_render_shorts(yajl_gen g,
     const ngx_http_inventory_cmd_t *cmd);
+static void ngx_http_inventory_page_close(ngx_http_inventory_page_t *pg);
 
 
 typedef struct {
@@ -460,4 +474,260 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 
     cmd->body = b.data;
     cmd->body_len = b.len;
+}
+
+
+/* a whole body: the renderer into the buffer, with its own generator */
+
+static void
+ngx_http_inventory_render_body(ngx_http_inventory_buf_t *b,
+    ngx_http_inventory_render_pt render, const void *data)
+{
+    yajl_gen  g;
+
+    g = ngx_http_inventory_gen_open(b);
+    if (g == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    render(g, data);
+    yajl_gen_free(g);
+}
+
+
+void
+ngx_http_inventory_render_problem_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_problem_t *p)
+{
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_problem_cb,
+                                   p);
+}
+
+
+static void
+ngx_http_inventory_render_problem_cb(yajl_gen g, const void *data)
+{
+    ngx_http_inventory_render_problem(g, data);
+}
+
+
+void
+ngx_http_inventory_render_item_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_slot_t *slot)
+{
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_item_cb,
+                                   slot);
+}
+
+
+static void
+ngx_http_inventory_render_item_cb(yajl_gen g, const void *data)
+{
+    const ngx_http_inventory_slot_t  *slot = data;
+
+    ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
+}
+
+
+void
+ngx_http_inventory_render_reservation_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_reservation_t *res)
+{
+    ngx_http_inventory_render_body(b,
+                                   ngx_http_inventory_render_reservation_cb,
+                                   res);
+}
+
+
+static void
+ngx_http_inventory_render_reservation_cb(yajl_gen g, const void *data)
+{
+    ngx_http_inventory_render_reservation(g, data);
+}
+
+
+void
+ngx_http_inventory_render_event_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_event_t *ev)
+{
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_event_cb, ev);
+}
+
+
+static void
+ngx_http_inventory_render_event_cb(yajl_gen g, const void *data)
+{
+    ngx_http_inventory_render_event(g, data);
+}
+
+
+/* {"sku", "on_hand", "reserved", "available", "locations": [items]} */
+
+void
+ngx_http_inventory_render_aggregate(ngx_http_inventory_buf_t *b,
+    ngx_http_inventory_str_t sku, const ngx_http_inventory_row_t *rows,
+    size_t n)
+{
+    size_t    i;
+    int64_t   on_hand, reserved;
+    yajl_gen  g;
+
+    g = ngx_http_inventory_gen_open(b);
+    if (g == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    on_hand = 0;
+    reserved = 0;
+
+    for (i = 0; i < n; i++) {
+        on_hand += rows[i].item.on_hand;
+        reserved += rows[i].item.reserved;
+    }
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "sku", sku.data, sku.len);
+    ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
+    ngx_http_inventory_gen_key_int(g, "reserved", reserved);
+    ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
+    ngx_http_inventory_gen_str(g, "locations");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < n; i++) {
+        ngx_http_inventory_render_item(g, sku, rows[i].location,
+                                       &rows[i].item);
+    }
+
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_free(g);
+}
+
+
+void
+ngx_http_inventory_render_health(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_health_t *h)
+{
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_health_cb, h);
+}
+
+
+static void
+ngx_http_inventory_render_health_cb(yajl_gen g, const void *data)
+{
+    const ngx_http_inventory_health_t  *h = data;
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "status", "ok", sizeof("ok") - 1);
+    ngx_http_inventory_gen_str(g, "store");
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) h->map_size);
+    ngx_http_inventory_gen_key_int(g, "used", (int64_t) h->used);
+    ngx_http_inventory_gen_key_int(g, "last_seq", (int64_t) h->last_seq);
+    ngx_http_inventory_gen_key_int(g, "readers", h->readers);
+    ngx_http_inventory_gen_key_int(g, "max_readers", h->max_readers);
+    ngx_http_inventory_gen_str(g, "sync");
+    yajl_gen_bool(g, h->sync);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+}
+
+
+void
+ngx_http_inventory_page_open(ngx_http_inventory_page_t *pg,
+    ngx_http_inventory_buf_t *b, const char *list)
+{
+    pg->count = 0;
+    pg->gen = ngx_http_inventory_gen_open(b);
+
+    if (pg->gen == NULL) {
+        b->failed = 1;
+        return;
+    }
+
+    yajl_gen_map_open(pg->gen);
+    ngx_http_inventory_gen_str(pg->gen, list);
+    yajl_gen_array_open(pg->gen);
+}
+
+
+void
+ngx_http_inventory_page_item(ngx_http_inventory_page_t *pg,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    const ngx_http_inventory_item_t *item)
+{
+    if (pg->gen) {
+        ngx_http_inventory_render_item(pg->gen, sku, location, item);
+        pg->count++;
+    }
+}
+
+
+void
+ngx_http_inventory_page_event(ngx_http_inventory_page_t *pg,
+    const ngx_http_inventory_event_t *ev)
+{
+    if (pg->gen) {
+        ngx_http_inventory_render_event(pg->gen, ev);
+        pg->count++;
+    }
+}
+
+
+/* the list's end, then key: value, or null when has is 0 */
+
+void
+ngx_http_inventory_page_close_int(ngx_http_inventory_page_t *pg,
+    const char *key, int has, uint64_t value)
+{
+    if (pg->gen == NULL) {
+        return;
+    }
+
+    yajl_gen_array_close(pg->gen);
+    ngx_http_inventory_gen_str(pg->gen, key);
+
+    if (has) {
+        yajl_gen_integer(pg->gen, (long long) value);
+
+    } else {
+        yajl_gen_null(pg->gen);
+    }
+
+    ngx_http_inventory_page_close(pg);
+}
+
+
+/* the list's end, then key: the string, or null when s is NULL */
+
+void
+ngx_http_inventory_page_close_str(ngx_http_inventory_page_t *pg,
+    const char *key, const unsigned char *s, size_t len)
+{
+    if (pg->gen == NULL) {
+        return;
+    }
+
+    yajl_gen_array_close(pg->gen);
+    ngx_http_inventory_gen_str(pg->gen, key);
+
+    if (s) {
+        yajl_gen_string(pg->gen, s, len);
+
+    } else {
+        yajl_gen_null(pg->gen);
+    }
+
+    ngx_http_inventory_page_close(pg);
+}
+
+
+static void
+ngx_http_inventory_page_close(ngx_http_inventory_page_t *pg)
+{
+    yajl_gen_map_close(pg->gen);
+    yajl_gen_free(pg->gen);
+    pg->gen = NULL;
 }

@@ -1,6 +1,7 @@
 /*
- * Response bodies: items, aggregates and problem details, written with
- * yajl_gen into an output buffer.
+ * Every JSON body the module writes, with yajl_gen into an output buffer:
+ * items, aggregates, reservations, events, pages of them, health and
+ * problem details.  No other file builds JSON output.
  */
 
 #ifndef _NGX_HTTP_INVENTORY_RENDER_H_INCLUDED_
@@ -41,7 +42,67 @@ typedef struct {
 } ngx_http_inventory_problem_t;
 
 
+/* one location's item of an aggregate */
+typedef struct {
+    ngx_http_inventory_str_t    location;
+    ngx_http_inventory_item_t   item;
+} ngx_http_inventory_row_t;
+
+
+/* what GET /health tells of the store */
+typedef struct {
+    uint64_t                    map_size;
+    uint64_t                    used;
+    uint64_t                    last_seq;
+    unsigned                    readers;
+    unsigned                    max_readers;
+    unsigned                    sync:1;
+} ngx_http_inventory_health_t;
+
+
+/*
+ * A page: an object whose first member is a list, rendered an element at a
+ * time as a store query finds them, and whose last member tells where the
+ * next page starts.  page_open() then the elements then one page_close_*(),
+ * which frees what page_open() took; the buffer's "failed" says whether the
+ * body is whole.
+ */
+typedef struct {
+    yajl_gen                    gen;
+    size_t                      count;
+} ngx_http_inventory_page_t;
+
+
 unsigned ngx_http_inventory_problem_status(unsigned code);
+
+/* whole bodies; b->failed is set when one could not be written */
+void ngx_http_inventory_render_problem_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_problem_t *p);
+void ngx_http_inventory_render_item_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_slot_t *slot);
+void ngx_http_inventory_render_reservation_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_reservation_t *res);
+void ngx_http_inventory_render_event_body(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_event_t *ev);
+void ngx_http_inventory_render_aggregate(ngx_http_inventory_buf_t *b,
+    ngx_http_inventory_str_t sku, const ngx_http_inventory_row_t *rows,
+    size_t n);
+void ngx_http_inventory_render_health(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_health_t *h);
+
+void ngx_http_inventory_page_open(ngx_http_inventory_page_t *pg,
+    ngx_http_inventory_buf_t *b, const char *list);
+void ngx_http_inventory_page_item(ngx_http_inventory_page_t *pg,
+    ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
+    const ngx_http_inventory_item_t *item);
+void ngx_http_inventory_page_event(ngx_http_inventory_page_t *pg,
+    const ngx_http_inventory_event_t *ev);
+void ngx_http_inventory_page_close_int(ngx_http_inventory_page_t *pg,
+    const char *key, int has, uint64_t value);
+void ngx_http_inventory_page_close_str(ngx_http_inventory_page_t *pg,
+    const char *key, const unsigned char *s, size_t len);
+
+/* parts of bodies, for a yajl_gen of the caller's */
 void ngx_http_inventory_render_problem(yajl_gen g,
     const ngx_http_inventory_problem_t *p);
 void ngx_http_inventory_render_item(yajl_gen g,

@@ -11,17 +11,6 @@
 #include "ngx_http_inventory_module.h"
 
 
-typedef void (*ngx_http_inventory_render_pt)(yajl_gen g, void *data);
-
-
-static ngx_int_t ngx_http_inventory_send_rendered(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *content_type,
-    ngx_http_inventory_render_pt render, void *data, uint64_t etag);
-static void ngx_http_inventory_render_problem_cb(yajl_gen g, void *data);
-static void ngx_http_inventory_render_item_cb(yajl_gen g, void *data);
-static void ngx_http_inventory_render_reservation_cb(yajl_gen g, void *data);
-
-
 static ngx_str_t  ngx_http_inventory_json_type =
     ngx_string("application/json");
 static ngx_str_t  ngx_http_inventory_problem_type =
@@ -75,6 +64,10 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
         r->headers_out.etag = h;
     }
 
+    if (body && body->failed) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (body == NULL || body->len == 0) {
         r->header_only = 1;
         r->headers_out.content_length_n = 0;
@@ -84,10 +77,6 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
         }
 
         return ngx_http_send_header(r);
-    }
-
-    if (body->failed) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.content_type = *content_type;
@@ -122,10 +111,15 @@ ngx_int_t
 ngx_http_inventory_send_problem(ngx_http_request_t *r,
     ngx_http_inventory_problem_t *p)
 {
-    return ngx_http_inventory_send_rendered(r,
-                             ngx_http_inventory_problem_status(p->code),
-                             &ngx_http_inventory_problem_type,
-                             ngx_http_inventory_render_problem_cb, p, 0);
+    ngx_http_inventory_buf_t  body;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    ngx_http_inventory_render_problem_body(&body, p);
+
+    return ngx_http_inventory_send(r,
+                                   ngx_http_inventory_problem_status(p->code),
+                                   &ngx_http_inventory_problem_type, &body,
+                                   0);
 }
 
 
@@ -133,10 +127,12 @@ ngx_int_t
 ngx_http_inventory_send_item(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_inventory_slot_t *slot)
 {
-    return ngx_http_inventory_send_rendered(r, status,
-                                            &ngx_http_inventory_json_type,
-                                            ngx_http_inventory_render_item_cb,
-                                            slot, slot->item.version);
+    ngx_http_inventory_buf_t  body;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    ngx_http_inventory_render_item_body(&body, slot);
+
+    return ngx_http_inventory_send_json(r, status, &body, slot->item.version);
 }
 
 
@@ -144,10 +140,12 @@ ngx_int_t
 ngx_http_inventory_send_reservation(ngx_http_request_t *r,
     ngx_http_inventory_reservation_t *res)
 {
-    return ngx_http_inventory_send_rendered(r, NGX_HTTP_OK,
-                                     &ngx_http_inventory_json_type,
-                                     ngx_http_inventory_render_reservation_cb,
-                                     res, 0);
+    ngx_http_inventory_buf_t  body;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    ngx_http_inventory_render_reservation_body(&body, res);
+
+    return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
 }
 
 
@@ -157,53 +155,6 @@ ngx_http_inventory_send_json(ngx_http_request_t *r, ngx_uint_t status,
 {
     return ngx_http_inventory_send(r, status, &ngx_http_inventory_json_type,
                                    body, etag);
-}
-
-
-/* renders a body with yajl_gen into the request pool and sends it */
-
-static ngx_int_t
-ngx_http_inventory_send_rendered(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, ngx_http_inventory_render_pt render, void *data,
-    uint64_t etag)
-{
-    yajl_gen                  g;
-    ngx_http_inventory_buf_t  body;
-
-    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-
-    g = ngx_http_inventory_gen_open(&body);
-    if (g == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    render(g, data);
-    yajl_gen_free(g);
-
-    return ngx_http_inventory_send(r, status, content_type, &body, etag);
-}
-
-
-static void
-ngx_http_inventory_render_problem_cb(yajl_gen g, void *data)
-{
-    ngx_http_inventory_render_problem(g, data);
-}
-
-
-static void
-ngx_http_inventory_render_item_cb(yajl_gen g, void *data)
-{
-    ngx_http_inventory_slot_t  *slot = data;
-
-    ngx_http_inventory_render_item(g, slot->sku, slot->location, &slot->item);
-}
-
-
-static void
-ngx_http_inventory_render_reservation_cb(yajl_gen g, void *data)
-{
-    ngx_http_inventory_render_reservation(g, data);
 }
 
 

@@ -11,6 +11,7 @@ main(void)
     test_core();
     test_codec();
     test_json();
+    test_render();
     test_store();
     test_uri();
     test_proc();

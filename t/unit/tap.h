@@ -34,5 +34,6 @@ void test_json(void);
 void test_store(void);
 void test_uri(void);
 void test_proc(void);
+void test_render(void);
 
 #endif

@@ -1,11 +1,10 @@
-/* The JSON parser, body validation and rendering. */
+/* The JSON parser and body validation. */
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "tap.h"
 #include "ngx_http_inventory_validate.h"
-#include "ngx_http_inventory_render.h"
 
 
 /* an arena of malloc'd blocks, freed after each case */
@@ -200,82 +199,9 @@ test_good_bodies(void)
 }
 
 
-static void *
-plain_alloc(void *ctx, size_t size)
-{
-    return test_alloc(ctx, size);
-}
-
-
-static void
-test_render(void)
-{
-    yajl_gen                      g;
-    ngx_http_inventory_buf_t      b;
-    ngx_http_inventory_item_t     item;
-    ngx_http_inventory_errors_t   errs;
-    ngx_http_inventory_problem_t  p;
-    ngx_http_inventory_str_t      sku = { "A-1", 3 }, loc = { "store-7", 7 };
-    static const char             want[] =
-        "{\"sku\":\"A-1\",\"location\":\"store-7\",\"on_hand\":120,"
-        "\"reserved\":5,\"available\":115,\"min_level\":10,"
-        "\"low_stock\":false,\"version\":42,"
-        "\"updated_at\":\"2026-11-22T10:00:00.123Z\"}";
-
-    item.on_hand = 120;
-    item.reserved = 5;
-    item.min_level = 10;
-    item.version = 42;
-    item.updated_at = 1795341600123ULL;
-
-    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
-    g = ngx_http_inventory_gen_open(&b);
-    ngx_http_inventory_render_item(g, sku, loc, &item);
-    yajl_gen_free(g);
-    ok(b.len == sizeof(want) - 1 && memcmp(b.data, want, b.len) == 0,
-       "item renders as the spec shows: %.*s", (int) b.len, b.data);
-
-    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
-    g = ngx_http_inventory_gen_open(&b);
-    yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_int(g, "a", 0);
-    ngx_http_inventory_gen_key_int(g, "b", -1000000000);
-    ngx_http_inventory_gen_key_int(g, "c", INT64_MIN);
-    ngx_http_inventory_gen_key_int(g, "d", 9007199254740991LL);
-    yajl_gen_map_close(g);
-    yajl_gen_free(g);
-    ngx_http_inventory_buf_append(&b, "", 1);
-    ok(strcmp((char *) b.data, "{\"a\":0,\"b\":-1000000000,"
-              "\"c\":-9223372036854775808,\"d\":9007199254740991}") == 0,
-       "integers render exactly: %s", b.data);
-
-    errs.n = 0;
-    ngx_http_inventory_error_add(&errs, "x\"\n", 3, "unknown member");
-    memset(&p, 0, sizeof(p));
-    p.code = NGX_HTTP_INVENTORY_P_INVALID_REQUEST;
-    p.detail = "bad";
-    p.errors = &errs;
-
-    ngx_http_inventory_buf_init(&b, plain_alloc, NULL);
-    g = ngx_http_inventory_gen_open(&b);
-    ngx_http_inventory_render_problem(g, &p);
-    yajl_gen_free(g);
-    ngx_http_inventory_buf_append(&b, "", 1);
-    ok(strstr((char *) b.data, "\"status\":400") != NULL
-       && strstr((char *) b.data, "\"code\":\"invalid-request\"") != NULL
-       && strstr((char *) b.data, "\"field\":\"x\\\"\\n\"") != NULL,
-       "problem renders, escaping fields: %s", b.data);
-    is_int(ngx_http_inventory_problem_status(
-               NGX_HTTP_INVENTORY_P_STORAGE_FULL), 507, "storage-full is 507");
-
-    test_free();
-}
-
-
 void
 test_json(void)
 {
     test_bad_bodies();
     test_good_bodies();
-    test_render();
 }
