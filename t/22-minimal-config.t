@@ -1,4 +1,4 @@
-# The minimal configuration of SPEC.md section 2, verbatim except for the
+# The minimal configuration the README shows, verbatim except for the
 # absolute paths and the port.  The harness adds only -p, -e (startup error
 # log) and -g "pid ...;" on the command line; the access log and temp paths
 # stay at the distribution's defaults (/var/log/nginx, /var/lib/nginx).
