@@ -4,6 +4,7 @@
  * checked for length before any member is trusted.
  */
 
+#include <endian.h>
 #include <string.h>
 
 #include "ngx_http_inventory_codec.h"
@@ -22,28 +23,19 @@ static const unsigned char *ngx_http_inventory_get_str(
 void
 ngx_http_inventory_put_u64(unsigned char *p, uint64_t v)
 {
-    int  i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char) (v & 0xff);
-        v >>= 8;
-    }
+    v = htobe64(v);
+    memcpy(p, &v, 8);
 }
 
 
 uint64_t
 ngx_http_inventory_get_u64(const unsigned char *p)
 {
-    int       i;
     uint64_t  v;
 
-    v = 0;
+    memcpy(&v, p, 8);
 
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    return v;
+    return be64toh(v);
 }
 
 

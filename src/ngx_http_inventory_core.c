@@ -6,6 +6,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
@@ -158,6 +159,25 @@ int
 ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item)
 {
     return ngx_http_inventory_available(item) < item->min_level;
+}
+
+
+/*
+ * A command with every member zero but its line and slot arrays (12 KB of
+ * its 13): only their first res.nlines and nslots entries are ever read,
+ * and each is written before it is read.  Zeroing them was a quarter of a
+ * write's instructions.
+ */
+
+void
+ngx_http_inventory_cmd_init(ngx_http_inventory_cmd_t *cmd)
+{
+    memset(cmd, 0, offsetof(ngx_http_inventory_cmd_t, res.lines));
+    cmd->res.nlines = 0;
+    memset(&cmd->now, 0, offsetof(ngx_http_inventory_cmd_t, slots)
+                         - offsetof(ngx_http_inventory_cmd_t, now));
+    memset(&cmd->nslots, 0, sizeof(ngx_http_inventory_cmd_t)
+                            - offsetof(ngx_http_inventory_cmd_t, nslots));
 }
 
 

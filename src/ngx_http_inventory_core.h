@@ -180,7 +180,7 @@ typedef struct {
 
     ngx_http_inventory_reservation_t  res;
 
-    /* filled in by the store */
+    /* filled in by the store; cmd_init() zeroes from here to slots */
     uint64_t                    now;           /* the transaction's time */
     unsigned                    outcome;
     int64_t                     available;     /* for INSUFFICIENT */
@@ -204,6 +204,7 @@ int ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out);
 int64_t ngx_http_inventory_available(const ngx_http_inventory_item_t *item);
 int ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item);
 
+void ngx_http_inventory_cmd_init(ngx_http_inventory_cmd_t *cmd);
 void ngx_http_inventory_cmd_slots(ngx_http_inventory_cmd_t *cmd);
 size_t ngx_http_inventory_slot_of(const ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);

@@ -59,10 +59,12 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
                           "the body must be application/json", NULL);
     }
 
-    cmd = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_cmd_t));
+    cmd = ngx_palloc(r->pool, sizeof(ngx_http_inventory_cmd_t));
     if (cmd == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_http_inventory_cmd_init(cmd);
 
     ctx->cmd = cmd;
     cmd->type = ctx->rt->cmd;

@@ -1,5 +1,7 @@
 /* Domain rules: identifiers, integers, time, decisions and event replay. */
 
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tap.h"
@@ -256,9 +258,58 @@ test_apply(void)
 void test_core_commands(void);
 
 
+/* cmd_init() zeroes every byte a calloc would, but the two arrays */
+
+static void
+test_cmd_init(void)
+{
+    size_t                     i, lines, lines_end, slots, slots_end, bad;
+    unsigned char             *p;
+    ngx_http_inventory_cmd_t  *cmd;
+
+    cmd = malloc(sizeof(ngx_http_inventory_cmd_t));
+    if (cmd == NULL) {
+        ok(0, "cmd_init: memory");
+        return;
+    }
+
+    memset(cmd, 0xa5, sizeof(ngx_http_inventory_cmd_t));
+    ngx_http_inventory_cmd_init(cmd);
+
+    lines = offsetof(ngx_http_inventory_cmd_t, res.lines);
+    lines_end = lines + sizeof(cmd->res.lines);
+    slots = offsetof(ngx_http_inventory_cmd_t, slots);
+    slots_end = slots + sizeof(cmd->slots);
+    p = (unsigned char *) cmd;
+    bad = 0;
+
+    for (i = 0; i < sizeof(ngx_http_inventory_cmd_t); i++) {
+        if ((i >= lines && i < lines_end) || (i >= slots && i < slots_end)) {
+            continue;
+        }
+
+        /* padding after res.nlines may keep its bytes */
+        if (p[i] != 0
+            && !(i >= offsetof(ngx_http_inventory_cmd_t, res.nlines)
+                      + sizeof(size_t)
+                 && i < offsetof(ngx_http_inventory_cmd_t, now)))
+        {
+            bad++;
+        }
+    }
+
+    is_int(bad, 0, "cmd_init: every member but the arrays is zero");
+    ok(p[lines] == 0xa5 && p[slots] == 0xa5,
+       "cmd_init: the arrays are left as they were");
+
+    free(cmd);
+}
+
+
 void
 test_core(void)
 {
+    test_cmd_init();
     test_ids();
     test_ints();
     test_time();
