@@ -5,6 +5,22 @@ package InvTest;
 # Core Perl only: starts a real nginx (the distribution binary) with the
 # module loaded, on a free loopback port, in a temporary prefix directory,
 # and talks HTTP to it.  See t/*.t for usage.
+#
+# Sections, in this order:
+#   files and processes   slurp, which, free_port, pid_alive, wait_gone,
+#                         parallel, run_logged; the sanitizer environment
+#   instances             start, stop, restart, reload, reconfigure, the
+#                         error log; binary upgrade (upgrade_begin, upgrade)
+#   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
+#                         the API's routes (ipath, get, put_item, ...)
+#   assertions            json_type, show, problem_ok, item_ok,
+#                         reservation_ok, counts_ok, unchanged, replay_ok
+#   events and the feed   item_events, items_snapshot, event_pages,
+#                         feed_pages, last_seq, replay_events
+#   metrics               parse_metrics, metrics, metric_value
+#   store and admin tool  admin_run, verify_ok, owner_problems,
+#                         write_lock_tid
+#   time                  ts_ms, sleep_until
 
 use strict;
 use warnings;
@@ -25,8 +41,17 @@ use B ();
 use Exporter 'import';
 
 our @EXPORT_OK = qw(
-    parallel json_type problem_ok item_ok encode_json decode_json
-    TS_RE
+    encode_json decode_json TS_RE RES_ID_RE
+    slurp which free_port pid_alive wait_gone parallel run_logged
+    san_env san_files san_reports_ok
+    async_req async_wait header ipath idem_key replayed
+    json_type show problem_ok item_problems item_ok reservation_problems
+    reservation_ok counts_ok unchanged replay_ok fresh_ok
+    item_events items_snapshot event_pages feed_pages last_seq
+    replay_events
+    parse_metrics metrics metric_value
+    admin_run verify_ok owner_problems write_lock_tid
+    ts_ms sleep_until
 );
 
 our $NGINX = $ENV{INVENTORY_NGINX} // '/usr/sbin/nginx';
@@ -35,7 +60,9 @@ our $ROOT = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)),
 our $MODULE = $ENV{INVENTORY_MODULE}
     // "$ROOT/build/ngx_http_inventory_module.so";
 
+
 use constant TS_RE => qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/;
+use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $JSON_DEC = JSON::PP->new->utf8->allow_nonref;
@@ -49,8 +76,158 @@ my %LIVE;    # refaddr => instance, for the END safety net
 sub encode_json { $JSON->encode($_[0]) }
 sub decode_json { $JSON_DEC->decode($_[0]) }
 
+# ==========================================================================
+# files and processes
+# ==========================================================================
+
+# slurp($file): its contents, undef when it cannot be read
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return undef;
+    local $/;
+    my $c = <$fh>;
+    close $fh;
+    return $c;
+}
+
+# which($program): its path on $PATH, undef when it is not installed
+sub which {
+    my ($prog) = @_;
+    for my $d (split /:/, $ENV{PATH} // '') {
+        return "$d/$prog" if -x "$d/$prog" && !-d "$d/$prog";
+    }
+    return undef;
+}
+
+# free_port(): a TCP port on 127.0.0.1 that nobody listens on right now
+sub free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+        Listen => 1, ReuseAddr => 1,
+    ) or die "cannot bind a free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# pid_alive($pid): the process exists and is not a zombie
+sub pid_alive {
+    my ($pid) = @_;
+    return 0 unless $pid && kill 0, $pid;
+    my $st = slurp("/proc/$pid/stat");
+    return 1 unless defined $st;            # no procfs: trust kill 0
+    my ($state) = $st =~ /\)\s+(\S)/;
+    return 0 if defined $state && $state eq 'Z';
+    return 1;
+}
+
+# wait_gone($pid, $seconds): true once the process has exited (a zombie
+# counts as gone)
+sub wait_gone {
+    my ($pid, $t) = @_;
+    my $deadline = time + ($t // 15);
+    sleep 0.05 while pid_alive($pid) && time < $deadline;
+    return !pid_alive($pid);
+}
+
 # --------------------------------------------------------------------------
-# start / stop / restart / reload
+# parallel($n, sub { my $i = shift; ...; return $string })
+# Runs the sub in $n forked children; returns their strings in order.
+# A child that dies returns "DIED: <message>".
+
+sub parallel {
+    my ($n, $code) = @_;
+    my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    STDOUT->flush;
+    STDERR->flush;
+    my @pids;
+    for my $i (0 .. $n - 1) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $out = eval { $code->($i) };
+            $out = 'DIED: ' . ($@ || 'unknown') if $@;
+            $out //= '';
+            if (open my $fh, '>', "$tmp/$i.tmp") {
+                print {$fh} $out;
+                close $fh;
+                rename "$tmp/$i.tmp", "$tmp/$i";
+            }
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid $_, 0 for @pids;
+    return map { slurp("$tmp/$_") // 'DIED: child wrote no result' }
+           0 .. $n - 1;
+}
+
+
+# run_logged($out, @cmd): runs the command with stdin from /dev/null and
+# stdout and stderr into the file $out (never a pipe: a daemon keeps
+# inherited descriptors), in the sanitizer environment; returns (wait
+# status, output).
+sub run_logged {
+    my ($out, @cmd) = @_;
+    my %env = san_env();
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+        @ENV{keys %env} = values %env;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $?;
+    return ($rc, slurp($out) // '');
+}
+
+# --------------------------------------------------------------------------
+# The sanitizer environment: with INVENTORY_PRELOAD (the ASan and UBSan
+# runtimes) and INVENTORY_ASAN_LOG (a directory), every nginx the tests
+# run gets the preload and writes its reports into that directory, after
+# any ASAN_OPTIONS/UBSAN_OPTIONS of the caller.
+
+# san_env(): the environment variables to set for a sanitized nginx
+sub san_env {
+    my %env;
+    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    if (defined $d && -d $d) {
+        my $a = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
+        my $u = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
+        $env{ASAN_OPTIONS} = $ENV{ASAN_OPTIONS} ? "$ENV{ASAN_OPTIONS}:$a" : $a;
+        $env{UBSAN_OPTIONS} = $ENV{UBSAN_OPTIONS}
+                              ? "$ENV{UBSAN_OPTIONS}:$u" : $u;
+    }
+    return %env;
+}
+
+# san_files(): the report files in INVENTORY_ASAN_LOG
+sub san_files {
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    return () unless defined $d && -d $d;
+    return glob("$d/san*");
+}
+
+# san_reports_ok(\%seen, $label): one test: no report file appeared that is
+# not in %seen (which then holds them all)
+sub san_reports_ok {
+    my ($seen, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @new = grep { !$seen->{$_} } san_files();
+    $seen->{$_} = 1 for @new;
+    Test::More::ok(!@new, 'no sanitizer reports'
+                          . (defined $label ? " ($label)" : ''))
+        or Test::More::diag(join "\n",
+            map { "--- $_:\n" . (slurp($_) // '') } @new);
+    return !@new;
+}
+
+# ==========================================================================
+# instances: start / stop / restart / reload
+# ==========================================================================
 
 sub start {
     my ($class, %opt) = @_;
@@ -70,7 +247,7 @@ sub start {
     chmod 0755, $dir or die "chmod $dir: $!";
     $self->{dir} = $dir;
     $self->{datadir} = $opt{datadir} // "$dir/data";
-    $self->{port} = _free_port();
+    $self->{port} = free_port();
     $self->{module} = $MODULE;
 
     Test::More::diag("InvTest: keeping $dir") if $ENV{INVENTORY_KEEP};
@@ -79,16 +256,6 @@ sub start {
     $self->_san_snapshot;
     $self->_launch;
     return $self;
-}
-
-sub _free_port {
-    my $s = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
-        Listen => 1, ReuseAddr => 1,
-    ) or die "cannot bind a free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
 }
 
 sub _write_conf {
@@ -155,38 +322,11 @@ sub _nginx_cmd {
     return (@cmd, @extra);
 }
 
-sub _san_env {
-    my %env;
-    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    if (defined $d && -d $d) {
-        my $a = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
-        my $u = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
-        $env{ASAN_OPTIONS} = $ENV{ASAN_OPTIONS} ? "$ENV{ASAN_OPTIONS}:$a" : $a;
-        $env{UBSAN_OPTIONS} = $ENV{UBSAN_OPTIONS}
-                              ? "$ENV{UBSAN_OPTIONS}:$u" : $u;
-    }
-    return %env;
-}
-
-# Run a command with output to a file (never a pipe: the daemon keeps
-# inherited descriptors), return (exit status, output).
+# $self->_run($tag, @cmd): run_logged into $tag.out in the instance's
+# directory
 sub _run {
     my ($self, $tag, @cmd) = @_;
-    my $out = "$self->{dir}/$tag.out";
-    my %env = _san_env();
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        @ENV{keys %env} = values %env;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $rc = $?;
-    return ($rc, _slurp($out) // '');
+    return run_logged("$self->{dir}/$tag.out", @cmd);
 }
 
 # example_conf($name): conf/$name, an example configuration tested as it
@@ -194,21 +334,10 @@ sub _run {
 sub example_conf {
     my ($name) = @_;
     my $f = "$ROOT/conf/$name";
-    my $c = _slurp($f) // die "$f: $!";
+    my $c = slurp($f) // die "$f: $!";
     for my $p (qw(MODULE PORT DATADIR DIR)) {
         die "$f lacks the placeholder %%$p%%\n" unless $c =~ /%%$p%%/;
     }
-    return $c;
-}
-
-sub slurp { _slurp(@_) }
-
-sub _slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or return undef;
-    local $/;
-    my $c = <$fh>;
-    close $fh;
     return $c;
 }
 
@@ -268,20 +397,10 @@ sub _launch {
 
 sub master_pid {
     my ($self) = @_;
-    my $p = _slurp("$self->{dir}/nginx.pid");
+    my $p = slurp("$self->{dir}/nginx.pid");
     return undef unless defined $p;
     ($p) = $p =~ /(\d+)/;
     return $p;
-}
-
-sub _alive {
-    my ($pid) = @_;
-    return 0 unless $pid && kill 0, $pid;
-    my $st = _slurp("/proc/$pid/stat");
-    return 1 unless defined $st;            # no procfs: trust kill 0
-    my ($state) = $st =~ /\)\s+(\S)/;
-    return 0 if defined $state && $state eq 'Z';
-    return 1;
 }
 
 # Children of the master (workers, cache processes), read from /proc.
@@ -291,7 +410,7 @@ sub worker_pids {
     my @pids;
     opendir my $dh, '/proc' or return ();
     for my $p (grep { /^\d+\z/ } readdir $dh) {
-        my $st = _slurp("/proc/$p/stat") // next;
+        my $st = slurp("/proc/$p/stat") // next;
         my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
         next if $state eq 'Z';
         push @pids, $p + 0 if $ppid == $m;
@@ -304,8 +423,8 @@ sub _kill_all {
     my ($self) = @_;
     my $m = $self->master_pid;
     my @w = $self->worker_pids;
-    kill 'KILL', $m if $m && _alive($m);
-    kill 'KILL', $_ for grep { _alive($_) } @w;
+    kill 'KILL', $m if $m && pid_alive($m);
+    kill 'KILL', $_ for grep { pid_alive($_) } @w;
 }
 
 sub stop {
@@ -317,20 +436,20 @@ sub stop {
     my @w = $self->worker_pids;
     my $clean = 1;
 
-    if ($m && _alive($m)) {
+    if ($m && pid_alive($m)) {
         kill 'QUIT', $m;
         my $deadline = time + 15;
-        sleep 0.05 while _alive($m) && time < $deadline;
-        if (_alive($m)) {
+        sleep 0.05 while pid_alive($m) && time < $deadline;
+        if (pid_alive($m)) {
             $clean = 0;
             $self->_kill_all;
-            sleep 0.05 while _alive($m) && time < $deadline + 5;
+            sleep 0.05 while pid_alive($m) && time < $deadline + 5;
         }
     }
     # workers normally exit before the master; never leave one behind
     my $deadline = time + 5;
-    sleep 0.05 while (grep { _alive($_) } @w) && time < $deadline;
-    kill 'KILL', $_ for grep { _alive($_) } @w;
+    sleep 0.05 while (grep { pid_alive($_) } @w) && time < $deadline;
+    kill 'KILL', $_ for grep { pid_alive($_) } @w;
 
     $self->{running} = 0;
     delete $LIVE{refaddr $self};
@@ -401,7 +520,7 @@ sub datadir { $_[0]{datadir} }
 
 sub error_log {
     my ($self) = @_;
-    return _slurp("$self->{dir}/error.log") // '';
+    return slurp("$self->{dir}/error.log") // '';
 }
 
 sub _tail_log {
@@ -436,26 +555,16 @@ sub check_log {
     return !@bad;
 }
 
-sub _san_files {
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    return () unless defined $d && -d $d;
-    return glob("$d/san*");
-}
-
 sub _san_snapshot {
     my ($self) = @_;
-    $self->{san_seen}{$_} = 1 for _san_files();
+    $self->{san_seen}{$_} = 1 for san_files();
 }
 
 sub _san_check {
     my ($self) = @_;
     my $d = $ENV{INVENTORY_ASAN_LOG};
     return unless defined $d && -d $d;
-    my @new = grep { !$self->{san_seen}{$_} } _san_files();
-    $self->{san_seen}{$_} = 1 for @new;
-    Test::More::ok(!@new, 'no sanitizer reports')
-        or Test::More::diag(join "\n",
-            map { "--- $_:\n" . (_slurp($_) // '') } @new);
+    san_reports_ok($self->{san_seen});
 }
 
 END {
@@ -473,8 +582,86 @@ sub DESTROY {
     eval { $self->stop };
 }
 
+
 # --------------------------------------------------------------------------
+# Binary upgrade on the fly (t/64): USR2 starts a new master from the same
+# binary and arguments; the old master's pid file becomes nginx.pid.oldbin.
+
+# $n->oldbin_pid: the pid in nginx.pid.oldbin, undef when there is none
+sub oldbin_pid {
+    my ($self) = @_;
+    my $p = slurp("$self->{dir}/nginx.pid.oldbin");
+    return undef unless defined $p;
+    ($p) = $p =~ /(\d+)/;
+    return $p;
+}
+
+# $n->workers_of($master): live worker processes of that master (while an
+# upgrade runs, the new master is a child of the old one: it is left out);
+# their number in scalar context
+sub workers_of {
+    my ($self, $m) = @_;
+    return () unless $m;
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+\z/ } readdir $dh) {
+        my $st = slurp("/proc/$p/stat") // next;
+        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
+        next if $state eq 'Z' || $ppid != $m;
+        my $cmd = slurp("/proc/$p/cmdline") // '';
+        next if $cmd =~ /master process/;
+        push @pids, $p + 0;
+    }
+    closedir $dh;
+    @pids = sort { $a <=> $b } @pids;
+    return wantarray ? @pids : scalar @pids;
+}
+
+# $n->upgrade_begin(timeout => 15): USR2 to the master; waits until
+# nginx.pid names a new master, nginx.pid.oldbin the old one and the new
+# master has all its workers.  Both generations then accept on the same
+# listening sockets.  Returns ($old, $new); dies on a timeout.
+sub upgrade_begin {
+    my ($self, %o) = @_;
+    my $old = $self->master_pid or die "no master pid\n";
+    kill 'USR2', $old or die "kill USR2 $old: $!\n";
+    my $deadline = time + ($o{timeout} // 15);
+    my $new;
+    while (time < $deadline) {
+        my $m = $self->master_pid;
+        my $ob = $self->oldbin_pid;
+        if ($m && $m != $old && $ob && $ob == $old && pid_alive($m)
+            && $self->workers_of($m) >= $self->{workers})
+        {
+            $new = $m;
+            last;
+        }
+        sleep 0.05;
+    }
+    die "upgrade: no new master with $self->{workers} workers within "
+        . ($o{timeout} // 15) . " s after USR2 to $old\n"
+        . $self->_tail_log(40)
+        unless $new;
+    return ($old, $new);
+}
+
+# $n->upgrade(timeout => 15): the whole upgrade: upgrade_begin, then QUIT
+# to the old master, which lets its workers finish and exits.  Returns
+# ($old, $new); dies when the old master does not exit in time.
+sub upgrade {
+    my ($self, %o) = @_;
+    my ($old, $new) = $self->upgrade_begin(%o);
+    kill 'QUIT', $old or die "kill QUIT $old: $!\n";
+    wait_gone($old, $o{timeout} // 15)
+        or die "upgrade: old master $old did not exit within "
+               . ($o{timeout} // 15) . " s of QUIT\n" . $self->_tail_log(40);
+    return ($old, $new);
+}
+
+
+# ==========================================================================
 # HTTP
+# ==========================================================================
 
 sub _finish {
     my ($r) = @_;
@@ -586,8 +773,177 @@ sub raw_req {
     return _parse_raw($buf, $method, $path);
 }
 
+# $n->async_req($method, $path, headers => [name => value, ...]): sends a
+# request on a new connection (Connection: close) and returns a handle at
+# once, without reading the answer; collect it with async_wait.
+sub async_req {
+    my ($self, $method, $path, %o) = @_;
+    my @h = @{ $o{headers} // [] };
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port},
+                                  Proto => 'tcp', Timeout => 5)
+        or return { failed => "connect: $!", method => $method,
+                    path => $path, sent => time };
+    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
+              . "Connection: close\r\n";
+    while (my ($k, $v) = splice @h, 0, 2) { $req .= "$k: $v\r\n" }
+    $req .= "\r\n";
+    binmode $s;
+    my $off = 0;
+    while ($off < length $req) {
+        my $w = syswrite $s, $req, length($req) - $off, $off;
+        return { failed => "write: $!", method => $method, path => $path,
+                 sent => time }
+            unless defined $w;
+        $off += $w;
+    }
+    return { sock => $s, buf => '', method => $method, path => $path,
+             sent => time };
+}
+
+# async_wait(\@handles, $timeout): reads until every handle's connection is
+# closed by the server or $timeout seconds pass.  Each finished handle gets
+# res (a response as $n->req gives) and done (the time its answer ended);
+# an unfinished one keeps its connection (res stays undef) unless
+# $opt{close}.  Returns the number of finished handles.
+sub async_wait {
+    my ($hs, $timeout, %opt) = @_;
+    my $deadline = time + $timeout;
+    my %by = map { (fileno($_->{sock}) => $_) }
+             grep { $_->{sock} && !$_->{res} } @$hs;
+    for my $h (grep { $_->{failed} && !$_->{res} } @$hs) {
+        $h->{res} = _finish({ status => 599, headers => {},
+                              body => $h->{failed}, method => $h->{method},
+                              path => $h->{path} });
+        $h->{done} = $h->{sent};
+    }
+    my $sel = IO::Select->new(map { $_->{sock} } values %by);
+    while ($sel->count && time < $deadline) {
+        my @ready = $sel->can_read($deadline - time);
+        my $now = time;
+        for my $s (@ready) {
+            my $h = $by{ fileno $s };
+            my $n = sysread $s, $h->{buf}, 65536, length $h->{buf};
+            next if $n;
+            next if !defined $n && $!{EAGAIN};
+            $sel->remove($s);
+            close $s;
+            delete $h->{sock};
+            $h->{done} = $now;
+            $h->{res} = _parse_raw($h->{buf}, $h->{method}, $h->{path});
+        }
+    }
+    if ($opt{close}) {
+        for my $h (grep { $_->{sock} } @$hs) { close $h->{sock}; delete $h->{sock} }
+    }
+    return scalar grep { $_->{res} } @$hs;
+}
+
+# a complete HTTP/1.1 response (read until the server closed) into the
+# shape $n->req returns
+sub _parse_raw {
+    my ($buf, $method, $path) = @_;
+    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
+    $rbody //= '';
+    my ($status) = ($head // '') =~ m{^HTTP/\d\.\d\s+(\d{3})};
+    return _finish({ status => 599, headers => {},
+                     body => "bad response: $buf",
+                     method => $method, path => $path })
+        unless $status;
+    my %hd;
+    for my $l (split /\r\n/, $head) {
+        next unless $l =~ /^([^:\s]+):\s*(.*?)\s*$/;
+        my ($k, $v) = (lc $1, $2);
+        $hd{$k} = exists $hd{$k} ? [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ]
+                                 : $v;
+    }
+    $rbody = '' if $method eq 'HEAD';
+    if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr($rbody, 0, $len, '');
+            $rbody =~ s/^\r\n//;
+        }
+        $rbody = $out;
+    } elsif (defined $hd{'content-length'} && !ref $hd{'content-length'}) {
+        $rbody = substr($rbody, 0, $hd{'content-length'});
+    }
+    return _finish({ status => $status + 0, headers => \%hd, body => $rbody,
+                     method => $method, path => $path });
+}
+
+# header($r, $name): the first value of a response header (lower case name)
+sub header {
+    my ($r, $k) = @_;
+    my $v = $r->{headers}{$k};
+    return ref $v ? $v->[0] : $v;
+}
+
 # --------------------------------------------------------------------------
-# assertions shared by the test files
+# Shortcuts for the API's routes: $n->get($path, %opt) and the writes below
+# are $n->req with the route's path and a JSON body; %opt as for req.
+
+# ipath($sku, $location): the path of an item
+sub ipath { "/v1/inventory/$_[0]/$_[1]" }
+
+sub get { my ($self, $path, %o) = @_; $self->req(GET => $path, %o) }
+
+# $n->put_item($sku, $location, \%body, %opt)
+sub put_item {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(PUT => ipath($sku, $loc), json => $j, %o);
+}
+
+# $n->adjust($sku, $location, \%body, %opt)
+sub adjust {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(POST => ipath($sku, $loc) . '/adjustments',
+                      json => $j, %o);
+}
+
+# $n->reserve($sku, $location, \%body, %opt): an item-route reservation
+sub reserve {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(POST => ipath($sku, $loc) . '/reservations',
+                      json => $j, %o);
+}
+
+# $n->cart(\%body, %opt): a reservation of several lines
+sub cart {
+    my ($self, $j, %o) = @_;
+    return $self->req(POST => '/v1/reservations', json => $j, %o);
+}
+
+# $n->commit($id, %opt), $n->release($id, %opt): no body unless %opt has one
+sub commit {
+    my ($self, $id, %o) = @_;
+    return $self->req(POST => "/v1/reservations/$id/commit", %o);
+}
+
+sub release {
+    my ($self, $id, %o) = @_;
+    return $self->req(POST => "/v1/reservations/$id/release", %o);
+}
+
+# $n->transfer(\%body, %opt)
+sub transfer {
+    my ($self, $j, %o) = @_;
+    return $self->req(POST => '/v1/transfers', json => $j, %o);
+}
+
+# idem_key($key): the header pair, for headers => { idem_key('k'), ... }
+sub idem_key { ('Idempotency-Key' => $_[0]) }
+
+# replayed($r): the answer carries Idempotent-Replayed: true
+sub replayed {
+    (($_[0]{headers} // {})->{'idempotent-replayed'} // '') eq 'true';
+}
+
+# ==========================================================================
+# assertions
+# ==========================================================================
 
 # The JSON type of a value decoded by JSON::PP: number, string, bool, null,
 # array, object.  Numbers and strings are told apart by the flags the
@@ -608,7 +964,7 @@ sub json_type {
     return 'string';
 }
 
-sub _show {
+sub show {
     my ($r) = @_;
     my $b = $r->{body} // '';
     $b = substr($b, 0, 2000) . '...' if length $b > 2000;
@@ -711,7 +1067,7 @@ sub problem_ok {
     }
 
     my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
         unless $ok;
     return $ok;
 }
@@ -782,63 +1138,11 @@ sub item_ok {
             unless defined $et && !ref $et && $et eq $want;
     }
     my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
         unless $ok;
     return $ok;
 }
 
-sub show { _show($_[0]) }
-
-# --------------------------------------------------------------------------
-# parallel($n, sub { my $i = shift; ...; return $string })
-# Runs the sub in $n forked children; returns their strings in order.
-# A child that dies returns "DIED: <message>".
-
-sub parallel {
-    my ($n, $code) = @_;
-    my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    STDOUT->flush;
-    STDERR->flush;
-    my @pids;
-    for my $i (0 .. $n - 1) {
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            my $out = eval { $code->($i) };
-            $out = 'DIED: ' . ($@ || 'unknown') if $@;
-            $out //= '';
-            if (open my $fh, '>', "$tmp/$i.tmp") {
-                print {$fh} $out;
-                close $fh;
-                rename "$tmp/$i.tmp", "$tmp/$i";
-            }
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid $_, 0 for @pids;
-    return map { _slurp("$tmp/$_") // 'DIED: child wrote no result' }
-           0 .. $n - 1;
-}
-
-1;
-
-# --------------------------------------------------------------------------
-# Reservations, item events, before/after snapshots (t/30-32).
-
-push @EXPORT_OK, qw(reservation_ok reservation_problems ts_ms item_events
-                    items_snapshot RES_ID_RE);
-
-use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
-
-# ts_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
-sub ts_ms {
-    my ($ts) = @_;
-    require Time::Local;
-    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
-        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
-        or return undef;
-    return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
-}
 
 # reservation_problems($j, \%expect): problems with a reservation object.
 # expect: id, state, reference (undef: null), ttl (seconds between
@@ -942,10 +1246,66 @@ sub reservation_ok {
         unless $r->{content_type} =~ m{^application/json\b}i;
     push @p, reservation_problems($r->{json}, $exp);
     my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
         unless $ok;
     return $ok;
 }
+
+
+# counts_ok($n, $sku, $location, $on_hand, $reserved, $name, %more): GET
+# the item: 200 with these on_hand and reserved, available the difference,
+# and the members of %more
+sub counts_ok {
+    my ($n, $sku, $loc, $on_hand, $reserved, $name, %more) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return item_ok($n->get(ipath($sku, $loc)), 200,
+                   { on_hand => $on_hand, reserved => $reserved,
+                     available => $on_hand - $reserved, %more }, $name);
+}
+
+# unchanged($n, $before, $name): is_deeply on item snapshots (see
+# items_snapshot): the requests in between changed nothing
+sub unchanged {
+    my ($n, $before, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $now = items_snapshot($n, sort keys %$before);
+    my $ok = Test::More::is_deeply($now, $before, $name);
+    Test::More::diag(Test::More::explain($now)) unless $ok;
+    return $ok;
+}
+
+# replay_ok($first, $again, $name): same status, same body bytes, the
+# Idempotent-Replayed header on the repeat and not on the first
+sub replay_ok {
+    my ($first, $again, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p;
+    push @p, "status $again->{status}, first was $first->{status}"
+        unless $again->{status} == $first->{status};
+    push @p, 'body differs from the first' unless $again->{body} eq $first->{body};
+    push @p, 'no Idempotent-Replayed: true on the repeat' unless replayed($again);
+    push @p, 'Idempotent-Replayed on the first answer' if replayed($first);
+    push @p, "content-type $again->{content_type}, first $first->{content_type}"
+        unless $again->{content_type} eq $first->{content_type};
+    my $ok = Test::More::ok(!@p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n--- first:\n"
+        . show($first) . "\n--- repeat:\n" . show($again))
+        unless $ok;
+    return $ok;
+}
+
+# fresh_ok($r, $name): the answer is not marked replayed
+sub fresh_ok {
+    my ($r, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = Test::More::ok(!replayed($r), $name);
+    Test::More::diag(show($r)) unless $ok;
+    return $ok;
+}
+
+# ==========================================================================
+# events and the feed
+# ==========================================================================
 
 # item_events($n, $sku, $location, $after_version): every event of the item
 # after that version (default 0), following next_after_version; dies on a
@@ -957,7 +1317,7 @@ sub item_events {
     for (1 .. 1000) {
         my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
                                . "?after_version=$after&limit=1000");
-        die "item_events: unexpected answer\n" . _show($r) . "\n"
+        die "item_events: unexpected answer\n" . show($r) . "\n"
             unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
                    && ref $r->{json}{events} eq 'ARRAY';
         push @ev, @{ $r->{json}{events} };
@@ -978,25 +1338,6 @@ sub items_snapshot {
     } @paths };
 }
 
-1;
-
-# --------------------------------------------------------------------------
-# Concurrency guarantees (t/33-35): paged item events, metrics, replay.
-
-push @EXPORT_OK, qw(event_pages metric_value replay_events sleep_until
-                    epoch_ms);
-
-# epoch_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
-# (core Perl only, no Time::Local needed)
-sub epoch_ms { ts_ms(@_) }
-
-# sleep_until($epoch_seconds): sleep (without any request) until then
-sub sleep_until {
-    my ($t) = @_;
-    my $d = $t - time;
-    sleep $d if $d > 0;
-}
-
 # event_pages($n, $sku, $location, $limit): (\@events, \@problems): every
 # event of the item, $limit (default 100) per page, following
 # next_after_version.  A missing item gives ([], []) when $opt{missing_ok}.
@@ -1015,7 +1356,7 @@ sub event_pages {
         unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
                 && ref $r->{json}{events} eq 'ARRAY')
         {
-            push @p, "$sku/$loc events page after $after: " . _show($r);
+            push @p, "$sku/$loc events page after $after: " . show($r);
             last;
         }
         my $page = $r->{json}{events};
@@ -1042,38 +1383,61 @@ sub event_pages {
     return (\@ev, \@p);
 }
 
-# which($program): its path on $PATH, undef when it is not installed
-sub which {
-    my ($prog) = @_;
-    for my $d (split /:/, $ENV{PATH} // '') {
-        return "$d/$prog" if -x "$d/$prog" && !-d "$d/$prog";
+# feed_pages($n, $after, $limit): (\@events, \@problems): the global feed
+# after $after, $limit per page, until a page comes back empty.  Problems
+# name pages that break the contract: not 200, more than $limit events, a
+# seq that does not follow the previous one by exactly 1, last_seq not the
+# seq of the page's last event (or, on the empty page, not the last seq).
+sub feed_pages {
+    my ($n, $after, $limit) = @_;
+    $after //= 0;
+    my (@ev, @p);
+    for (1 .. 100000) {
+        my $q = "/v1/events?after=$after" . (defined $limit ? "&limit=$limit" : '');
+        my $r = $n->req(GET => $q);
+        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
+                && ref $r->{json}{events} eq 'ARRAY')
+        {
+            push @p, "feed page after $after: " . show($r);
+            last;
+        }
+        my $page = $r->{json}{events};
+        my $last = $r->{json}{last_seq};
+        push @p, "feed page after $after has " . @$page . " events, over "
+                 . "the limit $limit"
+            if defined $limit && @$page > $limit;
+        if (!@$page) {
+            push @p, "empty feed page after $after has last_seq "
+                     . ($last // 'null') . ", expected $after"
+                unless defined $last && $last == $after;
+            last;
+        }
+        my $prev = $after;
+        for my $e (@$page) {
+            my $s = ref $e eq 'HASH' ? $e->{seq} : undef;
+            if (!defined $s || $s != $prev + 1) {
+                push @p, "feed page after $after: seq " . ($s // 'null')
+                         . " follows $prev";
+                last if @p > 20;
+            }
+            $prev = $s // $prev + 1;
+        }
+        push @ev, @$page;
+        push @p, "feed page after $after: last_seq " . ($last // 'null')
+                 . " is not the seq of its last event ($prev)"
+            unless defined $last && $last == $prev;
+        last if @p > 20;
+        $after = $prev;
     }
-    return undef;
+    return (\@ev, \@p);
 }
 
-# write_lock_tid($datadir): the thread id holding LMDB's write lock, from
-# the robust mutex's lock word in lock.mdb right after the MDB_txbody cache
-# line (LMDB 0.9, glibc, x86-64: offset 64); 0 when free, undef when the
-# file or its layout is not recognized
-sub write_lock_tid {
-    my ($datadir) = @_;
-    open my $fh, '<:raw', "$datadir/lock.mdb" or return undef;
-    my $buf = '';
-    sysread $fh, $buf, 128;
-    close $fh;
-    return undef unless length $buf >= 80
-                        && unpack('L', $buf) == 0xBEEFC0DE;
-    return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
-}
-
-# metric_value($n, $name): the value of an unlabelled metric from
-# /metrics, undef when absent
-sub metric_value {
-    my ($n, $name) = @_;
-    my $r = $n->req(GET => '/metrics');
-    return undef unless $r->{status} == 200;
-    return $1 if $r->{body} =~ /^\Q$name\E\s+(\S+)\s*$/m;
-    return undef;
+# last_seq($n): the store's last seq, from an empty page of the feed; -1
+# when the answer has none
+sub last_seq {
+    my ($n) = @_;
+    my $r = $n->req(GET => '/v1/events?after=9007199254740991');
+    return ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} // -1 : -1;
 }
 
 # replay_events(\@events, $sku, $location): (\%state, \@problems).
@@ -1116,7 +1480,7 @@ sub replay_events {
             unless defined $e->{at} && $e->{at} =~ TS_RE;
         push @p, "$tag: at goes back in time"
             if defined $s{updated_at} && defined $e->{at}
-               && (epoch_ms($e->{at}) // 0) < (epoch_ms($s{updated_at}) // 0);
+               && (ts_ms($e->{at}) // 0) < (ts_ms($s{updated_at}) // 0);
         $last_seq = $e->{seq} if $int->($e->{seq});
         $s{version}++;
         $s{updated_at} = $e->{at};
@@ -1203,163 +1567,45 @@ sub replay_events {
     return (\%s, \@p);
 }
 
-1;
 
-# --------------------------------------------------------------------------
-# Event feed, long polls, low stock, the admin tool (t/40-43).
+# ==========================================================================
+# metrics
+# ==========================================================================
 
-push @EXPORT_OK, qw(async_req async_wait feed_pages admin_run
-                    owner_problems);
+# parse_metrics($text): { 'name' or 'name{labels}' => value } of every
+# sample line of a Prometheus text exposition whose value is a number
+# (a float, Inf or NaN); comments are left out
+my $NUM = qr/[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|Inf)|NaN/;
 
-# $n->async_req($method, $path, headers => [name => value, ...]): sends a
-# request on a new connection (Connection: close) and returns a handle at
-# once, without reading the answer; collect it with async_wait.
-sub async_req {
-    my ($self, $method, $path, %o) = @_;
-    my @h = @{ $o{headers} // [] };
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $self->{port},
-                                  Proto => 'tcp', Timeout => 5)
-        or return { failed => "connect: $!", method => $method,
-                    path => $path, sent => time };
-    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
-              . "Connection: close\r\n";
-    while (my ($k, $v) = splice @h, 0, 2) { $req .= "$k: $v\r\n" }
-    $req .= "\r\n";
-    binmode $s;
-    my $off = 0;
-    while ($off < length $req) {
-        my $w = syswrite $s, $req, length($req) - $off, $off;
-        return { failed => "write: $!", method => $method, path => $path,
-                 sent => time }
-            unless defined $w;
-        $off += $w;
+sub parse_metrics {
+    my ($text) = @_;
+    my %m;
+    for my $l (split /\n/, $text // '') {
+        next if $l =~ /^#/;
+        $m{$1} = $2 if $l =~ /^([A-Za-z_:][\w:]*(?:\{[^}]*\})?)\s+($NUM)\s*$/;
     }
-    return { sock => $s, buf => '', method => $method, path => $path,
-             sent => time };
+    return \%m;
 }
 
-# async_wait(\@handles, $timeout): reads until every handle's connection is
-# closed by the server or $timeout seconds pass.  Each finished handle gets
-# res (a response as $n->req gives) and done (the time its answer ended);
-# an unfinished one keeps its connection (res stays undef) unless
-# $opt{close}.  Returns the number of finished handles.
-sub async_wait {
-    my ($hs, $timeout, %opt) = @_;
-    my $deadline = time + $timeout;
-    my %by = map { (fileno($_->{sock}) => $_) }
-             grep { $_->{sock} && !$_->{res} } @$hs;
-    for my $h (grep { $_->{failed} && !$_->{res} } @$hs) {
-        $h->{res} = _finish({ status => 599, headers => {},
-                              body => $h->{failed}, method => $h->{method},
-                              path => $h->{path} });
-        $h->{done} = $h->{sent};
-    }
-    my $sel = IO::Select->new(map { $_->{sock} } values %by);
-    while ($sel->count && time < $deadline) {
-        my @ready = $sel->can_read($deadline - time);
-        my $now = time;
-        for my $s (@ready) {
-            my $h = $by{ fileno $s };
-            my $n = sysread $s, $h->{buf}, 65536, length $h->{buf};
-            next if $n;
-            next if !defined $n && $!{EAGAIN};
-            $sel->remove($s);
-            close $s;
-            delete $h->{sock};
-            $h->{done} = $now;
-            $h->{res} = _parse_raw($h->{buf}, $h->{method}, $h->{path});
-        }
-    }
-    if ($opt{close}) {
-        for my $h (grep { $_->{sock} } @$hs) { close $h->{sock}; delete $h->{sock} }
-    }
-    return scalar grep { $_->{res} } @$hs;
+# metrics($n): parse_metrics of GET /metrics, undef unless it answers 200
+sub metrics {
+    my ($n) = @_;
+    my $r = $n->req(GET => '/metrics');
+    return undef unless $r->{status} == 200;
+    return parse_metrics($r->{body});
 }
 
-# a complete HTTP/1.1 response (read until the server closed) into the
-# shape $n->req returns
-sub _parse_raw {
-    my ($buf, $method, $path) = @_;
-    my ($head, $rbody) = split /\r\n\r\n/, $buf, 2;
-    $rbody //= '';
-    my ($status) = ($head // '') =~ m{^HTTP/\d\.\d\s+(\d{3})};
-    return _finish({ status => 599, headers => {},
-                     body => "bad response: $buf",
-                     method => $method, path => $path })
-        unless $status;
-    my %hd;
-    for my $l (split /\r\n/, $head) {
-        next unless $l =~ /^([^:\s]+):\s*(.*?)\s*$/;
-        my ($k, $v) = (lc $1, $2);
-        $hd{$k} = exists $hd{$k} ? [ ref $hd{$k} ? @{ $hd{$k} } : $hd{$k}, $v ]
-                                 : $v;
-    }
-    $rbody = '' if $method eq 'HEAD';
-    if (($hd{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($rbody =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($rbody, 0, $len, '');
-            $rbody =~ s/^\r\n//;
-        }
-        $rbody = $out;
-    } elsif (defined $hd{'content-length'} && !ref $hd{'content-length'}) {
-        $rbody = substr($rbody, 0, $hd{'content-length'});
-    }
-    return _finish({ status => $status + 0, headers => \%hd, body => $rbody,
-                     method => $method, path => $path });
+# metric_value($n, $name): the value of one metric ('name{labels}' for a
+# labelled one) from /metrics, undef when absent
+sub metric_value {
+    my ($n, $name) = @_;
+    my $m = metrics($n) or return undef;
+    return $m->{$name};
 }
 
-# feed_pages($n, $after, $limit): (\@events, \@problems): the global feed
-# after $after, $limit per page, until a page comes back empty.  Problems
-# name pages that break the contract: not 200, more than $limit events, a
-# seq that does not follow the previous one by exactly 1, last_seq not the
-# seq of the page's last event (or, on the empty page, not the last seq).
-sub feed_pages {
-    my ($n, $after, $limit) = @_;
-    $after //= 0;
-    my (@ev, @p);
-    for (1 .. 100000) {
-        my $q = "/v1/events?after=$after" . (defined $limit ? "&limit=$limit" : '');
-        my $r = $n->req(GET => $q);
-        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
-                && ref $r->{json}{events} eq 'ARRAY')
-        {
-            push @p, "feed page after $after: " . _show($r);
-            last;
-        }
-        my $page = $r->{json}{events};
-        my $last = $r->{json}{last_seq};
-        push @p, "feed page after $after has " . @$page . " events, over "
-                 . "the limit $limit"
-            if defined $limit && @$page > $limit;
-        if (!@$page) {
-            push @p, "empty feed page after $after has last_seq "
-                     . ($last // 'null') . ", expected $after"
-                unless defined $last && $last == $after;
-            last;
-        }
-        my $prev = $after;
-        for my $e (@$page) {
-            my $s = ref $e eq 'HASH' ? $e->{seq} : undef;
-            if (!defined $s || $s != $prev + 1) {
-                push @p, "feed page after $after: seq " . ($s // 'null')
-                         . " follows $prev";
-                last if @p > 20;
-            }
-            $prev = $s // $prev + 1;
-        }
-        push @ev, @$page;
-        push @p, "feed page after $after: last_seq " . ($last // 'null')
-                 . " is not the seq of its last event ($prev)"
-            unless defined $last && $last == $prev;
-        last if @p > 20;
-        $after = $prev;
-    }
-    return (\@ev, \@p);
-}
+# ==========================================================================
+# store and admin tool
+# ==========================================================================
 
 # admin_run(@args): runs build/inventory-admin (or $INVENTORY_ADMIN) with
 # @args; returns (exit status, stdout, stderr).
@@ -1378,7 +1624,23 @@ sub admin_run {
     }
     waitpid $pid, 0;
     my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-    return ($rc, _slurp("$tmp/out") // '', _slurp("$tmp/err") // '');
+    return ($rc, slurp("$tmp/out") // '', slurp("$tmp/err") // '');
+}
+
+# verify_ok($dir, $events, $label): one test: inventory-admin verify $dir
+# exits 0, prints exactly "verify: ok, $events events" and nothing on
+# stderr; with $events undef any count will do.  Returns the count.
+sub verify_ok {
+    my ($dir, $events, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($rc, $out, $err) = admin_run('verify', $dir);
+    my ($got) = $out =~ /\Averify: ok, (\d+) events\n\z/;
+    my $ok = Test::More::ok($rc == 0 && defined $got && $err eq ''
+                            && (!defined $events || $got == $events),
+        'inventory-admin verify: ok, ' . ($events // $got // '?')
+        . " events ($label)");
+    Test::More::diag("exit $rc\nstdout: $out\nstderr: $err") unless $ok;
+    return $got;
 }
 
 # owner_problems($dir, $uid): files in $dir (and $dir itself) not owned by
@@ -1399,95 +1661,41 @@ sub owner_problems {
     return @p;
 }
 
-1;
 
-# --------------------------------------------------------------------------
-# Binary upgrade on the fly (t/64): USR2 starts a new master from the same
-# binary and arguments; the old master's pid file becomes nginx.pid.oldbin.
-
-push @EXPORT_OK, qw(wait_gone pid_alive);
-
-# pid_alive($pid): the process exists and is not a zombie
-sub pid_alive { _alive($_[0]) }
-
-# $n->oldbin_pid: the pid in nginx.pid.oldbin, undef when there is none
-sub oldbin_pid {
-    my ($self) = @_;
-    my $p = _slurp("$self->{dir}/nginx.pid.oldbin");
-    return undef unless defined $p;
-    ($p) = $p =~ /(\d+)/;
-    return $p;
+# write_lock_tid($datadir): the thread id holding LMDB's write lock, from
+# the robust mutex's lock word in lock.mdb right after the MDB_txbody cache
+# line (LMDB 0.9, glibc, x86-64: offset 64); 0 when free, undef when the
+# file or its layout is not recognized
+sub write_lock_tid {
+    my ($datadir) = @_;
+    open my $fh, '<:raw', "$datadir/lock.mdb" or return undef;
+    my $buf = '';
+    sysread $fh, $buf, 128;
+    close $fh;
+    return undef unless length $buf >= 80
+                        && unpack('L', $buf) == 0xBEEFC0DE;
+    return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
 }
 
-# $n->workers_of($master): live worker processes of that master (while an
-# upgrade runs, the new master is a child of the old one: it is left out);
-# their number in scalar context
-sub workers_of {
-    my ($self, $m) = @_;
-    return () unless $m;
-    my @pids;
-    opendir my $dh, '/proc' or return ();
-    for my $p (grep { /^\d+\z/ } readdir $dh) {
-        my $st = _slurp("/proc/$p/stat") // next;
-        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
-        next if $state eq 'Z' || $ppid != $m;
-        my $cmd = _slurp("/proc/$p/cmdline") // '';
-        next if $cmd =~ /master process/;
-        push @pids, $p + 0;
-    }
-    closedir $dh;
-    @pids = sort { $a <=> $b } @pids;
-    return wantarray ? @pids : scalar @pids;
+# ==========================================================================
+# time
+# ==========================================================================
+
+# ts_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
+sub ts_ms {
+    my ($ts) = @_;
+    require Time::Local;
+    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
+        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
+        or return undef;
+    return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
 }
 
-# wait_gone($pid, $seconds): true once the process has exited (a zombie
-# counts as gone)
-sub wait_gone {
-    my ($pid, $t) = @_;
-    my $deadline = time + ($t // 15);
-    sleep 0.05 while _alive($pid) && time < $deadline;
-    return !_alive($pid);
-}
-
-# $n->upgrade_begin(timeout => 15): USR2 to the master; waits until
-# nginx.pid names a new master, nginx.pid.oldbin the old one and the new
-# master has all its workers.  Both generations then accept on the same
-# listening sockets.  Returns ($old, $new); dies on a timeout.
-sub upgrade_begin {
-    my ($self, %o) = @_;
-    my $old = $self->master_pid or die "no master pid\n";
-    kill 'USR2', $old or die "kill USR2 $old: $!\n";
-    my $deadline = time + ($o{timeout} // 15);
-    my $new;
-    while (time < $deadline) {
-        my $m = $self->master_pid;
-        my $ob = $self->oldbin_pid;
-        if ($m && $m != $old && $ob && $ob == $old && _alive($m)
-            && $self->workers_of($m) >= $self->{workers})
-        {
-            $new = $m;
-            last;
-        }
-        sleep 0.05;
-    }
-    die "upgrade: no new master with $self->{workers} workers within "
-        . ($o{timeout} // 15) . " s after USR2 to $old\n"
-        . $self->_tail_log(40)
-        unless $new;
-    return ($old, $new);
-}
-
-# $n->upgrade(timeout => 15): the whole upgrade: upgrade_begin, then QUIT
-# to the old master, which lets its workers finish and exits.  Returns
-# ($old, $new); dies when the old master does not exit in time.
-sub upgrade {
-    my ($self, %o) = @_;
-    my ($old, $new) = $self->upgrade_begin(%o);
-    kill 'QUIT', $old or die "kill QUIT $old: $!\n";
-    wait_gone($old, $o{timeout} // 15)
-        or die "upgrade: old master $old did not exit within "
-               . ($o{timeout} // 15) . " s of QUIT\n" . $self->_tail_log(40);
-    return ($old, $new);
+# sleep_until($epoch_seconds): sleep (without any request) until then
+sub sleep_until {
+    my ($t) = @_;
+    my $d = $t - time;
+    sleep $d if $d > 0;
 }
 
 1;
