@@ -1066,14 +1066,34 @@ sub problem_ok {
         push @p, "(test bug: code $code goes with $CODE_STATUS{$code})";
     }
 
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
-        unless $ok;
-    return $ok;
+    return _problems_ok(\@p, $name, $r);
 }
 
 my @ITEM_KEYS = qw(available location low_stock min_level on_hand reserved
                    sku updated_at version);
+
+# _json_problems($r, $status): problems with the status and the JSON
+# content type of an answer
+sub _json_problems {
+    my ($r, $status) = @_;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected application/json"
+        unless $r->{content_type} =~ m{^application/json\b}i;
+    return @p;
+}
+
+# _problems_ok(\@problems, $name, $r): one test, passed when there is no
+# problem; else the problems and the answer as diagnostics
+sub _problems_ok {
+    my ($p, $name, $r) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = Test::More::ok(!@$p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @$p) . "\n" . show($r))
+        unless $ok;
+    return $ok;
+}
 
 # item_problems($j, \%expect): list of problems with an item object
 sub item_problems {
@@ -1125,11 +1145,7 @@ sub item_problems {
 sub item_ok {
     my ($r, $status, $exp, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
-    push @p, "content-type is '$r->{content_type}', expected application/json"
-        unless $r->{content_type} =~ m{^application/json\b}i;
+    my @p = _json_problems($r, $status);
     push @p, item_problems($r->{json}, $exp);
     if (ref $r->{json} eq 'HASH' && defined $r->{json}{version}) {
         my $et = $r->{headers}{etag};
@@ -1137,10 +1153,7 @@ sub item_ok {
         push @p, 'ETag is ' . ($et // 'missing') . ", expected $want"
             unless defined $et && !ref $et && $et eq $want;
     }
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
-        unless $ok;
-    return $ok;
+    return _problems_ok(\@p, $name, $r);
 }
 
 
@@ -1239,16 +1252,9 @@ sub reservation_problems {
 sub reservation_ok {
     my ($r, $status, $exp, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
-    push @p, "content-type is '$r->{content_type}', expected application/json"
-        unless $r->{content_type} =~ m{^application/json\b}i;
+    my @p = _json_problems($r, $status);
     push @p, reservation_problems($r->{json}, $exp);
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . show($r))
-        unless $ok;
-    return $ok;
+    return _problems_ok(\@p, $name, $r);
 }
 
 
