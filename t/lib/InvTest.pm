@@ -60,7 +60,6 @@ our $ROOT = abs_path(File::Spec->catdir(dirname(abs_path(__FILE__)),
 our $MODULE = $ENV{INVENTORY_MODULE}
     // "$ROOT/build/ngx_http_inventory_module.so";
 
-
 use constant TS_RE => qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/;
 use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
 
