@@ -9,7 +9,6 @@ my $n = InvTest->start;
 
 my $ITEM = '/v1/inventory/A-1/store-7';
 
-sub get  { $n->req(GET => @_) }
 sub put  { my ($p, $j, %o) = @_; $n->req(PUT => $p, json => $j, %o) }
 sub adj  {
     my ($p, $d, %o) = @_;
@@ -19,7 +18,7 @@ sub adj  {
 }
 
 # --- unknown item ----------------------------------------------------------
-problem_ok(get($ITEM), 404, 'not-found', 'GET unknown item is 404 not-found');
+problem_ok($n->get($ITEM), 404, 'not-found', 'GET unknown item is 404 not-found');
 is($n->req(HEAD => $ITEM)->{status}, 404, 'HEAD unknown item is 404');
 
 # --- PUT creates: StockCounted + LowStockDetected ---------------------------
@@ -29,14 +28,14 @@ item_ok($r, 201, { sku => 'A-1', location => 'store-7', on_hand => 5,
                    low_stock => 1, version => 2 },
         'PUT new item: 201, low stock, version 2 (counted + low-stock)');
 
-$r = get($ITEM);
+$r = $n->get($ITEM);
 item_ok($r, 200, { sku => 'A-1', location => 'store-7', on_hand => 5,
                    reserved => 0, available => 5, min_level => 10,
                    low_stock => 1, version => 2 },
         'GET returns the item');
 my $first = $r->{json};
 
-$r = get($ITEM);
+$r = $n->get($ITEM);
 is_deeply($r->{json}, $first, 'GET does not change the item (version, updated_at)')
     or diag InvTest::show($r);
 
@@ -113,7 +112,7 @@ item_ok($r, 200, { on_hand => 49, min_level => 50, low_stock => 1,
                    version => 11 },
         'PUT with same values still appends one event, no new detection');
 
-$r = get($ITEM);
+$r = $n->get($ITEM);
 item_ok($r, 200, { on_hand => 49, version => 11 }, 'GET sees the last write');
 
 # --- If-Match on writes (match) ---------------------------------------------
@@ -131,7 +130,7 @@ item_ok($r, 200, { on_hand => 65, version => 14 },
 my $B = '/v1/inventory/B-2/dock_1';
 $r = adj($B, -1);
 problem_ok($r, 404, 'not-found', 'negative adjustment on unknown item is 404');
-problem_ok(get($B), 404, 'not-found', '... and did not create it');
+problem_ok($n->get($B), 404, 'not-found', '... and did not create it');
 
 $r = adj($B, 3, reason => 'first delivery');
 item_ok($r, 201, { sku => 'B-2', location => 'dock_1', on_hand => 3,
@@ -173,17 +172,17 @@ my $loc64 = join '', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9, '.', '_', '-', ':')[
 $r = put("/v1/inventory/$id64/$loc64", { on_hand => 1 });
 item_ok($r, 201, { sku => $id64, location => $loc64, version => 1 },
         '64-character sku and location with every allowed character class');
-item_ok(get("/v1/inventory/$id64/$loc64"), 200, { sku => $id64, location => $loc64 },
+item_ok($n->get("/v1/inventory/$id64/$loc64"), 200, { sku => $id64, location => $loc64 },
         '... and it reads back');
 
 # --- identifiers are exact: no separator collisions, case-sensitive ------------
 put('/v1/inventory/K:1/L', { on_hand => 11 });
 put('/v1/inventory/K/1:L', { on_hand => 22 });
-item_ok(get('/v1/inventory/K:1/L'), 200, { sku => 'K:1', location => 'L', on_hand => 11 },
+item_ok($n->get('/v1/inventory/K:1/L'), 200, { sku => 'K:1', location => 'L', on_hand => 11 },
         "sku 'K:1' at 'L' is distinct ...");
-item_ok(get('/v1/inventory/K/1:L'), 200, { sku => 'K', location => '1:L', on_hand => 22 },
+item_ok($n->get('/v1/inventory/K/1:L'), 200, { sku => 'K', location => '1:L', on_hand => 22 },
         "... from sku 'K' at '1:L'");
-problem_ok(get('/v1/inventory/a-1/store-7'), 404, 'not-found',
+problem_ok($n->get('/v1/inventory/a-1/store-7'), 404, 'not-found',
            'identifiers are case-sensitive (a-1 is not A-1)');
 
 # --- Content-Type variants accepted -------------------------------------------
@@ -237,7 +236,7 @@ adj('/v1/inventory/AGG-1/m-2', 30);
 put('/v1/inventory/AGG/x', { on_hand => 1000 });        # a prefix of AGG-1
 put('/v1/inventory/AGG-10/a', { on_hand => 2000 });     # AGG-1 is its prefix
 
-$r = get('/v1/inventory/AGG-1');
+$r = $n->get('/v1/inventory/AGG-1');
 {
     my @p;
     push @p, "status $r->{status}" unless $r->{status} == 200;
@@ -277,7 +276,7 @@ $r = get('/v1/inventory/AGG-1');
         or diag join("\n", @p) . "\n" . InvTest::show($r);
 }
 
-$r = get('/v1/inventory/AGG');
+$r = $n->get('/v1/inventory/AGG');
 my $aj = ref $r->{json} eq 'HASH' ? $r->{json} : {};
 ok($r->{status} == 200 && ($aj->{on_hand} // -1) == 1000
    && ref $aj->{locations} eq 'ARRAY' && @{ $aj->{locations} } == 1,
@@ -288,7 +287,7 @@ $r = $n->req(HEAD => '/v1/inventory/AGG-1');
 is($r->{status}, 200, 'HEAD aggregate is 200');
 is($r->{body}, '', 'HEAD aggregate has no body');
 
-problem_ok(get('/v1/inventory/NOPE'), 404, 'not-found',
+problem_ok($n->get('/v1/inventory/NOPE'), 404, 'not-found',
            'aggregate of an unknown SKU is 404');
 
 # --- unknown routes --------------------------------------------------------------
@@ -297,7 +296,7 @@ for my $p ('/v1/', '/v1/nope', '/v1/inventory', '/v1/inventory/',
            '/v1/inventory/A-1/store-7/adjustments/x',
            '/v1/inventories/A-1/store-7')
 {
-    problem_ok(get($p), 404, 'not-found', "GET $p is 404 not-found");
+    problem_ok($n->get($p), 404, 'not-found', "GET $p is 404 not-found");
 }
 
 # --- 405 with Allow ----------------------------------------------------------------
@@ -314,11 +313,11 @@ for my $c ([DELETE => $ITEM, [qw(GET HEAD PUT)]],
                "$m $p is 405 with Allow: @$allow", allow => $allow);
 }
 
-item_ok(get($ITEM), 200, { on_hand => 65, version => 14 },
+item_ok($n->get($ITEM), 200, { on_hand => 65, version => 14 },
         'the item is unchanged by the 404/405 requests');
 
 # --- metrics -------------------------------------------------------------------
-$r = get('/metrics');
+$r = $n->get('/metrics');
 is($r->{status}, 200, 'GET /metrics is 200');
 like($r->{content_type}, qr{^text/plain}i, '/metrics is text/plain');
 like($r->{body}, qr/^inventory_/m, '/metrics has inventory_ metric lines');

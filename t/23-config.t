@@ -8,8 +8,8 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
-use POSIX ();
-use InvTest qw(item_ok problem_ok json_type);
+use InvTest qw(item_ok problem_ok json_type slurp pid_alive run_logged san_files
+               san_reports_ok metrics);
 
 my $T0 = time;
 my $NOBODY_UID = (getpwnam('nobody'))[2];
@@ -17,32 +17,6 @@ die "no user nobody\n" unless defined $NOBODY_UID;
 
 # --------------------------------------------------------------------------
 # nginx -t on a configuration of our own
-
-# The same environment the harness gives nginx (sanitizer preload, logs).
-sub san_env {
-    my %env;
-    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    if (defined $d && -d $d) {
-        $env{ASAN_OPTIONS} = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
-        $env{UBSAN_OPTIONS} = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
-    }
-    return %env;
-}
-
-sub san_files {
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    return () unless defined $d && -d $d;
-    return glob("$d/san*");
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or return '';
-    local $/;
-    my $c = <$fh>;
-    return $c // '';
-}
 
 # nginx_t($http, $location): write a configuration with the module loaded,
 # $http in the http block and $location in "location /v1/", run nginx -t on
@@ -75,39 +49,15 @@ EOF
     print {$fh} $conf;
     close $fh;
 
-    my %env = san_env();
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$dir/out" or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        @ENV{keys %env} = values %env;
-        { no warnings 'exec';
-          exec $InvTest::NGINX, '-t', '-p', "$dir/", '-e', "$dir/error.log",
-               '-c', "$dir/nginx.conf"; }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    return ($?, slurp("$dir/out"), slurp("$dir/error.log"));
+    my ($rc, $out) = run_logged("$dir/out", $InvTest::NGINX, '-t',
+                                '-p', "$dir/", '-e', "$dir/error.log",
+                                '-c', "$dir/nginx.conf");
+    return ($rc, $out, slurp("$dir/error.log") // '');
 }
 
-sub alive {
-    my ($pid) = @_;
-    return 0 unless $pid && kill 0, $pid;
-    my ($state) = slurp("/proc/$pid/stat") =~ /\)\s+(\S)/;
-    return !(defined $state && $state eq 'Z');
-}
-
+# sanitizer reports of our own nginx -t runs and of refused starts are
+# checked against this (the harness checks those of the instances it stops)
 my %san_seen = map { $_ => 1 } san_files();
-
-# sanitizer reports from our own nginx -t runs (the harness checks its own)
-sub san_check {
-    my ($label) = @_;
-    my @new = grep { !$san_seen{$_} } san_files();
-    $san_seen{$_} = 1 for @new;
-    ok(!@new, "no sanitizer reports ($label)")
-        or diag join "\n", map { "--- $_:\n" . slurp($_) } @new;
-}
 
 {
     my ($rc, $out) = nginx_t('inventory_store %%DIR%%/data;', 'inventory;');
@@ -151,7 +101,8 @@ for my $c (@bad) {
         or diag "output:\n$out\nerror.log:\n$log";
 }
 
-san_check('nginx -t runs') if defined $ENV{INVENTORY_ASAN_LOG};
+san_reports_ok(\%san_seen, 'nginx -t runs')
+    if defined $ENV{INVENTORY_ASAN_LOG};
 
 # --------------------------------------------------------------------------
 # 2. a store the worker user cannot reach
@@ -177,7 +128,8 @@ SKIP: {
          'the start failure names the directory')
         or diag $err;
     undef $n;
-    san_check('refused starts') if defined $ENV{INVENTORY_ASAN_LOG};
+    san_reports_ok(\%san_seen, 'refused starts')
+        if defined $ENV{INVENTORY_ASAN_LOG};
 
     chmod 0755, $base or die "chmod $base: $!";
     $n = eval { InvTest->start(datadir => $store) };
@@ -197,7 +149,7 @@ SKIP: {
         my @w = $n->worker_pids;
         my $deadline = time + 5;
         sleep 0.05 until time > $deadline
-            || !grep { slurp("/proc/$_/maps") !~ /\Q$store\E\/data\.mdb/ } @w;
+            || !grep { (slurp("/proc/$_/maps") // '') !~ /\Q$store\E\/data\.mdb/ } @w;
         chmod 0700, $base or die "chmod $base: $!";
         $n->allow_log(qr/cannot enter "\Q$base\E"/);
         kill 'HUP', $master;
@@ -207,18 +159,18 @@ SKIP: {
         like($n->error_log, qr/\[emerg\].*cannot enter "\Q$base\E"/,
              'a reload with an unreachable store is refused with a message');
         sleep 0.5;    # time for the master to go, if it is going to
-        ok(alive($master), 'the master survives the refused reload');
+        ok(pid_alive($master), 'the master survives the refused reload');
         is_deeply([ $n->worker_pids ], \@w,
                   'the old workers keep running under the master');
         item_ok($n->req(GET => '/v1/inventory/P-1/here'), 200,
                 { on_hand => 3 }, 'and keep serving');
         chmod 0755, $base or die "chmod $base: $!";
-        if (!alive($master)) {
+        if (!pid_alive($master)) {
             # the workers are orphans now: end them (our own processes)
-            kill 'QUIT', grep { alive($_) } @w;
+            kill 'QUIT', grep { pid_alive($_) } @w;
             $deadline = time + 5;
-            sleep 0.05 while time < $deadline && grep { alive($_) } @w;
-            kill 'KILL', grep { alive($_) } @w;
+            sleep 0.05 while time < $deadline && grep { pid_alive($_) } @w;
+            kill 'KILL', grep { pid_alive($_) } @w;
         }
         $n->stop;
     }
@@ -444,17 +396,6 @@ sub is_deeply_quiet {
 # --------------------------------------------------------------------------
 # 6 and 7. variables in an access log; /metrics
 
-sub metrics {
-    my ($n) = @_;
-    my $r = $n->req(GET => '/metrics');
-    my %m;
-    for my $l (split /\n/, $r->{body} // '') {
-        next if $l =~ /^#/ || $l !~ /\S/;
-        $m{$1} = $2 if $l =~ /^(\S+)\s+(\d+)\s*$/;
-    }
-    return \%m;
-}
-
 {
     # the access log path is relative to the prefix: the harness directory
     my $n = InvTest->start(
@@ -466,11 +407,11 @@ sub metrics {
 
     # the sweeper's first purge of idempotency keys (a transaction of its
     # own, then one every 10 s) is counted before the baseline
-    my $m0 = metrics($n);
+    my $m0 = metrics($n) // {};
     for (1 .. 100) {
         last if ($m0->{inventory_transactions_total} // 0) >= 1;
         select undef, undef, undef, 0.05;
-        $m0 = metrics($n);
+        $m0 = metrics($n) // {};
     }
     my $seq0 = $m0->{inventory_last_seq};
     is($seq0, 0, 'a new store: inventory_last_seq is 0');
@@ -514,7 +455,7 @@ sub metrics {
     my @lines;
     my $deadline = time + 2;
     while (1) {
-        @lines = grep { length } split /\n/, slurp($log);
+        @lines = grep { length } split /\n/, slurp($log) // '';
         last if (grep { $_ ne 'GET - - [-]' } @lines) >= @want - 1
                 && (grep { $_ eq 'GET - - [-]' } @lines) >= 3;
         last if time > $deadline;
@@ -523,14 +464,14 @@ sub metrics {
     my @api = sort grep { $_ ne 'GET - - [-]' } @lines;
     my @dash = grep { $_ eq 'GET - - [-]' } @lines;
     ok(@dash >= 3, 'pings, /metrics and /v1/health log "GET - - [-]"')
-        or diag "log:\n" . slurp($log);
+        or diag "log:\n" . (slurp($log) // '');
     is_deeply(\@api, [ sort grep { $_ ne 'GET - - [-]' } @want ],
               'access log shows $inventory_sku, $inventory_location and '
               . '$inventory_event_seq ("-" when there is none)')
-        or diag "log:\n" . slurp($log);
+        or diag "log:\n" . (slurp($log) // '');
 
     # metrics after these requests
-    my $m1 = metrics($n);
+    my $m1 = metrics($n) // {};
     my $k = sub { "inventory_requests_total{route=\"$_[0]\",status=\"$_[1]\"}" };
     my %delta = (
         $k->('item', 201) => 2, $k->('item', 200) => 2,
@@ -553,7 +494,7 @@ sub metrics {
 
     # counters survive a reload
     $n->reload;
-    my $m2 = metrics($n);
+    my $m2 = metrics($n) // {};
     my @lost = grep { ($m2->{$_} // 0) < $m1->{$_} }
                grep { /^inventory_(?:requests|events_appended|transactions
                                    |commands)_total/x } sort keys %$m1;
@@ -570,7 +511,7 @@ sub metrics {
     # a request is counted when it is logged, just after its response
     my $m3;
     for (1 .. 40) {
-        $m3 = metrics($n);
+        $m3 = metrics($n) // {};
         last if ($m3->{ $k->('item', 201) } // 0)
                 > $m1->{ $k->('item', 201) };
         select undef, undef, undef, 0.05;

@@ -6,21 +6,9 @@ use strict;
 use warnings;
 use Test::More;
 use InvTest qw(item_ok problem_ok json_type item_events items_snapshot
-               parallel encode_json decode_json TS_RE);
+               parallel encode_json decode_json TS_RE ipath unchanged);
 
 my $n = InvTest->start(workers => 2);
-
-sub ipath { "/v1/inventory/$_[0]/$_[1]" }
-sub get   { $n->req(GET => @_) }
-sub put   { my ($sku, $loc, $j) = @_; $n->req(PUT => ipath($sku, $loc), json => $j) }
-sub xfer  { my ($body, %o) = @_; $n->req(POST => '/v1/transfers', json => $body, %o) }
-
-sub unchanged {
-    my ($before, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my $now = items_snapshot($n, sort keys %$before);
-    is_deeply($now, $before, $name) or diag explain $now;
-}
 
 # transfer_ok($r, \%from, \%to, $name): 200 {"from":item,"to":item}
 sub transfer_ok {
@@ -47,16 +35,16 @@ sub transfer_ok {
 # success
 # ==========================================================================
 
-item_ok(put('T-1', 'a', { on_hand => 10 }), 201, { version => 1 }, 'setup: T-1 at a, 10');
+item_ok($n->put_item('T-1', 'a', { on_hand => 10 }), 201, { version => 1 }, 'setup: T-1 at a, 10');
 
-my $r = xfer({ sku => 'T-1', from => 'a', to => 'b', quantity => 3, reason => 'rebalance' });
+my $r = $n->transfer({ sku => 'T-1', from => 'a', to => 'b', quantity => 3, reason => 'rebalance' });
 transfer_ok($r, { sku => 'T-1', location => 'a', on_hand => 7, reserved => 0, version => 2 },
                 { sku => 'T-1', location => 'b', on_hand => 3, reserved => 0, min_level => 0,
                   low_stock => 0, version => 1 },
             'transfer 3 from a to a new location b: 200, b created');
 my $x1 = $r->{json} // {};
-is_deeply(get(ipath('T-1', 'a'))->{json}, $x1->{from}, 'GET a equals the "from" item');
-is_deeply(get(ipath('T-1', 'b'))->{json}, $x1->{to}, 'GET b equals the "to" item');
+is_deeply($n->get(ipath('T-1', 'a'))->{json}, $x1->{from}, 'GET a equals the "from" item');
+is_deeply($n->get(ipath('T-1', 'b'))->{json}, $x1->{to}, 'GET b equals the "to" item');
 is(($x1->{from} // {})->{updated_at}, ($x1->{to} // {})->{updated_at},
    'both sides have the same updated_at (one transaction)');
 
@@ -81,7 +69,7 @@ is(($x1->{from} // {})->{updated_at}, ($x1->{to} // {})->{updated_at},
     like($o->{at} // '', TS_RE, '... an RFC 3339 timestamp');
 }
 
-$r = xfer({ sku => 'T-1', from => 'a', to => 'b', quantity => 2 });
+$r = $n->transfer({ sku => 'T-1', from => 'a', to => 'b', quantity => 2 });
 transfer_ok($r, { on_hand => 5, version => 3 }, { on_hand => 5, version => 2 },
             'transfer into an existing location, no reason: 200');
 {
@@ -94,15 +82,15 @@ transfer_ok($r, { on_hand => 5, version => 3 }, { on_hand => 5, version => 2 },
        'no reason given: none recorded') or diag explain [$o, $i];
 }
 
-$r = xfer({ sku => 'T-1', from => 'b', to => 'a', quantity => 5 });
+$r = $n->transfer({ sku => 'T-1', from => 'b', to => 'a', quantity => 5 });
 transfer_ok($r, { location => 'b', on_hand => 0, available => 0 },
             { location => 'a', on_hand => 10 }, 'transfer everything back: b at 0');
 
 # min_level is per item: the new item starts at 0; low stock detected on "from"
-item_ok(put('T-1', 'a', { on_hand => 10, min_level => 8 }), 200, { low_stock => 0 },
+item_ok($n->put_item('T-1', 'a', { on_hand => 10, min_level => 8 }), 200, { low_stock => 0 },
         'setup: a min_level 8');
-my $va = get(ipath('T-1', 'a'))->{json}{version};
-$r = xfer({ sku => 'T-1', from => 'a', to => 'c', quantity => 3, reason => 'x' x 256 });
+my $va = $n->get(ipath('T-1', 'a'))->{json}{version};
+$r = $n->transfer({ sku => 'T-1', from => 'a', to => 'c', quantity => 3, reason => 'x' x 256 });
 transfer_ok($r, { on_hand => 7, low_stock => 1, version => $va + 2 },
             { location => 'c', on_hand => 3, min_level => 0, low_stock => 0, version => 1 },
             'transfer below min_level (256-byte reason): from version +2');
@@ -115,15 +103,15 @@ transfer_ok($r, { on_hand => 7, low_stock => 1, version => $va + 2 },
 }
 
 # If-Match does not apply to transfers (a two-item write)
-$r = xfer({ sku => 'T-1', from => 'c', to => 'a', quantity => 1 },
+$r = $n->transfer({ sku => 'T-1', from => 'c', to => 'a', quantity => 1 },
           headers => { 'If-Match' => '"999"' });
 transfer_ok($r, { location => 'c', on_hand => 2 }, { location => 'a', on_hand => 8 },
             'If-Match is ignored on transfers');
 
 # identifiers at their limits
 my $s64 = 'S' x 64;
-item_ok(put($s64, 'l.1', { on_hand => 1 }), 201, {}, 'setup: a 64-character SKU');
-$r = xfer({ sku => $s64, from => 'l.1', to => 'L:2_' . ('z' x 60), quantity => 1 });
+item_ok($n->put_item($s64, 'l.1', { on_hand => 1 }), 201, {}, 'setup: a 64-character SKU');
+$r = $n->transfer({ sku => $s64, from => 'l.1', to => 'L:2_' . ('z' x 60), quantity => 1 });
 transfer_ok($r, { on_hand => 0 }, { location => 'L:2_' . ('z' x 60), on_hand => 1 },
             '64-character sku and location');
 
@@ -131,45 +119,45 @@ transfer_ok($r, { on_hand => 0 }, { location => 'L:2_' . ('z' x 60), on_hand => 
 # reserved stock cannot be transferred
 # ==========================================================================
 
-item_ok(put('T-2', 'a', { on_hand => 10 }), 201, {}, 'setup: T-2 at a, 10');
+item_ok($n->put_item('T-2', 'a', { on_hand => 10 }), 201, {}, 'setup: T-2 at a, 10');
 $r = $n->req(POST => ipath('T-2', 'a') . '/reservations', json => { quantity => 6 });
 is($r->{status}, 201, 'reserve 6 of T-2 at a') or diag InvTest::show($r);
 my $rid = ($r->{json} // {})->{id} // 'r_0000000000000000000000';
 
 my $before = items_snapshot($n, ipath('T-2', 'a'), ipath('T-2', 'b'));
-problem_ok(xfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 5 }), 409,
+problem_ok($n->transfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 5 }), 409,
            'insufficient-stock', 'transfer of more than available (reserved held): 409',
            available => 4);
-problem_ok(xfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 11 }), 409,
+problem_ok($n->transfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 11 }), 409,
            'insufficient-stock', 'transfer of more than on_hand: 409', available => 4);
-problem_ok(xfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 1000000000 }), 409,
+problem_ok($n->transfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 1000000000 }), 409,
            'insufficient-stock', 'transfer of 10^9: 409', available => 4);
-unchanged($before, '409s changed nothing; "to" was not created');
+unchanged($n, $before, '409s changed nothing; "to" was not created');
 
-$r = xfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 4 });
+$r = $n->transfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 4 });
 transfer_ok($r, { on_hand => 6, reserved => 6, available => 0 }, { on_hand => 4 },
             'transfer exactly the available 4: 200');
-problem_ok(xfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 1 }), 409,
+problem_ok($n->transfer({ sku => 'T-2', from => 'a', to => 'b', quantity => 1 }), 409,
            'insufficient-stock', 'then 1 more: 409 available 0', available => 0);
 $r = $n->req(POST => "/v1/reservations/$rid/commit");
 is($r->{status}, 200, 'commit the reservation') or diag InvTest::show($r);
-item_ok(get(ipath('T-2', 'a')), 200, { on_hand => 0, reserved => 0 }, 'T-2 at a is empty');
+item_ok($n->get(ipath('T-2', 'a')), 200, { on_hand => 0, reserved => 0 }, 'T-2 at a is empty');
 
 # ==========================================================================
 # errors
 # ==========================================================================
 
-item_ok(put('T-3', 'a', { on_hand => 5 }), 201, {}, 'setup: T-3 at a, 5');
-item_ok(put('T-3', 'full', { on_hand => 9007199254740991 }), 201, {},
+item_ok($n->put_item('T-3', 'a', { on_hand => 5 }), 201, {}, 'setup: T-3 at a, 5');
+item_ok($n->put_item('T-3', 'full', { on_hand => 9007199254740991 }), 201, {},
         'setup: T-3 at full, 2^53-1');
 $before = items_snapshot($n, ipath('T-3', 'a'), ipath('T-3', 'b'), ipath('T-3', 'full'),
                          ipath('T-3', 'nowhere'), ipath('T-9', 'a'), ipath('T-9', 'b'));
 
-problem_ok(xfer({ sku => 'T-3', from => 'nowhere', to => 'a', quantity => 1 }), 404,
+problem_ok($n->transfer({ sku => 'T-3', from => 'nowhere', to => 'a', quantity => 1 }), 404,
            'not-found', 'unknown "from" location: 404');
-problem_ok(xfer({ sku => 'T-9', from => 'a', to => 'b', quantity => 1 }), 404,
+problem_ok($n->transfer({ sku => 'T-9', from => 'a', to => 'b', quantity => 1 }), 404,
            'not-found', 'unknown SKU: 404');
-problem_ok(xfer({ sku => 'T-3', from => 'a', to => 'full', quantity => 1 }), 409,
+problem_ok($n->transfer({ sku => 'T-3', from => 'a', to => 'full', quantity => 1 }), 409,
            'insufficient-stock', '"to" would exceed 2^53-1: 409');
 
 for my $c ([ { from => 'a', to => 'b', quantity => 1 }, 'sku', 'missing sku' ],
@@ -197,7 +185,7 @@ for my $c ([ { from => 'a', to => 'b', quantity => 1 }, 'sku', 'missing sku' ],
              'location', 'unknown member' ])
 {
     my ($body, $field, $what) = @$c;
-    problem_ok(xfer($body), 400, 'invalid-request', "transfer, $what: 400 field $field",
+    problem_ok($n->transfer($body), 400, 'invalid-request', "transfer, $what: 400 field $field",
                field => $field);
 }
 for my $c ([ '{"sku":"T-3","from":"a","to":"b","quantity":1.5}', 'quantity', 'quantity 1.5' ],
@@ -213,7 +201,7 @@ for my $c ([ '{"sku":"T-3","from":"a","to":"b","quantity":1.5}', 'quantity', 'qu
                400, 'invalid-request', "transfer, $what: 400 field $field", field => $field);
 }
 {
-    my $r2 = xfer({ sku => 'T-3', from => 'a', to => 'a', quantity => 0, y => 1 });
+    my $r2 = $n->transfer({ sku => 'T-3', from => 'a', to => 'a', quantity => 0, y => 1 });
     problem_ok($r2, 400, 'invalid-request', 'several problems: 400');
     my %f = map { $_->{field} => 1 } @{ ($r2->{json} // {})->{errors} // [] };
     ok($f{quantity} && $f{y}, '... listing quantity and y') or diag InvTest::show($r2);
@@ -230,21 +218,21 @@ for my $m (qw(GET PUT DELETE)) {
 }
 problem_ok($n->req(POST => '/v1/transfers/x', json => {}), 404, 'not-found',
            'POST /v1/transfers/x: 404');
-unchanged($before, 'no failed transfer changed anything');
+unchanged($n, $before, 'no failed transfer changed anything');
 
 # ==========================================================================
 # concurrent transfers in both directions conserve stock
 # ==========================================================================
 
-item_ok(put('P-1', 'x', { on_hand => 30 }), 201, {}, 'setup: P-1 at x, 30');
-item_ok(put('P-1', 'y', { on_hand => 30 }), 201, {}, 'setup: P-1 at y, 30');
+item_ok($n->put_item('P-1', 'x', { on_hand => 30 }), 201, {}, 'setup: P-1 at x, 30');
+item_ok($n->put_item('P-1', 'y', { on_hand => 30 }), 201, {}, 'setup: P-1 at y, 30');
 my @res = parallel(8, sub {
     my ($i) = @_;
     my ($ok, $short, @bad) = (0, 0);
     for my $k (1 .. 15) {
         my ($f, $t) = ($i + $k) % 2 ? ('x', 'y') : ('y', 'x');
         my $q = 1 + ($i * 7 + $k) % 9;
-        my $r = xfer({ sku => 'P-1', from => $f, to => $t, quantity => $q });
+        my $r = $n->transfer({ sku => 'P-1', from => $f, to => $t, quantity => $q });
         if ($r->{status} == 200) {
             $ok++;
             my $j = $r->{json} // {};
@@ -271,8 +259,8 @@ ok(!@bad, 'concurrent transfers: every answer is 200 or 409 insufficient-stock')
     or diag join "\n", @bad;
 is($ok + $short, 120, "all 120 answered ($ok moved, $short short)");
 {
-    my $x = get(ipath('P-1', 'x'))->{json} // {};
-    my $y = get(ipath('P-1', 'y'))->{json} // {};
+    my $x = $n->get(ipath('P-1', 'x'))->{json} // {};
+    my $y = $n->get(ipath('P-1', 'y'))->{json} // {};
     is(($x->{on_hand} // 0) + ($y->{on_hand} // 0), 60, 'stock is conserved: x + y = 60');
     my $ex = eval { item_events($n, 'P-1', 'x') } // [];
     my $ey = eval { item_events($n, 'P-1', 'y') } // [];

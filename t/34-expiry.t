@@ -7,7 +7,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use InvTest qw(item_ok parallel encode_json decode_json event_pages
-               metric_value sleep_until epoch_ms);
+               metric_value sleep_until ts_ms);
 
 my $n = InvTest->start(workers => 2);
 $n->allow_log(qr/worker process \d+ exited on signal 9/);
@@ -42,7 +42,7 @@ sub check_expired {
         }
     }
     my $worst = 0;
-    my %exp = map { $_->{id} => epoch_ms($_->{expires_at}) } @$res;
+    my %exp = map { $_->{id} => ts_ms($_->{expires_at}) } @$res;
     for my $sku (sort keys %items) {
         my ($ev, $pp) = event_pages($n, $sku, 'hub', $limit // 100);
         push @bad, @$pp;
@@ -56,7 +56,7 @@ sub check_expired {
                 next;
             }
             push @{ $got{$id} }, $e->{data}{quantity};
-            my $late = epoch_ms($e->{at}) - $exp{$id};
+            my $late = ts_ms($e->{at}) - $exp{$id};
             $worst = $late if $late > $worst;
             push @bad, "$sku: $id expired $late ms after expires_at "
                        . "(bound $bound ms)" if $late > $bound;
@@ -82,7 +82,7 @@ sub res_of {
              lines => \@lines };
 }
 
-sub last_expiry { my $m = 0; for (@_) { my $e = epoch_ms($_->{expires_at}) // 0;
+sub last_expiry { my $m = 0; for (@_) { my $e = ts_ms($_->{expires_at}) // 0;
                                          $m = $e if $e > $m } $m / 1000 }
 
 # --- (a) expiry with no traffic ---------------------------------------------
@@ -263,7 +263,7 @@ sub wait_respawn {
     my @out = parallel(20, sub {
         my ($i) = @_;
         my $x = $r[$i];
-        sleep_until(epoch_ms($x->{expires_at}) / 1000 - 0.2 + 0.025 * $i);
+        sleep_until(ts_ms($x->{expires_at}) / 1000 - 0.2 + 0.025 * $i);
         my $op = $i % 2 ? 'commit' : 'release';
         my $r = $n->req(POST => "/v1/reservations/$x->{id}/$op");
         return encode_json([$op, $r->{status}, $r->{json}{code},
@@ -291,7 +291,7 @@ sub wait_respawn {
                        || ($st == 409 && ($code // '') eq 'reservation-not-active'
                            && ($state // '') eq 'expired' && $g eq 'expired'));
         $after_exp++ if $st == 200 && $ended
-                        && epoch_ms($ended) > epoch_ms($x->{expires_at});
+                        && ts_ms($ended) > ts_ms($x->{expires_at});
     }
     diag '(d) ' . join(', ', map { "$_ x$tally{$_}" } sort keys %tally);
     diag "(d) note: $after_exp end(s) accepted after expires_at, before the sweep"
@@ -351,7 +351,7 @@ EOL
                        lines => [[ $sku, $e->{data}{quantity} ]] };
         }
     }
-    my @due = sort { $a <=> $b } map { epoch_ms($_->{expires_at}) // 0 } @r;
+    my @due = sort { $a <=> $b } map { ts_ms($_->{expires_at}) // 0 } @r;
     my $per_s = 0;
     for (my ($i, $j) = (0, 0); $j < @due; $j++) {
         $i++ while $due[$j] - $due[$i] >= 1000;

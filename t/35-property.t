@@ -11,7 +11,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time);
 use InvTest qw(parallel encode_json decode_json event_pages metric_value
-               sleep_until epoch_ms replay_events);
+               sleep_until ts_ms replay_events);
 
 my $SEED = $ENV{SEED} // (time * 1000 % 1e9) ^ $$;
 $SEED = int $SEED;
@@ -157,7 +157,7 @@ my @out = parallel($CHILDREN, sub {
         }
         push @mine, $j->{id};
         $seen{ $j->{id} } = 1;
-        my $e = (epoch_ms($j->{expires_at}) // 0) / 1000;
+        my $e = (ts_ms($j->{expires_at}) // 0) / 1000;
         $last_exp = $e if $e > $last_exp;
     };
 
@@ -353,7 +353,7 @@ for my $it (@ITEMS) {
     $low_checked += grep { $_->{type} eq 'LowStockDetected' } @$ev;
 
     for my $e (@$ev) {
-        push @seqs, [ $e->{seq}, epoch_ms($e->{at}) // 0 ];
+        push @seqs, [ $e->{seq}, ts_ms($e->{at}) // 0 ];
         $types{ $e->{type} }++;
         my $d = $e->{data};
         if (defined $d->{reservation_id}) {
@@ -460,9 +460,9 @@ diag "events by type: " . join ', ', map { "$_ x$types{$_}" } sort keys %types;
             if ($state eq 'committed' || $state eq 'released')
                && !$client_end{$id};
         if ($state eq 'expired') {
-            my $exp = epoch_ms($j->{expires_at}) // 0;
+            my $exp = ts_ms($j->{expires_at}) // 0;
             for my $e (@ends) {
-                my $late = epoch_ms($e->[3]) - $exp;
+                my $late = ts_ms($e->[3]) - $exp;
                 push @fail, "$id: expired on $e->[1] $late ms after expires_at"
                     if $late < 0 || $late > 2000;
                 $late_ms = $late if $late > $late_ms;

@@ -11,7 +11,7 @@ use Time::HiRes qw(time sleep);
 use IO::Select;
 use IO::Socket::INET;
 use InvTest qw(item_ok problem_ok parallel encode_json decode_json json_type
-               async_wait feed_pages replay_events TS_RE);
+               async_wait feed_pages replay_events TS_RE last_seq header);
 
 # X-Worker tells which worker answered; X-Event-Seq is the seq of the last
 # event a write appended ($inventory_event_seq)
@@ -20,10 +20,7 @@ my $n = InvTest->start(workers => 2, location_extra =>
     . 'add_header X-Event-Seq $inventory_event_seq always;');
 
 sub feed { $n->req(GET => '/v1/events' . (defined $_[0] ? "?$_[0]" : '')) }
-sub hdr { my ($r, $k) = @_; my $v = $r->{headers}{$k}; ref $v ? $v->[0] : $v }
 sub ms { sprintf '%.0f', $_[0] * 1000 }
-sub last_seq { my $r = feed('after=9007199254740991');
-               ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} : -1 }
 
 # event_problems($e): what is wrong with the shape of one feed event
 sub event_problems {
@@ -134,7 +131,7 @@ my @out = parallel($CHILDREN + $TAILERS, sub {
             my $r = $n->req(GET => "/v1/events?after=$after&limit=$lim"
                                    . ($done == $CHILDREN ? '' : '&wait=3'));
             $pages++;
-            $workers{ hdr($r, 'x-worker') // '?' }++;
+            $workers{ header($r, 'x-worker') // '?' }++;
             if ($r->{status} != 200 || ref $r->{json} ne 'HASH') {
                 push @bad, InvTest::show($r);
                 last;
@@ -174,7 +171,7 @@ my @out = parallel($CHILDREN + $TAILERS, sub {
                                    json => { delta => -2 });
         my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
         push @w, [ $r->{status}, $sku, $loc, $j->{version},
-                   hdr($r, 'x-event-seq'), hdr($r, 'x-worker') ];
+                   header($r, 'x-event-seq'), header($r, 'x-worker') ];
     }
     open my $fh, '>', "$flags/done-$i";
     close $fh;
@@ -320,7 +317,7 @@ while ($round < 12 && ($cross_rounds < 3 || $round < 4)) {
                     json => { on_hand => 1, min_level => 5 });
     my $tw = time;
     item_ok($w, 201, { version => 2 }, "round $round: the write") or last;
-    my $ww = hdr($w, 'x-worker') // '?';
+    my $ww = header($w, 'x-worker') // '?';
     async_wait(\@h, 5);
     my $cross = 0;
     for my $i (0 .. $#h) {
@@ -343,7 +340,7 @@ while ($round < 12 && ($cross_rounds < 3 || $round < 4)) {
                    && $res->{json}{last_seq} == $l
                    && $evs->[0]{sku} eq "W-$round";
         my $lat = $x->{done} - $tw;
-        my $aw = hdr($res, 'x-worker') // '?';
+        my $aw = header($res, 'x-worker') // '?';
         if ($aw eq $ww) { push @same, $lat } else { push @other, $lat; $cross = 1 }
     }
     $cross_rounds += $cross;
@@ -385,7 +382,7 @@ ok(!grep({ !$_->{res} || $_->{res}{status} != 200
            || ($_->{res}{json}{events}[0]{type} // '') ne 'StockReserved' } @h2),
    '... wakes the waiters with StockReserved');
 # from what they got, not the log now: the expiry may be in it already
-$seq = $h2[0]{res} ? $h2[0]{res}{json}{last_seq} : last_seq();
+$seq = $h2[0]{res} ? $h2[0]{res}{json}{last_seq} : last_seq($n);
 @h2 = map { $n->async_req(GET => "/v1/events?after=$seq&wait=10") } 1 .. 4;
 $t = time;
 async_wait(\@h2, 8);
@@ -395,7 +392,7 @@ ok(!grep({ !$_->{res} || $_->{res}{status} != 200
    . 'ReservationExpired')
     or diag join "\n", map { $_->{res} ? InvTest::show($_->{res}) : 'none' } @h2;
 diag sprintf 'expiry woke the waiters %.2f s after they came', time - $t;
-$seq = last_seq();
+$seq = last_seq($n);
 
 # a waiter after a seq beyond the end wakes only for an event past it
 @h2 = map { $n->async_req(GET => '/v1/events?after=' . ($seq + 2) . '&wait=10') }
@@ -562,7 +559,7 @@ sleep 0.3;
 $w = $n->req(POST => '/v1/inventory/W-2/poll/adjustments', json => { delta => 1 });
 $tw = time;
 item_ok($w, 200, {}, 'a write after the restart');
-is(hdr($w, 'x-event-seq'), $seq + 1, '... gets the next seq, ' . ($seq + 1));
+is(header($w, 'x-event-seq'), $seq + 1, '... gets the next seq, ' . ($seq + 1));
 async_wait(\@h, 5);
 @d = map { $_->{done} - $tw } grep { $_->{res} } @h;
 ok(@d == 4 && !grep({ $_->{res}{status} != 200

@@ -9,7 +9,7 @@ use Test::More;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use InvTest qw(item_ok problem_ok json_type encode_json decode_json
-               feed_pages replay_events epoch_ms);
+               feed_pages replay_events ts_ms);
 
 my $n = InvTest->start(workers => 2);
 
@@ -204,7 +204,7 @@ page_ok($n->req(GET => "$B/events?limit=1000"), [1 .. 105], undef,
         'limit 1000: all 105');
 
 # --- as_of -----------------------------------------------------------------------------
-my @at = map { epoch_ms($_->{at}) } @$ev;
+my @at = map { ts_ms($_->{at}) } @$ev;
 ok(!grep({ !defined } @at), 'event times parse');
 is($at[4], $at[5], 'v5 StockReserved and v6 LowStockDetected share a millisecond');
 is($at[10], $at[11], 'v11 and v12 (LowStockDetected) share a millisecond');
@@ -293,7 +293,7 @@ item_ok($r, 200, { version => 3 }, "as_of with a lower-case 't' and 'z' (RFC 333
 
 # another item created later: 404 before it existed, though others did
 my $L = $n->req(PUT => '/v1/inventory/H-LATE/store-1', json => { on_hand => 1 });
-my $late = epoch_ms($L->{json}{updated_at} // '');
+my $late = ts_ms($L->{json}{updated_at} // '');
 problem_ok($n->req(GET => '/v1/inventory/H-LATE/store-1?as_of='
                           . rfc3339($late - 1)), 404, 'not-found',
            'as_of before a later item existed: 404');

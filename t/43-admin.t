@@ -10,7 +10,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use InvTest qw(item_ok problem_ok parallel encode_json decode_json json_type
-               feed_pages admin_run owner_problems);
+               feed_pages admin_run owner_problems verify_ok last_seq);
 
 my $n = InvTest->start(workers => 2);
 my $D = $n->datadir;
@@ -24,20 +24,6 @@ sub owners_ok {
         # let the workers open the store again, so the rest can run
         system('chown', '-R', ($> == 0 ? 'nobody' : $>), $D);
     };
-}
-
-sub verify_ok {
-    my ($events, $label) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = admin_run('verify', $D);
-    ok($rc == 0 && $out eq "verify: ok, $events events\n" && $err eq '',
-       "verify: exit 0, 'verify: ok, $events events' ($label)")
-        or diag "exit $rc\nstdout: $out\nstderr: $err";
-}
-
-sub last_seq {
-    my $r = $n->req(GET => '/v1/events?after=1000000000');
-    return ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} : -1;
 }
 
 sub stats {
@@ -73,7 +59,7 @@ is(scalar @ITEMS, 13, 'setup: 13 items');
 is(scalar @rid, 4, 'setup: 4 reservations, 2 still active');
 
 my %BEFORE = map { ($_ => $n->req(GET => $_)->{body}) } @ITEMS;
-my $N = last_seq();
+my $N = last_seq($n);
 my $lowlist = $n->req(GET => '/v1/low-stock?limit=1000')->{json}{items} // [];
 my $health = $n->req(GET => '/v1/health')->{json}{store} // {};
 
@@ -101,7 +87,7 @@ cmp_ok($st->{readers}, '>=', 1, "stats: the running nginx holds reader slots "
 owners_ok('after stats');
 
 # --- verify and dump while serving --------------------------------------------------
-verify_ok($N, 'nginx running');
+verify_ok($D, $N, 'nginx running');
 my ($feed) = feed_pages($n, 0, 1000);
 ($rc, $out, $err) = admin_run('dump', $D);
 is($rc, 0, 'dump: exit 0') or diag $err;
@@ -167,8 +153,8 @@ ok(@dr >= 2 && !grep({ $_->[0] != 0 || $_->[1] !~ /^\d+\z/ } @dr),
     or diag encode_json(\@dr);
 diag 'verify saw ' . join(' ', map { $_->[1] } @vr) . ' events; dump saw '
      . join(' ', map { $_->[1] } @dr);
-$N = last_seq();
-verify_ok($N, 'after the writes');
+$N = last_seq($n);
+verify_ok($D, $N, 'after the writes');
 owners_ok('after verify and dump');
 
 # --- rebuild while nginx runs ----------------------------------------------------------
@@ -179,14 +165,14 @@ is($rc, 2, 'rebuild while nginx runs: exit 2');
 like($err, qr/--take-write-lock/, '... the message names --take-write-lock')
     or diag $err;
 is((admin_run('dump', $D))[1], $dump0, '... the log is unchanged');
-verify_ok($N, 'after the refused rebuild');
+verify_ok($D, $N, 'after the refused rebuild');
 is_deeply({ map { ($_ => $n->req(GET => $_)->{body}) } @ITEMS }, \%BEFORE,
           '... items unchanged');
 
 ($rc, $out, $err) = admin_run('rebuild', $D, '--take-write-lock');
 is($rc, 0, 'rebuild --take-write-lock while nginx runs: exit 0') or diag "$out$err";
 is($out, "rebuild: ok, $N events replayed\n", "... 'rebuild: ok, $N events replayed'");
-verify_ok($N, 'after rebuild --take-write-lock');
+verify_ok($D, $N, 'after rebuild --take-write-lock');
 is_deeply({ map { ($_ => $n->req(GET => $_)->{body}) } @ITEMS }, \%BEFORE,
           '... every item served exactly as before');
 owners_ok('after rebuild --take-write-lock');
@@ -213,8 +199,8 @@ is($res[1], '0 0 0', 'three rebuilds --take-write-lock during writes: exit 0');
 is($res[0], 80, '... the 80 writes acknowledged');
 item_ok($n->req(GET => $p0), 200, { on_hand => $on0 + 80 },
         '... and none lost: on_hand grew by 80');
-$N = last_seq();
-verify_ok($N, 'after rebuilds during writes');
+$N = last_seq($n);
+verify_ok($D, $N, 'after rebuilds during writes');
 
 # --- corruption of a projection, through the LMDB API ----------------------------------
 # mdb_dump / mdb_load in their default hex format ("bytevalue"): Debian's
@@ -264,7 +250,7 @@ item_ok($n->req(PUT => '/v1/inventory/K-9/low', json => { on_hand => 1,
                                                          min_level => 5 }),
         201, { low_stock => 1 }, 'and a low item');
 push @ITEMS, '/v1/inventory/K-9/low';
-$N = last_seq();
+$N = last_seq($n);
 my $good = $n->req(GET => $VICTIM);
 item_ok($good, 200, { on_hand => 30, min_level => 15, low_stock => 0 },
         'the item to corrupt: on_hand 30');
@@ -313,7 +299,7 @@ $n->stop;
 is($rc, 0, 'rebuild with nginx stopped: exit 0') or diag "$out$err";
 like($out, qr/^rebuild: ok, $N events replayed$/m, "... 'rebuild: ok, $N events replayed'");
 owners_ok('after rebuild');
-verify_ok($N, 'after the repair');
+verify_ok($D, $N, 'after the repair');
 is((admin_run('dump', $D))[1], $dump0, 'the log is untouched by corruption and repair');
 
 $n->restart;
@@ -330,7 +316,7 @@ item_ok($n->req(POST => "$VICTIM/adjustments", json => { delta => 1 }), 200,
         { on_hand => 31, version => $good->{json}{version} + 1 },
         'a write on the repaired item goes on from its true state');
 $N++;
-verify_ok($N, 'nginx running after the repair');
+verify_ok($D, $N, 'nginx running after the repair');
 
 # --- a bad low-stock index entry ----------------------------------------------------------
 $n->stop;
@@ -346,7 +332,7 @@ like($out, qr/^problem: .*GHOST at zz/m, '... naming GHOST at zz') or diag $out;
 is($st->{low_stock}, $n_low + 1, 'stats counts the extra index entry');
 ($rc, $out, $err) = admin_run('rebuild', $D);
 is($rc, 0, 'rebuild: exit 0') or diag $err;
-verify_ok($N, 'after the second repair');
+verify_ok($D, $N, 'after the second repair');
 ($rc, $st) = stats();
 is($st->{low_stock}, $n_low, 'stats: the low-stock index is back to its size');
 is($st->{readers}, 0, 'stats with nginx stopped: 0 readers');
@@ -387,7 +373,7 @@ for my $cmd (qw(verify stats dump rebuild)) {
     is("@f", '', "$cmd on a directory that is not a store leaves it empty")
         or do { diag "left: @f"; unlink map { "$empty/$_" } @f };
 }
-verify_ok($N, 'at the end, nginx running');
+verify_ok($D, $N, 'at the end, nginx running');
 
 $n->stop;
 done_testing;

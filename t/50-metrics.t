@@ -10,22 +10,19 @@ use warnings;
 use Test::More;
 use File::Temp ();
 use HTTP::Tiny;
-use InvTest qw(parallel metric_value);
+use InvTest qw(parallel metric_value parse_metrics which);
 
-my $promtool = InvTest::which('promtool');
+my $promtool = which('promtool');
 ok($promtool, 'promtool is installed (make deps installs prometheus)')
     or BAIL_OUT('promtool missing');
 
+# metrics($n): one test (GET /metrics answers 200); returns the parsed
+# metrics and the text
 sub metrics {
     my ($n) = @_;
     my $r = $n->req(GET => '/metrics');
     is($r->{status}, 200, 'GET /metrics');
-    my %m;
-    for my $l (split /\n/, $r->{body} // '') {
-        next if $l =~ /^#/ || $l !~ /\S/;
-        $m{$1} = $2 if $l =~ /^(\S+)\s+([\d.]+)\s*$/;
-    }
-    return (\%m, $r->{body});
+    return (parse_metrics($r->{body}), $r->{body});
 }
 
 sub promtool_ok {

@@ -18,7 +18,7 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 use POSIX ();
 use JSON::PP ();
-use InvTest qw(encode_json decode_json);
+use InvTest qw(encode_json decode_json slurp which);
 
 my $ROOT = $InvTest::ROOT;
 my $NPM = "$ROOT/build/npm";
@@ -28,8 +28,6 @@ my $VALIDATE = "$NPM/node_modules/.bin/validate-api";
 my $TMP = tempdir('inventory-openapi-XXXXXX', TMPDIR => 1,
                   CLEANUP => !$ENV{INVENTORY_KEEP});
 my @METHODS = qw(get put post delete options head patch trace);
-
-sub slurp { InvTest::slurp(@_) }
 
 sub spew {
     my ($f, $c) = @_;
@@ -76,8 +74,8 @@ sub show_rc { $_[0] == -1 ? 'timed out' : 'exit ' . ($_[0] >> 8) }
 # --------------------------------------------------------------------------
 # the tools
 
-my $node = InvTest::which('node') // InvTest::which('nodejs');
-my $chromium = InvTest::which('chromium');
+my $node = which('node') // which('nodejs');
+my $chromium = which('chromium');
 my @missing;
 push @missing, 'node (make deps installs npm, which brings it)' unless $node;
 push @missing, 'chromium (make deps)' unless $chromium;

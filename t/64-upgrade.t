@@ -63,7 +63,7 @@ use Test::More;
 use HTTP::Tiny;
 use Time::HiRes qw(time sleep);
 use InvTest qw(parallel encode_json decode_json item_events feed_pages
-               replay_events admin_run wait_gone pid_alive);
+               replay_events admin_run wait_gone pid_alive metrics);
 
 my $SEED = int($ENV{SEED} // ((time * 1000 % 1e9) ^ $$));
 diag "SEED=$SEED";
@@ -131,17 +131,6 @@ sub masters {
     }
     closedir $dh;
     return sort { $a <=> $b } @m;
-}
-
-# /metrics as { "name{labels}" => value }
-sub metrics {
-    my $r = $n->req(GET => '/metrics');
-    return undef unless $r->{status} == 200;
-    my %m;
-    for (split /\n/, $r->{body}) {
-        $m{$1} = $2 if /^(inventory_\w+(?:\{[^}]*\})?)\s+(\S+)\s*$/;
-    }
-    return \%m;
 }
 
 # the counters (and histogram parts) of a metrics snapshot
@@ -415,10 +404,10 @@ sub controller {
 
         # reloads (HUP)
         my $m0 = $n->master_pid;
-        my $before = metrics();
+        my $before = metrics($n);
         $n->reload;
         $step->("reload 1 (master $m0)");
-        my $after = metrics();
+        my $after = metrics($n);
         push @p, decreases($before, $after, 'reload under load');
         sleep 0.5;
         $n->reload;
@@ -731,9 +720,9 @@ if ($fol) {
 
 # --- metrics: kept across a reload, new with a new binary --------------------
 {
-    my $mb = metrics();
+    my $mb = metrics($n);
     $n->reload;
-    my $ma = metrics();
+    my $ma = metrics($n);
     my @d = decreases($mb, $ma, 'quiet reload');
     ok(!@d, 'no counter went down across a reload (the zone is kept)')
         or diag join "\n", @d;
@@ -750,7 +739,7 @@ if ($fol) {
     # its counters start from zero.  Only the expiry sweeper may commit a
     # transaction of its own (a purge of idempotency keys) meanwhile.
     my ($old, $new) = $n->upgrade(timeout => 20);
-    my $u = metrics();
+    my $u = metrics($n);
     ok($u && ($u->{inventory_events_appended_total} // -1) == 0
        && ($u->{inventory_transactions_total} // 1e9) < 10,
        'after a binary upgrade the counters start again from zero (new zone)')
@@ -766,7 +755,7 @@ if ($fol) {
     my $r = $n->req(POST => "/v1/inventory/$ITEMS[0]/adjustments",
                     json => { delta => 1 });
     is($r->{status}, 200, 'the upgraded nginx writes');
-    my $u2 = metrics();
+    my $u2 = metrics($n);
     is(($u2->{inventory_events_appended_total} // 0)
        - ($u->{inventory_events_appended_total} // 0), 1,
        '... and counts in the new zone');

@@ -14,7 +14,7 @@ use File::Copy qw(copy);
 use HTTP::Tiny;
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use InvTest;
+use InvTest qw(slurp);
 
 my $root = $InvTest::ROOT;
 open my $fh, '<', "$root/Dockerfile" or die "Dockerfile: $!";
@@ -105,7 +105,7 @@ sub start_nginx {
 }
 sub stop_nginx {
     # runuser waits for nginx: signal the master itself (conf: pid var/...)
-    my $master = slurp("$prefix/var/nginx.pid") =~ /(\d+)/ ? $1 : $pid;
+    my $master = (slurp("$prefix/var/nginx.pid") // '') =~ /(\d+)/ ? $1 : $pid;
     kill 'QUIT', $master;
     my $t = time + 10;
     while (time < $t) {
@@ -114,18 +114,17 @@ sub stop_nginx {
     }
     kill 'KILL', $master, $pid if kill 0, $master;
 }
-sub slurp { open my $f, '<', $_[0] or return ''; local $/; <$f> }
 
 my $h = HTTP::Tiny->new(timeout => 5);
 my $base = "http://127.0.0.1:$port";
 my $health = start_nginx();
 ok($health, 'nginx started by nobody answers /v1/health 200')
-    or diag slurp("$prefix/stderr.log");
+    or diag(slurp("$prefix/stderr.log") // '');
 
 SKIP: {
     skip 'nginx did not start', 8 unless $health;
     # this master (its pid file) and its workers: other nginx may run here
-    my $master = slurp("$prefix/var/nginx.pid") =~ /(\d+)/ ? $1 : 0;
+    my $master = (slurp("$prefix/var/nginx.pid") // '') =~ /(\d+)/ ? $1 : 0;
     my ($m) = `ps -o user=,args= -p $master`;
     my @workers = `ps -o user=,args= --ppid $master`;
     like($m // '', qr/^nobody\s+nginx: master/, 'the master runs as nobody')
@@ -149,7 +148,7 @@ SKIP: {
     like($r->{content} // '', qr/"on_hand":7\b/, 'the write survived');
     stop_nginx();
 }
-my $log = slurp("$prefix/stderr.log");
+my $log = slurp("$prefix/stderr.log") // '';
 unlike($log, qr/\[(?:emerg|alert|crit)\]/, 'no emerg/alert/crit on stderr')
     or diag $log;
 

@@ -52,7 +52,7 @@ use POSIX ();
 use List::Util qw(shuffle max);
 use Time::HiRes qw(time sleep);
 use InvTest qw(encode_json decode_json feed_pages item_events replay_events
-               admin_run wait_gone pid_alive sleep_until epoch_ms);
+               admin_run wait_gone pid_alive sleep_until ts_ms verify_ok);
 
 my $SEED = int($ENV{SEED} // ((time * 1000 % 1e9) ^ $$));
 diag "SEED=$SEED";
@@ -673,16 +673,6 @@ sub check_store {
     return scalar @$feed;
 }
 
-sub verify_ok {
-    my ($label) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = admin_run('verify', $D);
-    my ($events) = $out =~ /\Averify: ok, (\d+) events\n\z/;
-    ok($rc == 0 && defined $events, "$label: inventory-admin verify exits 0: "
-       . ($events // '?') . ' events') or diag "exit $rc\n$out$err";
-    return $events;
-}
-
 sub report_bad {
     my ($label) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -757,7 +747,7 @@ for my $c (1 .. $CYCLES) {
     report_bad($label);
 
     # the store as the crash left it
-    my $durable = verify_ok("$label: the crashed store");
+    my $durable = verify_ok($D, undef, "$label: the crashed store");
 
     my $err = relaunch();
     ok(!$err, "$label: nginx starts again on the same data directory")
@@ -891,13 +881,13 @@ sub two_workers {
 {
     # the 1 s reservations are expired within 2 s of expires_at (the
     # contract); 3 s more of grace for a busy machine
-    my $last = max(0, map { epoch_ms($RES{$_}{expires_at}) // 0 }
+    my $last = max(0, map { ts_ms($RES{$_}{expires_at}) // 0 }
                       grep { $RES{$_}{short} } keys %RES);
     sleep_until($last / 1000 + 5);
     my $events = check_store('the end', final => 1, full => 1);
     report_bad('the end');
     $n->stop;
-    my $v = verify_ok('after a graceful stop');
+    my $v = verify_ok($D, undef, 'after a graceful stop');
     is($v, $events, 'verify counts the events the log holds');
 }
 

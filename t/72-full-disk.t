@@ -25,7 +25,7 @@ use Time::HiRes qw(sleep time);
 use JSON::PP ();
 use POSIX ();
 use InvTest qw(item_ok problem_ok feed_pages admin_run metric_value
-               replay_events);
+               replay_events verify_ok last_seq);
 
 my $T0 = time;
 my $REASON = 'r' x 240;
@@ -98,12 +98,6 @@ sub reserve {
         $L->{last}{"$sku/$loc"} = $it;
     }
     return $r;
-}
-
-sub last_seq {
-    my ($n) = @_;
-    my $r = $n->req(GET => '/v1/events?after=1000000000');
-    return ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} // -1 : -1;
 }
 
 # the current item of every ledger key, through the aggregate route
@@ -215,15 +209,6 @@ sub storage_problem_ok {
                "$name: the problem leaks no path or LMDB internals")
         or diag $r->{body};
     return $ok;
-}
-
-sub verify_ok {
-    my ($dir, $events, $label) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my ($rc, $out, $err) = admin_run('verify', $dir);
-    ok($rc == 0 && $out eq "verify: ok, $events events\n",
-       "inventory-admin verify: ok, $events events ($label)")
-        or diag "exit $rc\nstdout: $out\nstderr: $err";
 }
 
 sub errors_total { metric_value($_[0], 'inventory_write_errors_total') // -1 }

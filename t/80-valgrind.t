@@ -40,7 +40,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use InvTest qw(item_ok problem_ok reservation_ok async_req async_wait
-               feed_pages admin_run encode_json decode_json ts_ms);
+               feed_pages admin_run encode_json decode_json ts_ms header);
 
 plan skip_all => 'ASan pass (INVENTORY_PRELOAD is set): valgrind and ASan '
                  . 'do not mix'
@@ -215,7 +215,7 @@ EOC
 # --------------------------------------------------------------------------
 # nginx under valgrind
 
-my $PORT = InvTest::_free_port();
+my $PORT = InvTest::free_port();
 my $CONF = "$DIR/nginx.conf";
 {
     open my $fh, '>', $CONF or die "$CONF: $!";
@@ -321,7 +321,6 @@ sub st_ok {
         or diag InvTest::show($r);
     return $r;
 }
-sub hdr { my ($r, $k) = @_; my $v = $r->{headers}{$k}; ref $v ? $v->[0] : $v }
 
 my $I = '/v1/inventory/VG-1/main';
 my $J = { 'Content-Type' => 'application/json' };
@@ -338,7 +337,7 @@ my $J = { 'Content-Type' => 'application/json' };
             200, { version => 2, min_level => 10 }, 'PUT again: 200, v2');
     item_ok(req(GET => $I), 200, { version => 2 }, 'GET item');
     $r = req(HEAD => $I);
-    ok($r->{status} == 200 && $r->{body} eq '' && hdr($r, 'etag') eq '"2"',
+    ok($r->{status} == 200 && $r->{body} eq '' && header($r, 'etag') eq '"2"',
        'HEAD item: 200, no body, ETag "2"') or diag InvTest::show($r);
     $r = req(GET => $I, headers => { 'If-None-Match' => '"2"' });
     ok($r->{status} == 304 && $r->{body} eq '', 'If-None-Match "2": 304')
@@ -519,7 +518,7 @@ my $KEY1_AT;
     my $b = req(POST => '/v1/inventory/VG-2/main/adjustments',
                 json => { delta => 7 }, headers => \%k1);
     ok($b->{status} == 200 && $b->{body} eq $a->{body}
-       && (hdr($b, 'idempotent-replayed') // '') eq 'true',
+       && (header($b, 'idempotent-replayed') // '') eq 'true',
        'its retry is replayed') or diag InvTest::show($b);
     problem_ok(req(POST => '/v1/inventory/VG-2/main/adjustments',
                    json => { delta => 8 }, headers => \%k1), 422,
@@ -532,7 +531,7 @@ my $KEY1_AT;
     reservation_ok($a, 201, {}, 'keyed cart');
     $b = req(POST => '/v1/reservations', json => $cart, headers => \%k2);
     ok($b->{status} == 201 && ($b->{json}{id} // '') eq ($a->{json}{id} // 'x')
-       && (hdr($b, 'idempotent-replayed') // '') eq 'true',
+       && (header($b, 'idempotent-replayed') // '') eq 'true',
        'its retry returns the same reservation') or diag InvTest::show($b);
     reservation_ok(req(POST => "/v1/reservations/$a->{json}{id}/release"), 200,
                    { state => 'released' }, 'release the keyed cart');
@@ -544,7 +543,7 @@ my $KEY1_AT;
     $b = req(POST => "$I/adjustments", json => { delta => -100000 },
              headers => \%k3);
     ok($b->{status} == 409 && $b->{body} eq $a->{body}
-       && (hdr($b, 'idempotent-replayed') // '') eq 'true',
+       && (header($b, 'idempotent-replayed') // '') eq 'true',
        'the refusal is replayed') or diag InvTest::show($b);
     problem_ok(req(POST => "$I/adjustments", json => { delta => 1 },
                    headers => { 'Idempotency-Key' => 'x' x 256 }), 400,
@@ -706,7 +705,7 @@ my $LAST;
     my $again = req(POST => '/v1/inventory/VG-2/main/adjustments',
                     json => { delta => 7 },
                     headers => { 'Idempotency-Key' => 'vg-key-1' });
-    ok($again->{status} == 200 && !hdr($again, 'idempotent-replayed')
+    ok($again->{status} == 200 && !header($again, 'idempotent-replayed')
        && ($again->{json}{on_hand} // 0) == $before + 7,
        'a key past inventory_idempotency_ttl runs the write again')
         or diag InvTest::show($again);

@@ -51,7 +51,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use POSIX ();
 use InvTest qw(parallel encode_json decode_json metric_value admin_run
-               epoch_ms sleep_until);
+               ts_ms sleep_until);
 
 my $ASAN = !!$ENV{INVENTORY_PRELOAD};
 my $SECONDS = $ENV{INVENTORY_SOAK_SECONDS} // ($ASAN ? 40 : 150);
@@ -300,7 +300,7 @@ my @out = parallel($CLIENTS + 1, sub {
     my $note_short = sub {
         my ($j) = @_;
         $c{created}++;
-        my $e = (epoch_ms($j->{expires_at}) // 0) / 1000;
+        my $e = (ts_ms($j->{expires_at}) // 0) / 1000;
         $last_exp = $e if $e > $last_exp;
         # reservoir sample of those left to expire, checked at the end
         if (@sample_expired < 20) { push @sample_expired, $j->{id} }

@@ -5,6 +5,22 @@ package InvTest;
 # Core Perl only: starts a real nginx (the distribution binary) with the
 # module loaded, on a free loopback port, in a temporary prefix directory,
 # and talks HTTP to it.  See t/*.t for usage.
+#
+# Sections, in this order:
+#   files and processes   slurp, which, free_port, pid_alive, wait_gone,
+#                         parallel, run_logged; the sanitizer environment
+#   instances             start, stop, restart, reload, reconfigure, the
+#                         error log; binary upgrade (upgrade_begin, upgrade)
+#   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
+#                         the API's routes (ipath, get, put_item, ...)
+#   assertions            json_type, show, problem_ok, item_ok,
+#                         reservation_ok, counts_ok, unchanged, replay_ok
+#   events and the feed   item_events, items_snapshot, event_pages,
+#                         feed_pages, last_seq, replay_events
+#   metrics               parse_metrics, metrics, metric_value
+#   store and admin tool  admin_run, verify_ok, owner_problems,
+#                         write_lock_tid
+#   time                  ts_ms, sleep_until
 
 use strict;
 use warnings;
@@ -25,8 +41,17 @@ use B ();
 use Exporter 'import';
 
 our @EXPORT_OK = qw(
-    parallel json_type problem_ok item_ok encode_json decode_json
-    TS_RE
+    encode_json decode_json TS_RE RES_ID_RE
+    slurp which free_port pid_alive wait_gone parallel run_logged
+    san_env san_files san_reports_ok
+    async_req async_wait header ipath idem_key replayed
+    json_type show problem_ok item_problems item_ok reservation_problems
+    reservation_ok counts_ok unchanged replay_ok fresh_ok
+    item_events items_snapshot event_pages feed_pages last_seq
+    replay_events
+    parse_metrics metrics metric_value
+    admin_run verify_ok owner_problems write_lock_tid
+    ts_ms sleep_until
 );
 
 our $NGINX = $ENV{INVENTORY_NGINX} // '/usr/sbin/nginx';
@@ -36,6 +61,7 @@ our $MODULE = $ENV{INVENTORY_MODULE}
     // "$ROOT/build/ngx_http_inventory_module.so";
 
 use constant TS_RE => qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\z/;
+use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $JSON_DEC = JSON::PP->new->utf8->allow_nonref;
@@ -49,8 +75,158 @@ my %LIVE;    # refaddr => instance, for the END safety net
 sub encode_json { $JSON->encode($_[0]) }
 sub decode_json { $JSON_DEC->decode($_[0]) }
 
+# ==========================================================================
+# files and processes
+# ==========================================================================
+
+# slurp($file): its contents, undef when it cannot be read
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return undef;
+    local $/;
+    my $c = <$fh>;
+    close $fh;
+    return $c;
+}
+
+# which($program): its path on $PATH, undef when it is not installed
+sub which {
+    my ($prog) = @_;
+    for my $d (split /:/, $ENV{PATH} // '') {
+        return "$d/$prog" if -x "$d/$prog" && !-d "$d/$prog";
+    }
+    return undef;
+}
+
+# free_port(): a TCP port on 127.0.0.1 that nobody listens on right now
+sub free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+        Listen => 1, ReuseAddr => 1,
+    ) or die "cannot bind a free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# pid_alive($pid): the process exists and is not a zombie
+sub pid_alive {
+    my ($pid) = @_;
+    return 0 unless $pid && kill 0, $pid;
+    my $st = slurp("/proc/$pid/stat");
+    return 1 unless defined $st;            # no procfs: trust kill 0
+    my ($state) = $st =~ /\)\s+(\S)/;
+    return 0 if defined $state && $state eq 'Z';
+    return 1;
+}
+
+# wait_gone($pid, $seconds): true once the process has exited (a zombie
+# counts as gone)
+sub wait_gone {
+    my ($pid, $t) = @_;
+    my $deadline = time + ($t // 15);
+    sleep 0.05 while pid_alive($pid) && time < $deadline;
+    return !pid_alive($pid);
+}
+
 # --------------------------------------------------------------------------
-# start / stop / restart / reload
+# parallel($n, sub { my $i = shift; ...; return $string })
+# Runs the sub in $n forked children; returns their strings in order.
+# A child that dies returns "DIED: <message>".
+
+sub parallel {
+    my ($n, $code) = @_;
+    my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    STDOUT->flush;
+    STDERR->flush;
+    my @pids;
+    for my $i (0 .. $n - 1) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $out = eval { $code->($i) };
+            $out = 'DIED: ' . ($@ || 'unknown') if $@;
+            $out //= '';
+            if (open my $fh, '>', "$tmp/$i.tmp") {
+                print {$fh} $out;
+                close $fh;
+                rename "$tmp/$i.tmp", "$tmp/$i";
+            }
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid $_, 0 for @pids;
+    return map { slurp("$tmp/$_") // 'DIED: child wrote no result' }
+           0 .. $n - 1;
+}
+
+
+# run_logged($out, @cmd): runs the command with stdin from /dev/null and
+# stdout and stderr into the file $out (never a pipe: a daemon keeps
+# inherited descriptors), in the sanitizer environment; returns (wait
+# status, output).
+sub run_logged {
+    my ($out, @cmd) = @_;
+    my %env = san_env();
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+        @ENV{keys %env} = values %env;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $?;
+    return ($rc, slurp($out) // '');
+}
+
+# --------------------------------------------------------------------------
+# The sanitizer environment: with INVENTORY_PRELOAD (the ASan and UBSan
+# runtimes) and INVENTORY_ASAN_LOG (a directory), every nginx the tests
+# run gets the preload and writes its reports into that directory, after
+# any ASAN_OPTIONS/UBSAN_OPTIONS of the caller.
+
+# san_env(): the environment variables to set for a sanitized nginx
+sub san_env {
+    my %env;
+    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    if (defined $d && -d $d) {
+        my $a = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
+        my $u = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
+        $env{ASAN_OPTIONS} = $ENV{ASAN_OPTIONS} ? "$ENV{ASAN_OPTIONS}:$a" : $a;
+        $env{UBSAN_OPTIONS} = $ENV{UBSAN_OPTIONS}
+                              ? "$ENV{UBSAN_OPTIONS}:$u" : $u;
+    }
+    return %env;
+}
+
+# san_files(): the report files in INVENTORY_ASAN_LOG
+sub san_files {
+    my $d = $ENV{INVENTORY_ASAN_LOG};
+    return () unless defined $d && -d $d;
+    return glob("$d/san*");
+}
+
+# san_reports_ok(\%seen, $label): one test: no report file appeared that is
+# not in %seen (which then holds them all)
+sub san_reports_ok {
+    my ($seen, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @new = grep { !$seen->{$_} } san_files();
+    $seen->{$_} = 1 for @new;
+    Test::More::ok(!@new, 'no sanitizer reports'
+                          . (defined $label ? " ($label)" : ''))
+        or Test::More::diag(join "\n",
+            map { "--- $_:\n" . (slurp($_) // '') } @new);
+    return !@new;
+}
+
+# ==========================================================================
+# instances: start / stop / restart / reload
+# ==========================================================================
 
 sub start {
     my ($class, %opt) = @_;
@@ -70,7 +246,7 @@ sub start {
     chmod 0755, $dir or die "chmod $dir: $!";
     $self->{dir} = $dir;
     $self->{datadir} = $opt{datadir} // "$dir/data";
-    $self->{port} = _free_port();
+    $self->{port} = free_port();
     $self->{module} = $MODULE;
 
     Test::More::diag("InvTest: keeping $dir") if $ENV{INVENTORY_KEEP};
@@ -79,16 +255,6 @@ sub start {
     $self->_san_snapshot;
     $self->_launch;
     return $self;
-}
-
-sub _free_port {
-    my $s = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
-        Listen => 1, ReuseAddr => 1,
-    ) or die "cannot bind a free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
 }
 
 sub _write_conf {
@@ -155,38 +321,11 @@ sub _nginx_cmd {
     return (@cmd, @extra);
 }
 
-sub _san_env {
-    my %env;
-    $env{LD_PRELOAD} = $ENV{INVENTORY_PRELOAD} if $ENV{INVENTORY_PRELOAD};
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    if (defined $d && -d $d) {
-        my $a = "log_path=$d/san:detect_leaks=0:abort_on_error=1";
-        my $u = "log_path=$d/san:print_stacktrace=1:halt_on_error=1";
-        $env{ASAN_OPTIONS} = $ENV{ASAN_OPTIONS} ? "$ENV{ASAN_OPTIONS}:$a" : $a;
-        $env{UBSAN_OPTIONS} = $ENV{UBSAN_OPTIONS}
-                              ? "$ENV{UBSAN_OPTIONS}:$u" : $u;
-    }
-    return %env;
-}
-
-# Run a command with output to a file (never a pipe: the daemon keeps
-# inherited descriptors), return (exit status, output).
+# $self->_run($tag, @cmd): run_logged into $tag.out in the instance's
+# directory
 sub _run {
     my ($self, $tag, @cmd) = @_;
-    my $out = "$self->{dir}/$tag.out";
-    my %env = _san_env();
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        @ENV{keys %env} = values %env;
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $rc = $?;
-    return ($rc, _slurp($out) // '');
+    return run_logged("$self->{dir}/$tag.out", @cmd);
 }
 
 # example_conf($name): conf/$name, an example configuration tested as it
@@ -194,21 +333,10 @@ sub _run {
 sub example_conf {
     my ($name) = @_;
     my $f = "$ROOT/conf/$name";
-    my $c = _slurp($f) // die "$f: $!";
+    my $c = slurp($f) // die "$f: $!";
     for my $p (qw(MODULE PORT DATADIR DIR)) {
         die "$f lacks the placeholder %%$p%%\n" unless $c =~ /%%$p%%/;
     }
-    return $c;
-}
-
-sub slurp { _slurp(@_) }
-
-sub _slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or return undef;
-    local $/;
-    my $c = <$fh>;
-    close $fh;
     return $c;
 }
 
@@ -268,20 +396,10 @@ sub _launch {
 
 sub master_pid {
     my ($self) = @_;
-    my $p = _slurp("$self->{dir}/nginx.pid");
+    my $p = slurp("$self->{dir}/nginx.pid");
     return undef unless defined $p;
     ($p) = $p =~ /(\d+)/;
     return $p;
-}
-
-sub _alive {
-    my ($pid) = @_;
-    return 0 unless $pid && kill 0, $pid;
-    my $st = _slurp("/proc/$pid/stat");
-    return 1 unless defined $st;            # no procfs: trust kill 0
-    my ($state) = $st =~ /\)\s+(\S)/;
-    return 0 if defined $state && $state eq 'Z';
-    return 1;
 }
 
 # Children of the master (workers, cache processes), read from /proc.
@@ -291,7 +409,7 @@ sub worker_pids {
     my @pids;
     opendir my $dh, '/proc' or return ();
     for my $p (grep { /^\d+\z/ } readdir $dh) {
-        my $st = _slurp("/proc/$p/stat") // next;
+        my $st = slurp("/proc/$p/stat") // next;
         my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
         next if $state eq 'Z';
         push @pids, $p + 0 if $ppid == $m;
@@ -304,8 +422,8 @@ sub _kill_all {
     my ($self) = @_;
     my $m = $self->master_pid;
     my @w = $self->worker_pids;
-    kill 'KILL', $m if $m && _alive($m);
-    kill 'KILL', $_ for grep { _alive($_) } @w;
+    kill 'KILL', $m if $m && pid_alive($m);
+    kill 'KILL', $_ for grep { pid_alive($_) } @w;
 }
 
 sub stop {
@@ -317,20 +435,20 @@ sub stop {
     my @w = $self->worker_pids;
     my $clean = 1;
 
-    if ($m && _alive($m)) {
+    if ($m && pid_alive($m)) {
         kill 'QUIT', $m;
         my $deadline = time + 15;
-        sleep 0.05 while _alive($m) && time < $deadline;
-        if (_alive($m)) {
+        sleep 0.05 while pid_alive($m) && time < $deadline;
+        if (pid_alive($m)) {
             $clean = 0;
             $self->_kill_all;
-            sleep 0.05 while _alive($m) && time < $deadline + 5;
+            sleep 0.05 while pid_alive($m) && time < $deadline + 5;
         }
     }
     # workers normally exit before the master; never leave one behind
     my $deadline = time + 5;
-    sleep 0.05 while (grep { _alive($_) } @w) && time < $deadline;
-    kill 'KILL', $_ for grep { _alive($_) } @w;
+    sleep 0.05 while (grep { pid_alive($_) } @w) && time < $deadline;
+    kill 'KILL', $_ for grep { pid_alive($_) } @w;
 
     $self->{running} = 0;
     delete $LIVE{refaddr $self};
@@ -401,7 +519,7 @@ sub datadir { $_[0]{datadir} }
 
 sub error_log {
     my ($self) = @_;
-    return _slurp("$self->{dir}/error.log") // '';
+    return slurp("$self->{dir}/error.log") // '';
 }
 
 sub _tail_log {
@@ -436,26 +554,16 @@ sub check_log {
     return !@bad;
 }
 
-sub _san_files {
-    my $d = $ENV{INVENTORY_ASAN_LOG};
-    return () unless defined $d && -d $d;
-    return glob("$d/san*");
-}
-
 sub _san_snapshot {
     my ($self) = @_;
-    $self->{san_seen}{$_} = 1 for _san_files();
+    $self->{san_seen}{$_} = 1 for san_files();
 }
 
 sub _san_check {
     my ($self) = @_;
     my $d = $ENV{INVENTORY_ASAN_LOG};
     return unless defined $d && -d $d;
-    my @new = grep { !$self->{san_seen}{$_} } _san_files();
-    $self->{san_seen}{$_} = 1 for @new;
-    Test::More::ok(!@new, 'no sanitizer reports')
-        or Test::More::diag(join "\n",
-            map { "--- $_:\n" . (_slurp($_) // '') } @new);
+    san_reports_ok($self->{san_seen});
 }
 
 END {
@@ -473,8 +581,86 @@ sub DESTROY {
     eval { $self->stop };
 }
 
+
 # --------------------------------------------------------------------------
+# Binary upgrade on the fly (t/64): USR2 starts a new master from the same
+# binary and arguments; the old master's pid file becomes nginx.pid.oldbin.
+
+# $n->oldbin_pid: the pid in nginx.pid.oldbin, undef when there is none
+sub oldbin_pid {
+    my ($self) = @_;
+    my $p = slurp("$self->{dir}/nginx.pid.oldbin");
+    return undef unless defined $p;
+    ($p) = $p =~ /(\d+)/;
+    return $p;
+}
+
+# $n->workers_of($master): live worker processes of that master (while an
+# upgrade runs, the new master is a child of the old one: it is left out);
+# their number in scalar context
+sub workers_of {
+    my ($self, $m) = @_;
+    return () unless $m;
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+\z/ } readdir $dh) {
+        my $st = slurp("/proc/$p/stat") // next;
+        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
+        next if $state eq 'Z' || $ppid != $m;
+        my $cmd = slurp("/proc/$p/cmdline") // '';
+        next if $cmd =~ /master process/;
+        push @pids, $p + 0;
+    }
+    closedir $dh;
+    @pids = sort { $a <=> $b } @pids;
+    return wantarray ? @pids : scalar @pids;
+}
+
+# $n->upgrade_begin(timeout => 15): USR2 to the master; waits until
+# nginx.pid names a new master, nginx.pid.oldbin the old one and the new
+# master has all its workers.  Both generations then accept on the same
+# listening sockets.  Returns ($old, $new); dies on a timeout.
+sub upgrade_begin {
+    my ($self, %o) = @_;
+    my $old = $self->master_pid or die "no master pid\n";
+    kill 'USR2', $old or die "kill USR2 $old: $!\n";
+    my $deadline = time + ($o{timeout} // 15);
+    my $new;
+    while (time < $deadline) {
+        my $m = $self->master_pid;
+        my $ob = $self->oldbin_pid;
+        if ($m && $m != $old && $ob && $ob == $old && pid_alive($m)
+            && $self->workers_of($m) >= $self->{workers})
+        {
+            $new = $m;
+            last;
+        }
+        sleep 0.05;
+    }
+    die "upgrade: no new master with $self->{workers} workers within "
+        . ($o{timeout} // 15) . " s after USR2 to $old\n"
+        . $self->_tail_log(40)
+        unless $new;
+    return ($old, $new);
+}
+
+# $n->upgrade(timeout => 15): the whole upgrade: upgrade_begin, then QUIT
+# to the old master, which lets its workers finish and exits.  Returns
+# ($old, $new); dies when the old master does not exit in time.
+sub upgrade {
+    my ($self, %o) = @_;
+    my ($old, $new) = $self->upgrade_begin(%o);
+    kill 'QUIT', $old or die "kill QUIT $old: $!\n";
+    wait_gone($old, $o{timeout} // 15)
+        or die "upgrade: old master $old did not exit within "
+               . ($o{timeout} // 15) . " s of QUIT\n" . $self->_tail_log(40);
+    return ($old, $new);
+}
+
+
+# ==========================================================================
 # HTTP
+# ==========================================================================
 
 sub _finish {
     my ($r) = @_;
@@ -586,631 +772,6 @@ sub raw_req {
     return _parse_raw($buf, $method, $path);
 }
 
-# --------------------------------------------------------------------------
-# assertions shared by the test files
-
-# The JSON type of a value decoded by JSON::PP: number, string, bool, null,
-# array, object.  Numbers and strings are told apart by the flags the
-# decoder left (call before the value is used in another context).
-sub json_type {
-    my ($v) = @_;
-    return 'null' unless defined $v;
-    if (ref $v) {
-        return 'bool' if blessed $v && $v->isa('JSON::PP::Boolean');
-        return 'array' if ref $v eq 'ARRAY';
-        return 'object' if ref $v eq 'HASH';
-        return ref $v;
-    }
-    my $f = B::svref_2object(\$v)->FLAGS;
-    # copy semantics: $v is a copy; numeric copies keep IOK/NOK without POK
-    return 'string' if $f & B::SVf_POK;
-    return 'number' if $f & (B::SVf_IOK | B::SVf_NOK);
-    return 'string';
-}
-
-sub _show {
-    my ($r) = @_;
-    my $b = $r->{body} // '';
-    $b = substr($b, 0, 2000) . '...' if length $b > 2000;
-    my $h = join ', ', map {
-        "$_: " . (ref $r->{headers}{$_} ? join('|', @{ $r->{headers}{$_} })
-                                        : $r->{headers}{$_})
-    } sort keys %{ $r->{headers} // {} };
-    return sprintf "%s %s -> %s\nheaders: %s\nbody: %s",
-        $r->{method} // '?', $r->{path} // '?', $r->{status} // '?', $h, $b;
-}
-
-my %CODE_STATUS = (
-    'invalid-request' => 400, 'not-found' => 404,
-    'method-not-allowed' => 405, 'unsupported-media-type' => 415,
-    'insufficient-stock' => 409, 'reservation-not-active' => 409,
-    'version-mismatch' => 412, 'idempotency-key-reused' => 422,
-    'idempotency-key-in-flight' => 409, 'storage-full' => 507,
-    'unavailable' => 503,
-);
-
-# problem_ok($r, $status, $code, $name, %opt)
-#   field  => 'x' or [alternatives]: some errors[].field must be one of them
-#   allow  => [methods]: the Allow header must name each
-# Returns true when everything matched.
-sub problem_ok {
-    my ($r, $status, $code, $name, %opt) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
-    push @p, "content-type is '$r->{content_type}', expected "
-             . "application/problem+json"
-        unless $r->{content_type} =~ m{^application/problem\+json\b}i;
-    my $j = $r->{json};
-    if (ref $j ne 'HASH') {
-        push @p, 'body is not a JSON object'
-                 . ($r->{json_error} ? ": $r->{json_error}" : '');
-    } else {
-        for my $m (qw(type title detail code)) {
-            my $t = json_type($j->{$m});
-            push @p, "member '$m' is $t, expected string" if $t ne 'string';
-        }
-        my $st = json_type($j->{status});
-        push @p, "member 'status' is $st, expected number"
-            if $st ne 'number';
-        push @p, "member 'status' is " . ($j->{status} // 'null')
-                 . ", expected $r->{status} (the HTTP status)"
-            if $st eq 'number' && $j->{status} != $r->{status};
-        push @p, "code is '" . ($j->{code} // 'null') . "', expected '$code'"
-            unless defined $j->{code} && $j->{code} eq $code;
-
-        if ($status == 400) {
-            my $e = $j->{errors};
-            if (ref $e ne 'ARRAY' || !@$e) {
-                push @p, "400 without a non-empty 'errors' array";
-            } else {
-                for my $x (@$e) {
-                    if (ref $x ne 'HASH') { push @p, 'errors[] item not an object'; next }
-                    for my $m (qw(field message)) {
-                        my $t = json_type($x->{$m});
-                        push @p, "errors[].$m is $t, expected string"
-                            if $t ne 'string';
-                    }
-                }
-                if (defined $opt{field}) {
-                    my @want = ref $opt{field} ? @{ $opt{field} } : $opt{field};
-                    my %w = map { $_ => 1 } @want;
-                    push @p, "no errors[].field in (" . join(', ', @want)
-                             . "); got (" . join(', ',
-                                 map { ref $_ eq 'HASH' ? $_->{field} // 'null'
-                                                        : '?' } @$e) . ')'
-                        unless grep { ref $_ eq 'HASH' && defined $_->{field}
-                                      && $w{ $_->{field} } } @$e;
-                }
-            }
-        }
-        if ($code eq 'insufficient-stock') {
-            my $t = json_type($j->{available});
-            push @p, "409 insufficient-stock without numeric 'available' ($t)"
-                if $t ne 'number';
-            push @p, "available is $j->{available}, expected $opt{available}"
-                if $t eq 'number' && defined $opt{available}
-                   && $j->{available} != $opt{available};
-        }
-    }
-    if ($opt{allow}) {
-        my $a = $r->{headers}{allow};
-        $a = join ', ', @$a if ref $a;
-        if (!defined $a) {
-            push @p, 'no Allow header';
-        } else {
-            my %have = map { uc($_) => 1 } grep { length } split /[\s,]+/, $a;
-            for my $m (@{ $opt{allow} }) {
-                push @p, "Allow '$a' does not name $m" unless $have{$m};
-            }
-        }
-    }
-    if ($CODE_STATUS{$code} && $CODE_STATUS{$code} != $status) {
-        push @p, "(test bug: code $code goes with $CODE_STATUS{$code})";
-    }
-
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
-        unless $ok;
-    return $ok;
-}
-
-my @ITEM_KEYS = qw(available location low_stock min_level on_hand reserved
-                   sku updated_at version);
-
-# item_problems($j, \%expect): list of problems with an item object
-sub item_problems {
-    my ($j, $exp) = @_;
-    $exp //= {};
-    my @p;
-    return ('item is not a JSON object') unless ref $j eq 'HASH';
-
-    my %types = (sku => 'string', location => 'string', on_hand => 'number',
-                 reserved => 'number', available => 'number',
-                 min_level => 'number', low_stock => 'bool',
-                 version => 'number', updated_at => 'string');
-    for my $k (sort keys %types) {
-        my $t = json_type($j->{$k});
-        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
-    }
-    my @extra = grep { !exists $types{$_} } sort keys %$j;
-    push @p, "unexpected members: @extra" if @extra;
-    return @p if @p;
-
-    push @p, 'available != on_hand - reserved'
-        unless $j->{available} == $j->{on_hand} - $j->{reserved};
-    push @p, 'reserved out of 0..on_hand'
-        unless $j->{reserved} >= 0 && $j->{reserved} <= $j->{on_hand};
-    push @p, 'low_stock != (available < min_level)'
-        unless (!!$j->{low_stock}) == ($j->{available} < $j->{min_level});
-    push @p, "updated_at '$j->{updated_at}' is not RFC 3339 UTC with ms"
-        unless $j->{updated_at} =~ TS_RE;
-    push @p, 'version < 1' unless $j->{version} >= 1;
-
-    for my $k (sort keys %$exp) {
-        my $e = $exp->{$k};
-        my $g = $j->{$k};
-        if ($k eq 'low_stock') {
-            push @p, "low_stock is " . ($g ? 'true' : 'false') . ", expected "
-                     . ($e ? 'true' : 'false')
-                if (!!$g) != (!!$e);
-        } elsif ($e =~ /^-?\d+\z/ && $g =~ /^-?\d+\z/) {
-            push @p, "$k is $g, expected $e" if $g != $e;
-        } else {
-            push @p, "$k is '$g', expected '$e'" if $g ne $e;
-        }
-    }
-    return @p;
-}
-
-# item_ok($r, $status, \%expect, $name): status, content type, shape,
-# invariants, ETag == "<version>", expected member values.
-sub item_ok {
-    my ($r, $status, $exp, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
-    push @p, "content-type is '$r->{content_type}', expected application/json"
-        unless $r->{content_type} =~ m{^application/json\b}i;
-    push @p, item_problems($r->{json}, $exp);
-    if (ref $r->{json} eq 'HASH' && defined $r->{json}{version}) {
-        my $et = $r->{headers}{etag};
-        my $want = qq{"$r->{json}{version}"};
-        push @p, 'ETag is ' . ($et // 'missing') . ", expected $want"
-            unless defined $et && !ref $et && $et eq $want;
-    }
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
-        unless $ok;
-    return $ok;
-}
-
-sub show { _show($_[0]) }
-
-# --------------------------------------------------------------------------
-# parallel($n, sub { my $i = shift; ...; return $string })
-# Runs the sub in $n forked children; returns their strings in order.
-# A child that dies returns "DIED: <message>".
-
-sub parallel {
-    my ($n, $code) = @_;
-    my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    STDOUT->flush;
-    STDERR->flush;
-    my @pids;
-    for my $i (0 .. $n - 1) {
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            my $out = eval { $code->($i) };
-            $out = 'DIED: ' . ($@ || 'unknown') if $@;
-            $out //= '';
-            if (open my $fh, '>', "$tmp/$i.tmp") {
-                print {$fh} $out;
-                close $fh;
-                rename "$tmp/$i.tmp", "$tmp/$i";
-            }
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid $_, 0 for @pids;
-    return map { _slurp("$tmp/$_") // 'DIED: child wrote no result' }
-           0 .. $n - 1;
-}
-
-1;
-
-# --------------------------------------------------------------------------
-# Reservations, item events, before/after snapshots (t/30-32).
-
-push @EXPORT_OK, qw(reservation_ok reservation_problems ts_ms item_events
-                    items_snapshot RES_ID_RE);
-
-use constant RES_ID_RE => qr/^r_[0-9A-Za-z]{22}\z/;
-
-# ts_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
-sub ts_ms {
-    my ($ts) = @_;
-    require Time::Local;
-    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
-        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
-        or return undef;
-    return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
-}
-
-# reservation_problems($j, \%expect): problems with a reservation object.
-# expect: id, state, reference (undef: null), ttl (seconds between
-# created_at and expires_at), lines ([[sku, location, quantity], ...]).
-sub reservation_problems {
-    my ($j, $exp) = @_;
-    $exp //= {};
-    return ('reservation is not a JSON object') unless ref $j eq 'HASH';
-    my @p;
-    my %types = (id => 'string', state => 'string', lines => 'array',
-                 created_at => 'string', expires_at => 'string');
-    for my $k (sort keys %types) {
-        my $t = json_type($j->{$k});
-        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
-    }
-    my $rt = exists $j->{reference} ? json_type($j->{reference}) : 'missing';
-    push @p, "'reference' is $rt, expected string or null"
-        unless $rt eq 'string' || $rt eq 'null';
-    my $active = ($j->{state} // '') eq 'active';
-    if ($active) {
-        push @p, "an active reservation has 'ended_at'"
-            if exists $j->{ended_at};
-    } else {
-        my $t = json_type($j->{ended_at});
-        push @p, "'ended_at' is $t, expected string" if $t ne 'string';
-    }
-    my @extra = grep { !/^(?:id|state|lines|reference|created_at|expires_at
-                           |ended_at)\z/x } sort keys %$j;
-    push @p, "unexpected members: @extra" if @extra;
-    return @p if @p;
-
-    push @p, "id '$j->{id}' does not match r_ + 22 base62 characters"
-        unless $j->{id} =~ RES_ID_RE;
-    push @p, "state '$j->{state}' is not active/committed/released/expired"
-        unless $j->{state} =~ /^(?:active|committed|released|expired)\z/;
-    for my $k (qw(created_at expires_at ended_at)) {
-        next unless defined $j->{$k};
-        push @p, "$k '$j->{$k}' is not RFC 3339 UTC with ms"
-            unless $j->{$k} =~ TS_RE;
-    }
-    return @p if @p;
-    push @p, 'expires_at is not after created_at'
-        unless ts_ms($j->{expires_at}) > ts_ms($j->{created_at});
-    push @p, 'ended_at is before created_at'
-        if defined $j->{ended_at}
-           && ts_ms($j->{ended_at}) < ts_ms($j->{created_at});
-    if (!@{ $j->{lines} }) {
-        push @p, 'lines is empty';
-    }
-    for my $i (0 .. $#{ $j->{lines} }) {
-        my $l = $j->{lines}[$i];
-        if (ref $l ne 'HASH') { push @p, "lines[$i] is not an object"; next }
-        for my $k (qw(sku location)) {
-            my $t = json_type($l->{$k});
-            push @p, "lines[$i].$k is $t, expected string" if $t ne 'string';
-        }
-        my $t = json_type($l->{quantity});
-        push @p, "lines[$i].quantity is $t, expected number"
-            if $t ne 'number';
-        my @x = grep { !/^(?:sku|location|quantity)\z/ } sort keys %$l;
-        push @p, "lines[$i] has unexpected members: @x" if @x;
-    }
-    return @p if @p;
-
-    for my $k (qw(id state)) {
-        push @p, "$k is '$j->{$k}', expected '$exp->{$k}'"
-            if defined $exp->{$k} && $j->{$k} ne $exp->{$k};
-    }
-    if (exists $exp->{reference}) {
-        my $e = $exp->{reference};
-        my $g = $j->{reference};
-        push @p, 'reference is ' . (defined $g ? "'$g'" : 'null')
-                 . ', expected ' . (defined $e ? "'$e'" : 'null')
-            unless (!defined $e && !defined $g)
-                   || (defined $e && defined $g && $e eq $g);
-    }
-    if (defined $exp->{ttl}) {
-        my $d = ts_ms($j->{expires_at}) - ts_ms($j->{created_at});
-        push @p, "expires_at - created_at is $d ms, expected "
-                 . $exp->{ttl} * 1000
-            unless $d == $exp->{ttl} * 1000;
-    }
-    if ($exp->{lines}) {
-        my $got = join ' ', map { "$_->{sku}/$_->{location}=$_->{quantity}" }
-                            @{ $j->{lines} };
-        my $want = join ' ', map { "$_->[0]/$_->[1]=$_->[2]" }
-                             @{ $exp->{lines} };
-        push @p, "lines are ($got), expected ($want)" if $got ne $want;
-    }
-    return @p;
-}
-
-# reservation_ok($r, $status, \%expect, $name)
-sub reservation_ok {
-    my ($r, $status, $exp, $name) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
-    push @p, "content-type is '$r->{content_type}', expected application/json"
-        unless $r->{content_type} =~ m{^application/json\b}i;
-    push @p, reservation_problems($r->{json}, $exp);
-    my $ok = Test::More::ok(!@p, $name);
-    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n" . _show($r))
-        unless $ok;
-    return $ok;
-}
-
-# item_events($n, $sku, $location, $after_version): every event of the item
-# after that version (default 0), following next_after_version; dies on a
-# response that is not a well-formed page.
-sub item_events {
-    my ($n, $sku, $loc, $after) = @_;
-    $after //= 0;
-    my @ev;
-    for (1 .. 1000) {
-        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
-                               . "?after_version=$after&limit=1000");
-        die "item_events: unexpected answer\n" . _show($r) . "\n"
-            unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
-                   && ref $r->{json}{events} eq 'ARRAY';
-        push @ev, @{ $r->{json}{events} };
-        my $next = $r->{json}{next_after_version};
-        return \@ev unless defined $next;
-        $after = $next;
-    }
-    die "item_events: more than 1000 pages\n";
-}
-
-# items_snapshot($n, @item_paths): { path => [status, body] } for comparing
-# the state of items before and after requests that must change nothing.
-sub items_snapshot {
-    my ($n, @paths) = @_;
-    return { map {
-        my $r = $n->req(GET => $_);
-        ($_ => [ $r->{status}, $r->{body} ]);
-    } @paths };
-}
-
-1;
-
-# --------------------------------------------------------------------------
-# Concurrency guarantees (t/33-35): paged item events, metrics, replay.
-
-push @EXPORT_OK, qw(event_pages metric_value replay_events sleep_until
-                    epoch_ms);
-
-# epoch_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
-# (core Perl only, no Time::Local needed)
-sub epoch_ms { ts_ms(@_) }
-
-# sleep_until($epoch_seconds): sleep (without any request) until then
-sub sleep_until {
-    my ($t) = @_;
-    my $d = $t - time;
-    sleep $d if $d > 0;
-}
-
-# event_pages($n, $sku, $location, $limit): (\@events, \@problems): every
-# event of the item, $limit (default 100) per page, following
-# next_after_version.  A missing item gives ([], []) when $opt{missing_ok}.
-# Problems name pages that break the paging contract.
-sub event_pages {
-    my ($n, $sku, $loc, $limit, %opt) = @_;
-    $limit //= 100;
-    my (@ev, @p);
-    my $after = 0;
-    for my $page_no (1 .. 100000) {
-        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
-                               . "?after_version=$after&limit=$limit");
-        if ($r->{status} == 404 && $opt{missing_ok} && $page_no == 1) {
-            return ([], []);
-        }
-        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
-                && ref $r->{json}{events} eq 'ARRAY')
-        {
-            push @p, "$sku/$loc events page after $after: " . _show($r);
-            last;
-        }
-        my $page = $r->{json}{events};
-        my $next = $r->{json}{next_after_version};
-        push @p, "$sku/$loc page after $after has " . scalar(@$page)
-                 . " events, over the limit $limit"
-            if @$page > $limit;
-        for my $e (@$page) {
-            next if ref $e eq 'HASH' && defined $e->{version}
-                    && $e->{version} > $after;
-            push @p, "$sku/$loc page after $after holds an event at or "
-                     . "before it: " . encode_json($e);
-            last;
-        }
-        push @ev, @$page;
-        return (\@ev, \@p) unless defined $next;
-        if (!@$page || $next != $page->[-1]{version}) {
-            push @p, "$sku/$loc page after $after: next_after_version $next "
-                     . "is not the version of its last event";
-            last;
-        }
-        $after = $next;
-    }
-    return (\@ev, \@p);
-}
-
-# which($program): its path on $PATH, undef when it is not installed
-sub which {
-    my ($prog) = @_;
-    for my $d (split /:/, $ENV{PATH} // '') {
-        return "$d/$prog" if -x "$d/$prog" && !-d "$d/$prog";
-    }
-    return undef;
-}
-
-# write_lock_tid($datadir): the thread id holding LMDB's write lock, from
-# the robust mutex's lock word in lock.mdb right after the MDB_txbody cache
-# line (LMDB 0.9, glibc, x86-64: offset 64); 0 when free, undef when the
-# file or its layout is not recognized
-sub write_lock_tid {
-    my ($datadir) = @_;
-    open my $fh, '<:raw', "$datadir/lock.mdb" or return undef;
-    my $buf = '';
-    sysread $fh, $buf, 128;
-    close $fh;
-    return undef unless length $buf >= 80
-                        && unpack('L', $buf) == 0xBEEFC0DE;
-    return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
-}
-
-# metric_value($n, $name): the value of an unlabelled metric from
-# /metrics, undef when absent
-sub metric_value {
-    my ($n, $name) = @_;
-    my $r = $n->req(GET => '/metrics');
-    return undef unless $r->{status} == 200;
-    return $1 if $r->{body} =~ /^\Q$name\E\s+(\S+)\s*$/m;
-    return undef;
-}
-
-# replay_events(\@events, $sku, $location): (\%state, \@problems).
-# Replays an item's events from the empty state and checks, event by event:
-# sku and location, versions 1, 2, 3... without gaps, seq strictly
-# increasing, timestamps, known types and data, 0 <= reserved <= on_hand
-# after every event, and LowStockDetected exactly right after each event
-# that turned low_stock from false to true (with the available and
-# min_level of that moment).  %state: on_hand, reserved, min_level,
-# available, low_stock, version, updated_at.
-sub replay_events {
-    my ($events, $sku, $loc) = @_;
-    my %s = (on_hand => 0, reserved => 0, min_level => 0, version => 0,
-             updated_at => undef);
-    my @p;
-    my $last_seq = 0;
-    my $want_lsd = 0;
-    my $low = sub { ($_[0]{on_hand} - $_[0]{reserved}) < $_[0]{min_level} };
-    my $int = sub { defined $_[0] && !ref $_[0] && $_[0] =~ /^-?\d+\z/ };
-
-    for my $e (@$events) {
-        last if @p > 20;
-        if (ref $e ne 'HASH' || ref $e->{data} ne 'HASH') {
-            push @p, 'event is not an object with data: '
-                     . (ref $e ? encode_json($e) : $e // 'null');
-            next;
-        }
-        my $d = $e->{data};
-        my $tag = "$sku/$loc v" . ($e->{version} // '?')
-                  . " $e->{type}";
-        push @p, "$tag: sku/location are $e->{sku}/$e->{location}"
-            unless ($e->{sku} // '') eq $sku
-                   && ($e->{location} // '') eq $loc;
-        push @p, "$tag: version is not " . ($s{version} + 1)
-            unless $int->($e->{version}) && $e->{version} == $s{version} + 1;
-        push @p, "$tag: seq " . ($e->{seq} // 'null')
-                 . " not above the previous $last_seq"
-            unless $int->($e->{seq}) && $e->{seq} > $last_seq;
-        push @p, "$tag: at '" . ($e->{at} // 'null') . "' is not a timestamp"
-            unless defined $e->{at} && $e->{at} =~ TS_RE;
-        push @p, "$tag: at goes back in time"
-            if defined $s{updated_at} && defined $e->{at}
-               && (epoch_ms($e->{at}) // 0) < (epoch_ms($s{updated_at}) // 0);
-        $last_seq = $e->{seq} if $int->($e->{seq});
-        $s{version}++;
-        $s{updated_at} = $e->{at};
-
-        my $type = $e->{type} // '';
-        if ($want_lsd) {
-            $want_lsd = 0;
-            if ($type ne 'LowStockDetected') {
-                push @p, "$tag: expected LowStockDetected here (the event "
-                         . "before turned low_stock on)";
-            }
-        } elsif ($type eq 'LowStockDetected') {
-            push @p, "$tag: LowStockDetected not right after an event "
-                     . "that turned low_stock on";
-        }
-
-        my $q = $d->{quantity};
-        my $need_q = sub {
-            push @p, "$tag: data.quantity is not a positive integer"
-                unless $int->($q) && $q > 0;
-        };
-        my $before = $low->(\%s);
-
-        if ($type eq 'StockCounted') {
-            if ($int->($d->{on_hand}) && $int->($d->{min_level})) {
-                $s{on_hand} = $d->{on_hand};
-                $s{min_level} = $d->{min_level};
-            } else {
-                push @p, "$tag: data lacks integer on_hand/min_level";
-            }
-        } elsif ($type eq 'StockAdjusted') {
-            if ($int->($d->{delta}) && $d->{delta} != 0) {
-                $s{on_hand} += $d->{delta};
-            } else {
-                push @p, "$tag: data.delta is not a nonzero integer";
-            }
-        } elsif ($type eq 'StockReserved') {
-            $need_q->();
-            $s{reserved} += $q // 0;
-        } elsif ($type eq 'ReservationCommitted') {
-            $need_q->();
-            $s{reserved} -= $q // 0;
-            $s{on_hand} -= $q // 0;
-        } elsif ($type eq 'ReservationReleased'
-                 || $type eq 'ReservationExpired')
-        {
-            $need_q->();
-            $s{reserved} -= $q // 0;
-        } elsif ($type eq 'StockTransferredOut') {
-            $need_q->();
-            $s{on_hand} -= $q // 0;
-            push @p, "$tag: data.to is missing" unless defined $d->{to};
-        } elsif ($type eq 'StockTransferredIn') {
-            $need_q->();
-            $s{on_hand} += $q // 0;
-            push @p, "$tag: data.from is missing" unless defined $d->{from};
-        } elsif ($type eq 'LowStockDetected') {
-            my $avail = $s{on_hand} - $s{reserved};
-            push @p, "$tag: data is " . encode_json($d) . ", replay has "
-                     . "available $avail, min_level $s{min_level}"
-                unless $int->($d->{available}) && $int->($d->{min_level})
-                       && $d->{available} == $avail
-                       && $d->{min_level} == $s{min_level};
-        } else {
-            push @p, "$tag: unknown event type";
-        }
-        if ($type =~ /^(?:StockReserved|Reservation\w+)\z/) {
-            push @p, "$tag: data.reservation_id is missing"
-                unless defined $d->{reservation_id}
-                       && !ref $d->{reservation_id};
-        }
-        push @p, "$tag: replay leaves on_hand $s{on_hand}, reserved "
-                 . "$s{reserved} (must be 0 <= reserved <= on_hand)"
-            unless $s{reserved} >= 0 && $s{reserved} <= $s{on_hand};
-
-        $want_lsd = 1
-            if $type ne 'LowStockDetected' && !$before && $low->(\%s);
-    }
-    push @p, "$sku/$loc: the last event turned low_stock on but no "
-             . "LowStockDetected follows"
-        if $want_lsd;
-    $s{available} = $s{on_hand} - $s{reserved};
-    $s{low_stock} = $s{available} < $s{min_level} ? 1 : 0;
-    return (\%s, \@p);
-}
-
-1;
-
-# --------------------------------------------------------------------------
-# Event feed, long polls, low stock, the admin tool (t/40-43).
-
-push @EXPORT_OK, qw(async_req async_wait feed_pages admin_run
-                    owner_problems);
-
 # $n->async_req($method, $path, headers => [name => value, ...]): sends a
 # request on a new connection (Connection: close) and returns a handle at
 # once, without reading the answer; collect it with async_wait.
@@ -1312,6 +873,521 @@ sub _parse_raw {
                      method => $method, path => $path });
 }
 
+# header($r, $name): the first value of a response header (lower case name)
+sub header {
+    my ($r, $k) = @_;
+    my $v = $r->{headers}{$k};
+    return ref $v ? $v->[0] : $v;
+}
+
+# --------------------------------------------------------------------------
+# Shortcuts for the API's routes: $n->get($path, %opt) and the writes below
+# are $n->req with the route's path and a JSON body; %opt as for req.
+
+# ipath($sku, $location): the path of an item
+sub ipath { "/v1/inventory/$_[0]/$_[1]" }
+
+sub get { my ($self, $path, %o) = @_; $self->req(GET => $path, %o) }
+
+# $n->put_item($sku, $location, \%body, %opt)
+sub put_item {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(PUT => ipath($sku, $loc), json => $j, %o);
+}
+
+# $n->adjust($sku, $location, \%body, %opt)
+sub adjust {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(POST => ipath($sku, $loc) . '/adjustments',
+                      json => $j, %o);
+}
+
+# $n->reserve($sku, $location, \%body, %opt): an item-route reservation
+sub reserve {
+    my ($self, $sku, $loc, $j, %o) = @_;
+    return $self->req(POST => ipath($sku, $loc) . '/reservations',
+                      json => $j, %o);
+}
+
+# $n->cart(\%body, %opt): a reservation of several lines
+sub cart {
+    my ($self, $j, %o) = @_;
+    return $self->req(POST => '/v1/reservations', json => $j, %o);
+}
+
+# $n->commit($id, %opt), $n->release($id, %opt): no body unless %opt has one
+sub commit {
+    my ($self, $id, %o) = @_;
+    return $self->req(POST => "/v1/reservations/$id/commit", %o);
+}
+
+sub release {
+    my ($self, $id, %o) = @_;
+    return $self->req(POST => "/v1/reservations/$id/release", %o);
+}
+
+# $n->transfer(\%body, %opt)
+sub transfer {
+    my ($self, $j, %o) = @_;
+    return $self->req(POST => '/v1/transfers', json => $j, %o);
+}
+
+# idem_key($key): the header pair, for headers => { idem_key('k'), ... }
+sub idem_key { ('Idempotency-Key' => $_[0]) }
+
+# replayed($r): the answer carries Idempotent-Replayed: true
+sub replayed {
+    (($_[0]{headers} // {})->{'idempotent-replayed'} // '') eq 'true';
+}
+
+# ==========================================================================
+# assertions
+# ==========================================================================
+
+# The JSON type of a value decoded by JSON::PP: number, string, bool, null,
+# array, object.  Numbers and strings are told apart by the flags the
+# decoder left (call before the value is used in another context).
+sub json_type {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    if (ref $v) {
+        return 'bool' if blessed $v && $v->isa('JSON::PP::Boolean');
+        return 'array' if ref $v eq 'ARRAY';
+        return 'object' if ref $v eq 'HASH';
+        return ref $v;
+    }
+    my $f = B::svref_2object(\$v)->FLAGS;
+    # copy semantics: $v is a copy; numeric copies keep IOK/NOK without POK
+    return 'string' if $f & B::SVf_POK;
+    return 'number' if $f & (B::SVf_IOK | B::SVf_NOK);
+    return 'string';
+}
+
+sub show {
+    my ($r) = @_;
+    my $b = $r->{body} // '';
+    $b = substr($b, 0, 2000) . '...' if length $b > 2000;
+    my $h = join ', ', map {
+        "$_: " . (ref $r->{headers}{$_} ? join('|', @{ $r->{headers}{$_} })
+                                        : $r->{headers}{$_})
+    } sort keys %{ $r->{headers} // {} };
+    return sprintf "%s %s -> %s\nheaders: %s\nbody: %s",
+        $r->{method} // '?', $r->{path} // '?', $r->{status} // '?', $h, $b;
+}
+
+my %CODE_STATUS = (
+    'invalid-request' => 400, 'not-found' => 404,
+    'method-not-allowed' => 405, 'unsupported-media-type' => 415,
+    'insufficient-stock' => 409, 'reservation-not-active' => 409,
+    'version-mismatch' => 412, 'idempotency-key-reused' => 422,
+    'idempotency-key-in-flight' => 409, 'storage-full' => 507,
+    'unavailable' => 503,
+);
+
+# problem_ok($r, $status, $code, $name, %opt)
+#   field  => 'x' or [alternatives]: some errors[].field must be one of them
+#   allow  => [methods]: the Allow header must name each
+# Returns true when everything matched.
+sub problem_ok {
+    my ($r, $status, $code, $name, %opt) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected "
+             . "application/problem+json"
+        unless $r->{content_type} =~ m{^application/problem\+json\b}i;
+    my $j = $r->{json};
+    if (ref $j ne 'HASH') {
+        push @p, 'body is not a JSON object'
+                 . ($r->{json_error} ? ": $r->{json_error}" : '');
+    } else {
+        for my $m (qw(type title detail code)) {
+            my $t = json_type($j->{$m});
+            push @p, "member '$m' is $t, expected string" if $t ne 'string';
+        }
+        my $st = json_type($j->{status});
+        push @p, "member 'status' is $st, expected number"
+            if $st ne 'number';
+        push @p, "member 'status' is " . ($j->{status} // 'null')
+                 . ", expected $r->{status} (the HTTP status)"
+            if $st eq 'number' && $j->{status} != $r->{status};
+        push @p, "code is '" . ($j->{code} // 'null') . "', expected '$code'"
+            unless defined $j->{code} && $j->{code} eq $code;
+
+        if ($status == 400) {
+            my $e = $j->{errors};
+            if (ref $e ne 'ARRAY' || !@$e) {
+                push @p, "400 without a non-empty 'errors' array";
+            } else {
+                for my $x (@$e) {
+                    if (ref $x ne 'HASH') { push @p, 'errors[] item not an object'; next }
+                    for my $m (qw(field message)) {
+                        my $t = json_type($x->{$m});
+                        push @p, "errors[].$m is $t, expected string"
+                            if $t ne 'string';
+                    }
+                }
+                if (defined $opt{field}) {
+                    my @want = ref $opt{field} ? @{ $opt{field} } : $opt{field};
+                    my %w = map { $_ => 1 } @want;
+                    push @p, "no errors[].field in (" . join(', ', @want)
+                             . "); got (" . join(', ',
+                                 map { ref $_ eq 'HASH' ? $_->{field} // 'null'
+                                                        : '?' } @$e) . ')'
+                        unless grep { ref $_ eq 'HASH' && defined $_->{field}
+                                      && $w{ $_->{field} } } @$e;
+                }
+            }
+        }
+        if ($code eq 'insufficient-stock') {
+            my $t = json_type($j->{available});
+            push @p, "409 insufficient-stock without numeric 'available' ($t)"
+                if $t ne 'number';
+            push @p, "available is $j->{available}, expected $opt{available}"
+                if $t eq 'number' && defined $opt{available}
+                   && $j->{available} != $opt{available};
+        }
+    }
+    if ($opt{allow}) {
+        my $a = $r->{headers}{allow};
+        $a = join ', ', @$a if ref $a;
+        if (!defined $a) {
+            push @p, 'no Allow header';
+        } else {
+            my %have = map { uc($_) => 1 } grep { length } split /[\s,]+/, $a;
+            for my $m (@{ $opt{allow} }) {
+                push @p, "Allow '$a' does not name $m" unless $have{$m};
+            }
+        }
+    }
+    if ($CODE_STATUS{$code} && $CODE_STATUS{$code} != $status) {
+        push @p, "(test bug: code $code goes with $CODE_STATUS{$code})";
+    }
+
+    return _problems_ok(\@p, $name, $r);
+}
+
+my @ITEM_KEYS = qw(available location low_stock min_level on_hand reserved
+                   sku updated_at version);
+
+# _json_problems($r, $status): problems with the status and the JSON
+# content type of an answer
+sub _json_problems {
+    my ($r, $status) = @_;
+    my @p;
+    push @p, "status is $r->{status}, expected $status"
+        unless $r->{status} == $status;
+    push @p, "content-type is '$r->{content_type}', expected application/json"
+        unless $r->{content_type} =~ m{^application/json\b}i;
+    return @p;
+}
+
+# _problems_ok(\@problems, $name, $r): one test, passed when there is no
+# problem; else the problems and the answer as diagnostics
+sub _problems_ok {
+    my ($p, $name, $r) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = Test::More::ok(!@$p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @$p) . "\n" . show($r))
+        unless $ok;
+    return $ok;
+}
+
+# item_problems($j, \%expect): list of problems with an item object
+sub item_problems {
+    my ($j, $exp) = @_;
+    $exp //= {};
+    my @p;
+    return ('item is not a JSON object') unless ref $j eq 'HASH';
+
+    my %types = (sku => 'string', location => 'string', on_hand => 'number',
+                 reserved => 'number', available => 'number',
+                 min_level => 'number', low_stock => 'bool',
+                 version => 'number', updated_at => 'string');
+    for my $k (sort keys %types) {
+        my $t = json_type($j->{$k});
+        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
+    }
+    my @extra = grep { !exists $types{$_} } sort keys %$j;
+    push @p, "unexpected members: @extra" if @extra;
+    return @p if @p;
+
+    push @p, 'available != on_hand - reserved'
+        unless $j->{available} == $j->{on_hand} - $j->{reserved};
+    push @p, 'reserved out of 0..on_hand'
+        unless $j->{reserved} >= 0 && $j->{reserved} <= $j->{on_hand};
+    push @p, 'low_stock != (available < min_level)'
+        unless (!!$j->{low_stock}) == ($j->{available} < $j->{min_level});
+    push @p, "updated_at '$j->{updated_at}' is not RFC 3339 UTC with ms"
+        unless $j->{updated_at} =~ TS_RE;
+    push @p, 'version < 1' unless $j->{version} >= 1;
+
+    for my $k (sort keys %$exp) {
+        my $e = $exp->{$k};
+        my $g = $j->{$k};
+        if ($k eq 'low_stock') {
+            push @p, "low_stock is " . ($g ? 'true' : 'false') . ", expected "
+                     . ($e ? 'true' : 'false')
+                if (!!$g) != (!!$e);
+        } elsif ($e =~ /^-?\d+\z/ && $g =~ /^-?\d+\z/) {
+            push @p, "$k is $g, expected $e" if $g != $e;
+        } else {
+            push @p, "$k is '$g', expected '$e'" if $g ne $e;
+        }
+    }
+    return @p;
+}
+
+# item_ok($r, $status, \%expect, $name): status, content type, shape,
+# invariants, ETag == "<version>", expected member values.
+sub item_ok {
+    my ($r, $status, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p = _json_problems($r, $status);
+    push @p, item_problems($r->{json}, $exp);
+    if (ref $r->{json} eq 'HASH' && defined $r->{json}{version}) {
+        my $et = $r->{headers}{etag};
+        my $want = qq{"$r->{json}{version}"};
+        push @p, 'ETag is ' . ($et // 'missing') . ", expected $want"
+            unless defined $et && !ref $et && $et eq $want;
+    }
+    return _problems_ok(\@p, $name, $r);
+}
+
+
+# reservation_problems($j, \%expect): problems with a reservation object.
+# expect: id, state, reference (undef: null), ttl (seconds between
+# created_at and expires_at), lines ([[sku, location, quantity], ...]).
+sub reservation_problems {
+    my ($j, $exp) = @_;
+    $exp //= {};
+    return ('reservation is not a JSON object') unless ref $j eq 'HASH';
+    my @p;
+    my %types = (id => 'string', state => 'string', lines => 'array',
+                 created_at => 'string', expires_at => 'string');
+    for my $k (sort keys %types) {
+        my $t = json_type($j->{$k});
+        push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
+    }
+    my $rt = exists $j->{reference} ? json_type($j->{reference}) : 'missing';
+    push @p, "'reference' is $rt, expected string or null"
+        unless $rt eq 'string' || $rt eq 'null';
+    my $active = ($j->{state} // '') eq 'active';
+    if ($active) {
+        push @p, "an active reservation has 'ended_at'"
+            if exists $j->{ended_at};
+    } else {
+        my $t = json_type($j->{ended_at});
+        push @p, "'ended_at' is $t, expected string" if $t ne 'string';
+    }
+    my @extra = grep { !/^(?:id|state|lines|reference|created_at|expires_at
+                           |ended_at)\z/x } sort keys %$j;
+    push @p, "unexpected members: @extra" if @extra;
+    return @p if @p;
+
+    push @p, "id '$j->{id}' does not match r_ + 22 base62 characters"
+        unless $j->{id} =~ RES_ID_RE;
+    push @p, "state '$j->{state}' is not active/committed/released/expired"
+        unless $j->{state} =~ /^(?:active|committed|released|expired)\z/;
+    for my $k (qw(created_at expires_at ended_at)) {
+        next unless defined $j->{$k};
+        push @p, "$k '$j->{$k}' is not RFC 3339 UTC with ms"
+            unless $j->{$k} =~ TS_RE;
+    }
+    return @p if @p;
+    push @p, 'expires_at is not after created_at'
+        unless ts_ms($j->{expires_at}) > ts_ms($j->{created_at});
+    push @p, 'ended_at is before created_at'
+        if defined $j->{ended_at}
+           && ts_ms($j->{ended_at}) < ts_ms($j->{created_at});
+    if (!@{ $j->{lines} }) {
+        push @p, 'lines is empty';
+    }
+    for my $i (0 .. $#{ $j->{lines} }) {
+        my $l = $j->{lines}[$i];
+        if (ref $l ne 'HASH') { push @p, "lines[$i] is not an object"; next }
+        for my $k (qw(sku location)) {
+            my $t = json_type($l->{$k});
+            push @p, "lines[$i].$k is $t, expected string" if $t ne 'string';
+        }
+        my $t = json_type($l->{quantity});
+        push @p, "lines[$i].quantity is $t, expected number"
+            if $t ne 'number';
+        my @x = grep { !/^(?:sku|location|quantity)\z/ } sort keys %$l;
+        push @p, "lines[$i] has unexpected members: @x" if @x;
+    }
+    return @p if @p;
+
+    for my $k (qw(id state)) {
+        push @p, "$k is '$j->{$k}', expected '$exp->{$k}'"
+            if defined $exp->{$k} && $j->{$k} ne $exp->{$k};
+    }
+    if (exists $exp->{reference}) {
+        my $e = $exp->{reference};
+        my $g = $j->{reference};
+        push @p, 'reference is ' . (defined $g ? "'$g'" : 'null')
+                 . ', expected ' . (defined $e ? "'$e'" : 'null')
+            unless (!defined $e && !defined $g)
+                   || (defined $e && defined $g && $e eq $g);
+    }
+    if (defined $exp->{ttl}) {
+        my $d = ts_ms($j->{expires_at}) - ts_ms($j->{created_at});
+        push @p, "expires_at - created_at is $d ms, expected "
+                 . $exp->{ttl} * 1000
+            unless $d == $exp->{ttl} * 1000;
+    }
+    if ($exp->{lines}) {
+        my $got = join ' ', map { "$_->{sku}/$_->{location}=$_->{quantity}" }
+                            @{ $j->{lines} };
+        my $want = join ' ', map { "$_->[0]/$_->[1]=$_->[2]" }
+                             @{ $exp->{lines} };
+        push @p, "lines are ($got), expected ($want)" if $got ne $want;
+    }
+    return @p;
+}
+
+# reservation_ok($r, $status, \%expect, $name)
+sub reservation_ok {
+    my ($r, $status, $exp, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p = _json_problems($r, $status);
+    push @p, reservation_problems($r->{json}, $exp);
+    return _problems_ok(\@p, $name, $r);
+}
+
+
+# counts_ok($n, $sku, $location, $on_hand, $reserved, $name, %more): GET
+# the item: 200 with these on_hand and reserved, available the difference,
+# and the members of %more
+sub counts_ok {
+    my ($n, $sku, $loc, $on_hand, $reserved, $name, %more) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return item_ok($n->get(ipath($sku, $loc)), 200,
+                   { on_hand => $on_hand, reserved => $reserved,
+                     available => $on_hand - $reserved, %more }, $name);
+}
+
+# unchanged($n, $before, $name): is_deeply on item snapshots (see
+# items_snapshot): the requests in between changed nothing
+sub unchanged {
+    my ($n, $before, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $now = items_snapshot($n, sort keys %$before);
+    my $ok = Test::More::is_deeply($now, $before, $name);
+    Test::More::diag(Test::More::explain($now)) unless $ok;
+    return $ok;
+}
+
+# replay_ok($first, $again, $name): same status, same body bytes, the
+# Idempotent-Replayed header on the repeat and not on the first
+sub replay_ok {
+    my ($first, $again, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @p;
+    push @p, "status $again->{status}, first was $first->{status}"
+        unless $again->{status} == $first->{status};
+    push @p, 'body differs from the first' unless $again->{body} eq $first->{body};
+    push @p, 'no Idempotent-Replayed: true on the repeat' unless replayed($again);
+    push @p, 'Idempotent-Replayed on the first answer' if replayed($first);
+    push @p, "content-type $again->{content_type}, first $first->{content_type}"
+        unless $again->{content_type} eq $first->{content_type};
+    my $ok = Test::More::ok(!@p, $name);
+    Test::More::diag(join("\n", map { "  - $_" } @p) . "\n--- first:\n"
+        . show($first) . "\n--- repeat:\n" . show($again))
+        unless $ok;
+    return $ok;
+}
+
+# fresh_ok($r, $name): the answer is not marked replayed
+sub fresh_ok {
+    my ($r, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = Test::More::ok(!replayed($r), $name);
+    Test::More::diag(show($r)) unless $ok;
+    return $ok;
+}
+
+# ==========================================================================
+# events and the feed
+# ==========================================================================
+
+# item_events($n, $sku, $location, $after_version): every event of the item
+# after that version (default 0), following next_after_version; dies on a
+# response that is not a well-formed page.
+sub item_events {
+    my ($n, $sku, $loc, $after) = @_;
+    $after //= 0;
+    my @ev;
+    for (1 .. 1000) {
+        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
+                               . "?after_version=$after&limit=1000");
+        die "item_events: unexpected answer\n" . show($r) . "\n"
+            unless $r->{status} == 200 && ref $r->{json} eq 'HASH'
+                   && ref $r->{json}{events} eq 'ARRAY';
+        push @ev, @{ $r->{json}{events} };
+        my $next = $r->{json}{next_after_version};
+        return \@ev unless defined $next;
+        $after = $next;
+    }
+    die "item_events: more than 1000 pages\n";
+}
+
+# items_snapshot($n, @item_paths): { path => [status, body] } for comparing
+# the state of items before and after requests that must change nothing.
+sub items_snapshot {
+    my ($n, @paths) = @_;
+    return { map {
+        my $r = $n->req(GET => $_);
+        ($_ => [ $r->{status}, $r->{body} ]);
+    } @paths };
+}
+
+# event_pages($n, $sku, $location, $limit): (\@events, \@problems): every
+# event of the item, $limit (default 100) per page, following
+# next_after_version.  A missing item gives ([], []) when $opt{missing_ok}.
+# Problems name pages that break the paging contract.
+sub event_pages {
+    my ($n, $sku, $loc, $limit, %opt) = @_;
+    $limit //= 100;
+    my (@ev, @p);
+    my $after = 0;
+    for my $page_no (1 .. 100000) {
+        my $r = $n->req(GET => "/v1/inventory/$sku/$loc/events"
+                               . "?after_version=$after&limit=$limit");
+        if ($r->{status} == 404 && $opt{missing_ok} && $page_no == 1) {
+            return ([], []);
+        }
+        unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
+                && ref $r->{json}{events} eq 'ARRAY')
+        {
+            push @p, "$sku/$loc events page after $after: " . show($r);
+            last;
+        }
+        my $page = $r->{json}{events};
+        my $next = $r->{json}{next_after_version};
+        push @p, "$sku/$loc page after $after has " . scalar(@$page)
+                 . " events, over the limit $limit"
+            if @$page > $limit;
+        for my $e (@$page) {
+            next if ref $e eq 'HASH' && defined $e->{version}
+                    && $e->{version} > $after;
+            push @p, "$sku/$loc page after $after holds an event at or "
+                     . "before it: " . encode_json($e);
+            last;
+        }
+        push @ev, @$page;
+        return (\@ev, \@p) unless defined $next;
+        if (!@$page || $next != $page->[-1]{version}) {
+            push @p, "$sku/$loc page after $after: next_after_version $next "
+                     . "is not the version of its last event";
+            last;
+        }
+        $after = $next;
+    }
+    return (\@ev, \@p);
+}
+
 # feed_pages($n, $after, $limit): (\@events, \@problems): the global feed
 # after $after, $limit per page, until a page comes back empty.  Problems
 # name pages that break the contract: not 200, more than $limit events, a
@@ -1327,7 +1403,7 @@ sub feed_pages {
         unless ($r->{status} == 200 && ref $r->{json} eq 'HASH'
                 && ref $r->{json}{events} eq 'ARRAY')
         {
-            push @p, "feed page after $after: " . _show($r);
+            push @p, "feed page after $after: " . show($r);
             last;
         }
         my $page = $r->{json}{events};
@@ -1361,6 +1437,181 @@ sub feed_pages {
     return (\@ev, \@p);
 }
 
+# last_seq($n): the store's last seq, from an empty page of the feed; -1
+# when the answer has none
+sub last_seq {
+    my ($n) = @_;
+    my $r = $n->req(GET => '/v1/events?after=9007199254740991');
+    return ref $r->{json} eq 'HASH' ? $r->{json}{last_seq} // -1 : -1;
+}
+
+# replay_events(\@events, $sku, $location): (\%state, \@problems).
+# Replays an item's events from the empty state and checks, event by event:
+# sku and location, versions 1, 2, 3... without gaps, seq strictly
+# increasing, timestamps, known types and data, 0 <= reserved <= on_hand
+# after every event, and LowStockDetected exactly right after each event
+# that turned low_stock from false to true (with the available and
+# min_level of that moment).  %state: on_hand, reserved, min_level,
+# available, low_stock, version, updated_at.
+sub replay_events {
+    my ($events, $sku, $loc) = @_;
+    my %s = (on_hand => 0, reserved => 0, min_level => 0, version => 0,
+             updated_at => undef);
+    my @p;
+    my $last_seq = 0;
+    my $want_lsd = 0;
+    my $low = sub { ($_[0]{on_hand} - $_[0]{reserved}) < $_[0]{min_level} };
+    my $int = sub { defined $_[0] && !ref $_[0] && $_[0] =~ /^-?\d+\z/ };
+
+    for my $e (@$events) {
+        last if @p > 20;
+        if (ref $e ne 'HASH' || ref $e->{data} ne 'HASH') {
+            push @p, 'event is not an object with data: '
+                     . (ref $e ? encode_json($e) : $e // 'null');
+            next;
+        }
+        my $d = $e->{data};
+        my $tag = "$sku/$loc v" . ($e->{version} // '?')
+                  . " $e->{type}";
+        push @p, "$tag: sku/location are $e->{sku}/$e->{location}"
+            unless ($e->{sku} // '') eq $sku
+                   && ($e->{location} // '') eq $loc;
+        push @p, "$tag: version is not " . ($s{version} + 1)
+            unless $int->($e->{version}) && $e->{version} == $s{version} + 1;
+        push @p, "$tag: seq " . ($e->{seq} // 'null')
+                 . " not above the previous $last_seq"
+            unless $int->($e->{seq}) && $e->{seq} > $last_seq;
+        push @p, "$tag: at '" . ($e->{at} // 'null') . "' is not a timestamp"
+            unless defined $e->{at} && $e->{at} =~ TS_RE;
+        push @p, "$tag: at goes back in time"
+            if defined $s{updated_at} && defined $e->{at}
+               && (ts_ms($e->{at}) // 0) < (ts_ms($s{updated_at}) // 0);
+        $last_seq = $e->{seq} if $int->($e->{seq});
+        $s{version}++;
+        $s{updated_at} = $e->{at};
+
+        my $type = $e->{type} // '';
+        if ($want_lsd) {
+            $want_lsd = 0;
+            if ($type ne 'LowStockDetected') {
+                push @p, "$tag: expected LowStockDetected here (the event "
+                         . "before turned low_stock on)";
+            }
+        } elsif ($type eq 'LowStockDetected') {
+            push @p, "$tag: LowStockDetected not right after an event "
+                     . "that turned low_stock on";
+        }
+
+        my $q = $d->{quantity};
+        my $need_q = sub {
+            push @p, "$tag: data.quantity is not a positive integer"
+                unless $int->($q) && $q > 0;
+        };
+        my $before = $low->(\%s);
+
+        if ($type eq 'StockCounted') {
+            if ($int->($d->{on_hand}) && $int->($d->{min_level})) {
+                $s{on_hand} = $d->{on_hand};
+                $s{min_level} = $d->{min_level};
+            } else {
+                push @p, "$tag: data lacks integer on_hand/min_level";
+            }
+        } elsif ($type eq 'StockAdjusted') {
+            if ($int->($d->{delta}) && $d->{delta} != 0) {
+                $s{on_hand} += $d->{delta};
+            } else {
+                push @p, "$tag: data.delta is not a nonzero integer";
+            }
+        } elsif ($type eq 'StockReserved') {
+            $need_q->();
+            $s{reserved} += $q // 0;
+        } elsif ($type eq 'ReservationCommitted') {
+            $need_q->();
+            $s{reserved} -= $q // 0;
+            $s{on_hand} -= $q // 0;
+        } elsif ($type eq 'ReservationReleased'
+                 || $type eq 'ReservationExpired')
+        {
+            $need_q->();
+            $s{reserved} -= $q // 0;
+        } elsif ($type eq 'StockTransferredOut') {
+            $need_q->();
+            $s{on_hand} -= $q // 0;
+            push @p, "$tag: data.to is missing" unless defined $d->{to};
+        } elsif ($type eq 'StockTransferredIn') {
+            $need_q->();
+            $s{on_hand} += $q // 0;
+            push @p, "$tag: data.from is missing" unless defined $d->{from};
+        } elsif ($type eq 'LowStockDetected') {
+            my $avail = $s{on_hand} - $s{reserved};
+            push @p, "$tag: data is " . encode_json($d) . ", replay has "
+                     . "available $avail, min_level $s{min_level}"
+                unless $int->($d->{available}) && $int->($d->{min_level})
+                       && $d->{available} == $avail
+                       && $d->{min_level} == $s{min_level};
+        } else {
+            push @p, "$tag: unknown event type";
+        }
+        if ($type =~ /^(?:StockReserved|Reservation\w+)\z/) {
+            push @p, "$tag: data.reservation_id is missing"
+                unless defined $d->{reservation_id}
+                       && !ref $d->{reservation_id};
+        }
+        push @p, "$tag: replay leaves on_hand $s{on_hand}, reserved "
+                 . "$s{reserved} (must be 0 <= reserved <= on_hand)"
+            unless $s{reserved} >= 0 && $s{reserved} <= $s{on_hand};
+
+        $want_lsd = 1
+            if $type ne 'LowStockDetected' && !$before && $low->(\%s);
+    }
+    push @p, "$sku/$loc: the last event turned low_stock on but no "
+             . "LowStockDetected follows"
+        if $want_lsd;
+    $s{available} = $s{on_hand} - $s{reserved};
+    $s{low_stock} = $s{available} < $s{min_level} ? 1 : 0;
+    return (\%s, \@p);
+}
+
+
+# ==========================================================================
+# metrics
+# ==========================================================================
+
+# parse_metrics($text): { 'name' or 'name{labels}' => value } of every
+# sample line of a Prometheus text exposition whose value is a number
+# (a float, Inf or NaN); comments are left out
+my $NUM = qr/[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|Inf)|NaN/;
+
+sub parse_metrics {
+    my ($text) = @_;
+    my %m;
+    for my $l (split /\n/, $text // '') {
+        next if $l =~ /^#/;
+        $m{$1} = $2 if $l =~ /^([A-Za-z_:][\w:]*(?:\{[^}]*\})?)\s+($NUM)\s*$/;
+    }
+    return \%m;
+}
+
+# metrics($n): parse_metrics of GET /metrics, undef unless it answers 200
+sub metrics {
+    my ($n) = @_;
+    my $r = $n->req(GET => '/metrics');
+    return undef unless $r->{status} == 200;
+    return parse_metrics($r->{body});
+}
+
+# metric_value($n, $name): the value of one metric ('name{labels}' for a
+# labelled one) from /metrics, undef when absent
+sub metric_value {
+    my ($n, $name) = @_;
+    my $m = metrics($n) or return undef;
+    return $m->{$name};
+}
+
+# ==========================================================================
+# store and admin tool
+# ==========================================================================
+
 # admin_run(@args): runs build/inventory-admin (or $INVENTORY_ADMIN) with
 # @args; returns (exit status, stdout, stderr).
 our $ADMIN = $ENV{INVENTORY_ADMIN} // "$ROOT/build/inventory-admin";
@@ -1378,7 +1629,23 @@ sub admin_run {
     }
     waitpid $pid, 0;
     my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-    return ($rc, _slurp("$tmp/out") // '', _slurp("$tmp/err") // '');
+    return ($rc, slurp("$tmp/out") // '', slurp("$tmp/err") // '');
+}
+
+# verify_ok($dir, $events, $label): one test: inventory-admin verify $dir
+# exits 0, prints exactly "verify: ok, $events events" and nothing on
+# stderr; with $events undef any count will do.  Returns the count.
+sub verify_ok {
+    my ($dir, $events, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($rc, $out, $err) = admin_run('verify', $dir);
+    my ($got) = $out =~ /\Averify: ok, (\d+) events\n\z/;
+    my $ok = Test::More::ok($rc == 0 && defined $got && $err eq ''
+                            && (!defined $events || $got == $events),
+        'inventory-admin verify: ok, ' . ($events // $got // '?')
+        . " events ($label)");
+    Test::More::diag("exit $rc\nstdout: $out\nstderr: $err") unless $ok;
+    return $got;
 }
 
 # owner_problems($dir, $uid): files in $dir (and $dir itself) not owned by
@@ -1399,95 +1666,41 @@ sub owner_problems {
     return @p;
 }
 
-1;
 
-# --------------------------------------------------------------------------
-# Binary upgrade on the fly (t/64): USR2 starts a new master from the same
-# binary and arguments; the old master's pid file becomes nginx.pid.oldbin.
-
-push @EXPORT_OK, qw(wait_gone pid_alive);
-
-# pid_alive($pid): the process exists and is not a zombie
-sub pid_alive { _alive($_[0]) }
-
-# $n->oldbin_pid: the pid in nginx.pid.oldbin, undef when there is none
-sub oldbin_pid {
-    my ($self) = @_;
-    my $p = _slurp("$self->{dir}/nginx.pid.oldbin");
-    return undef unless defined $p;
-    ($p) = $p =~ /(\d+)/;
-    return $p;
+# write_lock_tid($datadir): the thread id holding LMDB's write lock, from
+# the robust mutex's lock word in lock.mdb right after the MDB_txbody cache
+# line (LMDB 0.9, glibc, x86-64: offset 64); 0 when free, undef when the
+# file or its layout is not recognized
+sub write_lock_tid {
+    my ($datadir) = @_;
+    open my $fh, '<:raw', "$datadir/lock.mdb" or return undef;
+    my $buf = '';
+    sysread $fh, $buf, 128;
+    close $fh;
+    return undef unless length $buf >= 80
+                        && unpack('L', $buf) == 0xBEEFC0DE;
+    return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
 }
 
-# $n->workers_of($master): live worker processes of that master (while an
-# upgrade runs, the new master is a child of the old one: it is left out);
-# their number in scalar context
-sub workers_of {
-    my ($self, $m) = @_;
-    return () unless $m;
-    my @pids;
-    opendir my $dh, '/proc' or return ();
-    for my $p (grep { /^\d+\z/ } readdir $dh) {
-        my $st = _slurp("/proc/$p/stat") // next;
-        my ($state, $ppid) = $st =~ /\)\s+(\S)\s+(\d+)/ or next;
-        next if $state eq 'Z' || $ppid != $m;
-        my $cmd = _slurp("/proc/$p/cmdline") // '';
-        next if $cmd =~ /master process/;
-        push @pids, $p + 0;
-    }
-    closedir $dh;
-    @pids = sort { $a <=> $b } @pids;
-    return wantarray ? @pids : scalar @pids;
+# ==========================================================================
+# time
+# ==========================================================================
+
+# ts_ms('2026-11-22T10:00:00.123Z'): milliseconds since the epoch
+sub ts_ms {
+    my ($ts) = @_;
+    require Time::Local;
+    my ($y, $mo, $d, $h, $mi, $s, $ms) = ($ts // '')
+        =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z\z/
+        or return undef;
+    return Time::Local::timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
 }
 
-# wait_gone($pid, $seconds): true once the process has exited (a zombie
-# counts as gone)
-sub wait_gone {
-    my ($pid, $t) = @_;
-    my $deadline = time + ($t // 15);
-    sleep 0.05 while _alive($pid) && time < $deadline;
-    return !_alive($pid);
-}
-
-# $n->upgrade_begin(timeout => 15): USR2 to the master; waits until
-# nginx.pid names a new master, nginx.pid.oldbin the old one and the new
-# master has all its workers.  Both generations then accept on the same
-# listening sockets.  Returns ($old, $new); dies on a timeout.
-sub upgrade_begin {
-    my ($self, %o) = @_;
-    my $old = $self->master_pid or die "no master pid\n";
-    kill 'USR2', $old or die "kill USR2 $old: $!\n";
-    my $deadline = time + ($o{timeout} // 15);
-    my $new;
-    while (time < $deadline) {
-        my $m = $self->master_pid;
-        my $ob = $self->oldbin_pid;
-        if ($m && $m != $old && $ob && $ob == $old && _alive($m)
-            && $self->workers_of($m) >= $self->{workers})
-        {
-            $new = $m;
-            last;
-        }
-        sleep 0.05;
-    }
-    die "upgrade: no new master with $self->{workers} workers within "
-        . ($o{timeout} // 15) . " s after USR2 to $old\n"
-        . $self->_tail_log(40)
-        unless $new;
-    return ($old, $new);
-}
-
-# $n->upgrade(timeout => 15): the whole upgrade: upgrade_begin, then QUIT
-# to the old master, which lets its workers finish and exits.  Returns
-# ($old, $new); dies when the old master does not exit in time.
-sub upgrade {
-    my ($self, %o) = @_;
-    my ($old, $new) = $self->upgrade_begin(%o);
-    kill 'QUIT', $old or die "kill QUIT $old: $!\n";
-    wait_gone($old, $o{timeout} // 15)
-        or die "upgrade: old master $old did not exit within "
-               . ($o{timeout} // 15) . " s of QUIT\n" . $self->_tail_log(40);
-    return ($old, $new);
+# sleep_until($epoch_seconds): sleep (without any request) until then
+sub sleep_until {
+    my ($t) = @_;
+    my $d = $t - time;
+    sleep $d if $d > 0;
 }
 
 1;
