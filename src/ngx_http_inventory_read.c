@@ -9,7 +9,6 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
-#include "ngx_http_inventory_codec.h"
 
 
 #define NGX_HTTP_INVENTORY_EVENTS_LIMIT      100
@@ -32,13 +31,6 @@ typedef struct {
     yajl_gen                    gen;
     uint64_t                    last_version;
 } ngx_http_inventory_events_t;
-
-
-typedef struct {
-    yajl_gen                    gen;
-    ngx_str_t                  *last;
-    ngx_pool_t                 *pool;
-} ngx_http_inventory_low_out_t;
 
 
 static int ngx_http_inventory_collect(void *data,
@@ -70,8 +62,8 @@ ngx_http_inventory_health(ngx_http_request_t *r)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = imcf->store_open ? ngx_http_inventory_store_stat(&imcf->store, &stat)
-                          : MDB_PANIC;
+    rc = imcf->store_open ? ngx_http_inventory_store_stat(imcf->store, &stat)
+                          : NGX_HTTP_INVENTORY_STORE_FAILED;
 
     if (rc != 0) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
@@ -159,22 +151,22 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
         }
     }
 
-    rc = before_epoch ? MDB_NOTFOUND
-                      : ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = before_epoch ? NGX_HTTP_INVENTORY_STORE_NOT_FOUND
+                      : ngx_http_inventory_store_read_begin(imcf->store);
 
     if (rc == 0) {
-        rc = past ? ngx_http_inventory_store_item_as_of(&imcf->store,
+        rc = past ? ngx_http_inventory_store_item_as_of(imcf->store,
                                                         ctx->ids.sku,
                                                         ctx->ids.location,
                                                         as_of, &slot.item)
-                  : ngx_http_inventory_store_get_item(&imcf->store,
+                  : ngx_http_inventory_store_get_item(imcf->store,
                                                       ctx->ids.sku,
                                                       ctx->ids.location,
                                                       &slot.item);
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
     }
 
-    if (rc == MDB_NOTFOUND) {
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          past ? "no stock item for this sku at "
                                                 "this location at that time"
@@ -230,13 +222,13 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
 
     if (rc == 0) {
-        rc = ngx_http_inventory_store_sku_items(&imcf->store, ctx->ids.sku,
+        rc = ngx_http_inventory_store_sku_items(imcf->store, ctx->ids.sku,
                                                 ngx_http_inventory_collect,
                                                 &c);
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
     }
 
     if (rc == ENOMEM) {
@@ -332,28 +324,28 @@ ngx_http_inventory_get_reservation(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_get_reservation(&imcf->store,
+    rc = ngx_http_inventory_store_get_reservation(imcf->store,
                                                   ctx->ids.id.data, res);
 
-    if (rc == MDB_NOTFOUND) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          "no such reservation", NULL);
     }
 
     if (rc != 0) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_read_failed(r, rc);
     }
 
     /* the lines point into the map: render before the snapshot ends */
     status = ngx_http_inventory_send_reservation(r, res);
-    ngx_http_inventory_store_read_end(&imcf->store);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     return status;
 }
@@ -392,16 +384,16 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->ids.sku,
+    rc = ngx_http_inventory_store_get_item(imcf->store, ctx->ids.sku,
                                            ctx->ids.location, &item);
 
-    if (rc == MDB_NOTFOUND) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          "no stock item for this sku at this "
                                          "location", NULL);
@@ -416,7 +408,7 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
         ngx_http_inventory_gen_str(out.gen, "events");
         yajl_gen_array_open(out.gen);
 
-        rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->ids.sku,
+        rc = ngx_http_inventory_store_item_events(imcf->store, ctx->ids.sku,
                                                   ctx->ids.location, after,
                                                   (size_t) limit,
                                                   ngx_http_inventory_event_out,
@@ -435,7 +427,7 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
         yajl_gen_free(out.gen);
     }
 
-    ngx_http_inventory_store_read_end(&imcf->store);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
@@ -502,7 +494,8 @@ ngx_int_t
 ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
 {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "inventory: read failed: %s", mdb_strerror(rc));
+                  "inventory: read failed: %s",
+                  ngx_http_inventory_store_strerror(rc));
 
     return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
                                      "the store cannot be read", NULL);
@@ -515,14 +508,14 @@ ngx_int_t
 ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
-    int                              rc, more;
+    int                              rc;
+    u_char                           cur[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
     uint64_t                         limit;
     ngx_str_t                        arg, from, next, last;
     ngx_http_inventory_str_t         raw;
     yajl_gen                         g;
-    ngx_http_inventory_str_t         location, s, l;
+    ngx_http_inventory_str_t         location;
     ngx_http_inventory_buf_t         body;
-    ngx_http_inventory_low_out_t     out;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
 
@@ -543,7 +536,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
         ngx_http_inventory_validate_id(&errs, "location", location);
     }
 
-    /* the cursor is the index key of the last item sent, base64url */
+    /* the store's cursor of the next page, base64url */
     if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len,
                                      "cursor", &raw)
         == 0)
@@ -557,8 +550,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
         }
 
         if (ngx_decode_base64url(&from, &arg) != NGX_OK
-            || ngx_http_inventory_item_key_split(from.data, from.len, &l, &s)
-               != 0)
+            || !ngx_http_inventory_store_cursor_valid(from.data, from.len))
         {
             ngx_http_inventory_error_add(&errs, "cursor", 6,
                                          "is not a cursor this API gave");
@@ -573,7 +565,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
@@ -582,30 +574,27 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     g = ngx_http_inventory_gen_open(&body);
 
     if (g == NULL) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    out.gen = g;
-    out.last = &last;
-    out.pool = r->pool;
-    last.len = 0;
+    last.data = cur;
 
     yajl_gen_map_open(g);
     ngx_http_inventory_gen_str(g, "items");
     yajl_gen_array_open(g);
 
-    rc = ngx_http_inventory_store_low_stock(&imcf->store, location,
+    rc = ngx_http_inventory_store_low_stock(imcf->store, location,
                                             from.data, from.len,
                                             (size_t) limit,
-                                            ngx_http_inventory_low_out,
-                                            &out, &more);
-    ngx_http_inventory_store_read_end(&imcf->store);
+                                            ngx_http_inventory_low_out, g,
+                                            cur, &last.len);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     yajl_gen_array_close(g);
     ngx_http_inventory_gen_str(g, "next_cursor");
 
-    if (rc == 0 && more && last.len) {
+    if (rc == 0 && last.len) {
         next.len = ngx_base64_encoded_length(last.len);
         next.data = ngx_pnalloc(r->pool, next.len);
 
@@ -642,20 +631,7 @@ static int
 ngx_http_inventory_low_out(void *data, ngx_http_inventory_str_t sku,
     ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
 {
-    ngx_http_inventory_low_out_t  *out = data;
-
-    u_char  *p;
-
-    ngx_http_inventory_render_item(out->gen, sku, location, item);
-
-    /* the key lives in the map only while the read transaction does */
-    p = ngx_pnalloc(out->pool, NGX_HTTP_INVENTORY_KEY_MAX);
-    if (p == NULL) {
-        return ENOMEM;
-    }
-
-    out->last->data = p;
-    out->last->len = ngx_http_inventory_low_key(p, sku, location);
+    ngx_http_inventory_render_item(data, sku, location, item);
 
     return 0;
 }
