@@ -135,6 +135,8 @@ ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd, int rc)
 }
 
 
+/* the commands in one transaction of their own, committed or not at all */
+
 static int
 ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
     ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)

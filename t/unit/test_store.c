@@ -5,6 +5,7 @@
  * another process adopted by reads and writes.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,83 @@ test_store_spoiled_batch(ngx_http_inventory_store_t *st)
        && mdb_txn_commit(txn) == 0, "spoiled: the bad record removed");
 
     ok(replay_matches(st, &events), "spoiled: replay equals projections");
+}
+
+
+/* the low-stock index read page by page with the store's cursor */
+
+static int
+count_item(void *ctx, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
+{
+    (void) sku;
+    (void) location;
+    (void) item;
+
+    (*(int *) ctx)++;
+
+    return 0;
+}
+
+
+static void
+test_store_low_stock(ngx_http_inventory_store_t *st)
+{
+    int                              n;
+    size_t                           len, len2;
+    unsigned char                    next[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
+    unsigned char                    next2[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
+    static ngx_http_inventory_cmd_t  a;
+    static const char               *skus[] = { "L1", "L2", "L3" };
+
+    for (n = 0; n < 3; n++) {
+        cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, skus[n], "lowloc");
+        a.on_hand = 1;
+        a.min_level = 5;
+        a.has_min_level = 1;
+        run(st, &a, 30000);
+    }
+
+    ok(ngx_http_inventory_store_read_begin(st) == 0, "low: read");
+
+    n = 0;
+    is_int(ngx_http_inventory_store_low_stock(st, S("lowloc"), NULL, 0, 2,
+                                              count_item, &n, next, &len),
+           0, "low: first page");
+    is_int(n, 2, "low: two items on it");
+    ok(len > 0 && ngx_http_inventory_store_cursor_valid(next, len),
+       "low: a cursor for the next page");
+
+    n = 0;
+    is_int(ngx_http_inventory_store_low_stock(st, S("lowloc"), next, len, 2,
+                                              count_item, &n, next2, &len2),
+           0, "low: second page");
+    is_int(n, 1, "low: the third item on it");
+    is_int(len2, 0, "low: no page follows");
+
+    ngx_http_inventory_store_read_end(st);
+
+    ok(!ngx_http_inventory_store_cursor_valid((const unsigned char *) "x", 1),
+       "low: a cursor the store could not have made");
+}
+
+
+/* the store's own codes, and their messages */
+
+static void
+test_store_codes(void)
+{
+    ok(strstr(ngx_http_inventory_store_strerror(
+                  NGX_HTTP_INVENTORY_STORE_FULL), "MDB_MAP_FULL") != NULL,
+       "codes: FULL keeps LMDB's words");
+    is_int(ngx_http_inventory_store_rc(MDB_NOTFOUND),
+           NGX_HTTP_INVENTORY_STORE_NOT_FOUND, "codes: NOT_FOUND");
+    is_int(ngx_http_inventory_store_rc(MDB_BAD_TXN),
+           NGX_HTTP_INVENTORY_STORE_FAILED, "codes: other LMDB failures");
+    is_int(ngx_http_inventory_store_rc(ENOSPC), ENOSPC,
+           "codes: errno values pass");
+    ok(strcmp(ngx_http_inventory_store_strerror(ENOSPC), strerror(ENOSPC))
+       == 0, "codes: errno values read as strerror()");
 }
 
 
@@ -527,10 +605,12 @@ test_store(void)
     is_int(a.last_seq, events + 1, "seq continues");
     test_store_reservations(st);
     test_store_spoiled_batch(st);
+    test_store_low_stock(st);
     ok(replay_matches(st, &events), "replay equals projections at the end");
     ngx_http_inventory_store_close(st);
 
     test_store_remap(dir);
+    test_store_codes();
 
     snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
     if (system(cmdline) != 0) {
