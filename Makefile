@@ -9,7 +9,12 @@ SRCS        := $(wildcard src/*.c src/*.h) config
 CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
                src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c \
+               src/ngx_http_inventory_store_query.c \
+               src/ngx_http_inventory_store_write.c \
+               src/ngx_http_inventory_store_idem.c \
                src/ngx_http_inventory_uri.c src/ngx_http_inventory_proc.c
+# the offline tool: CORE_SRCS and these
+ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_verify.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
@@ -92,11 +97,9 @@ $(BUILD)/unit-tests: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/*.h t/unit/*.h)
 unit: $(BUILD)/unit-tests
 
 # The offline store tool: verify, rebuild, dump, stats.
-$(BUILD)/inventory-admin: $(CORE_SRCS) src/ngx_http_inventory_admin.c \
-        $(wildcard src/*.h)
+$(BUILD)/inventory-admin: $(CORE_SRCS) $(ADMIN_SRCS) $(wildcard src/*.h)
 	mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ADMIN) -o $@ src/ngx_http_inventory_admin.c $(CORE_SRCS) \
-	    -llmdb -lyajl
+	$(CC) $(CFLAGS_ADMIN) -o $@ $(ADMIN_SRCS) $(CORE_SRCS) -llmdb -lyajl
 
 admin: $(BUILD)/inventory-admin
 

@@ -44,6 +44,8 @@ struct ngx_http_inventory_committer_s {
 static void ngx_http_inventory_commit_start(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_run(void *data, ngx_log_t *log);
+static void ngx_http_inventory_commit_fill(
+    ngx_http_inventory_store_batch_t *b);
 static size_t ngx_http_inventory_commit_take(
     ngx_http_inventory_committer_t *cm);
 static ngx_uint_t ngx_http_inventory_commit_waiting(
@@ -77,7 +79,7 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
 #endif
 
     ngx_queue_init(&cm->inbox);
-    cm->store = &imcf->store;
+    cm->store = imcf->store;
     cm->imcf = imcf;
 
     cm->guard.handler = ngx_http_inventory_commit_guard;
@@ -179,31 +181,32 @@ ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
 {
     ngx_http_inventory_committer_t  *cm = data;
 
-    int        rc;
-    uint64_t   now;
-    MDB_txn   *txn;
+    ngx_http_inventory_store_batch_t  b;
 
-    rc = ngx_http_inventory_store_begin(cm->store, &txn);
+    b.cmds = cm->cmds;
+    b.n = 0;
+    b.now = 0;
+    b.fill = ngx_http_inventory_commit_fill;
+    b.data = cm;
+
+    cm->rc = ngx_http_inventory_store_write(cm->store, &b);
+
+    ngx_http_inventory_commit_count(cm);
+}
+
+
+/* called by the store once the write lock is held */
+
+static void
+ngx_http_inventory_commit_fill(ngx_http_inventory_store_batch_t *b)
+{
+    ngx_http_inventory_committer_t  *cm = b->data;
 
     /* whatever arrived while another writer held the lock joins in */
     cm->n = ngx_http_inventory_commit_take(cm);
 
-    now = ngx_http_inventory_clock_now();
-
-    if (rc == 0) {
-        if (cm->n) {
-            rc = ngx_http_inventory_store_apply(cm->store, txn, cm->cmds,
-                                                cm->n, now);
-
-        } else {
-            ngx_http_inventory_store_abort(cm->store, txn);
-        }
-    }
-
-    cm->rc = ngx_http_inventory_store_settle(cm->store, cm->cmds, cm->n, now,
-                                             rc);
-
-    ngx_http_inventory_commit_count(cm);
+    b->n = cm->n;
+    b->now = ngx_http_inventory_clock_now();
 }
 
 
@@ -231,7 +234,7 @@ ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
         (void) ngx_atomic_fetch_add(&sh->write_errors, 1);
 
         /* a full map is not a broken store: health reports it apart */
-        if (cm->rc != MDB_MAP_FULL) {
+        if (cm->rc != NGX_HTTP_INVENTORY_STORE_FULL) {
             sh->store_error = (ngx_atomic_uint_t) (uint32_t) cm->rc;
         }
 
@@ -350,7 +353,8 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "inventory: a write transaction of %uz commands "
-                      "failed: %s", n, mdb_strerror(cm->rc));
+                      "failed: %s", n,
+                      ngx_http_inventory_store_strerror(cm->rc));
     }
 
     for (i = 0; i < n; i++) {

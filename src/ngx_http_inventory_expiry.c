@@ -130,19 +130,19 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
     char                        ids[NGX_HTTP_INVENTORY_EXPIRY_BATCH]
                                    [NGX_HTTP_INVENTORY_RES_ID_LEN];
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
 
     if (rc == 0) {
-        rc = ngx_http_inventory_store_due(&imcf->store, now, ids,
+        rc = ngx_http_inventory_store_due(imcf->store, now, ids,
                                           NGX_HTTP_INVENTORY_EXPIRY_BATCH,
                                           &n);
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
     }
 
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "inventory: reading due reservations failed: %s",
-                      mdb_strerror(rc));
+                      ngx_http_inventory_store_strerror(rc));
         return;
     }
 

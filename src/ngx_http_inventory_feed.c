@@ -118,15 +118,15 @@ ngx_http_inventory_feed_respond(ngx_http_request_t *r, uint64_t after,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_last_seq(&imcf->store, &last_seq);
+    rc = ngx_http_inventory_store_last_seq(imcf->store, &last_seq);
 
     if (rc == 0 && last_seq <= after && !final) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
         *empty = 1;
         return NGX_DECLINED;
     }
@@ -137,7 +137,7 @@ ngx_http_inventory_feed_respond(ngx_http_request_t *r, uint64_t after,
     if (rc == 0) {
         ngx_http_inventory_page_open(&out.page, &body, "events");
 
-        rc = ngx_http_inventory_store_log(&imcf->store, after, limit,
+        rc = ngx_http_inventory_store_log(imcf->store, after, limit,
                                           ngx_http_inventory_feed_event,
                                           &out);
 
@@ -147,7 +147,7 @@ ngx_http_inventory_feed_respond(ngx_http_request_t *r, uint64_t after,
                                           out.last);
     }
 
-    ngx_http_inventory_store_read_end(&imcf->store);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
@@ -260,12 +260,12 @@ ngx_http_inventory_feed_notify(void *data)
      * generation (a binary upgrade runs two sets of workers, each with a
      * zone of its own): a read transaction's renewal and one cursor step.
      */
-    if (ngx_http_inventory_store_read_begin(&imcf->store) != 0) {
+    if (ngx_http_inventory_store_read_begin(imcf->store) != 0) {
         return;
     }
 
-    rc = ngx_http_inventory_store_last_seq(&imcf->store, &last);
-    ngx_http_inventory_store_read_end(&imcf->store);
+    rc = ngx_http_inventory_store_last_seq(imcf->store, &last);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     if (rc != 0) {
         return;

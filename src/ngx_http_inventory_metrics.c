@@ -222,7 +222,7 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     }
 
     if (imcf->store_open
-        && ngx_http_inventory_store_stat(&imcf->store, &stat) == 0)
+        && ngx_http_inventory_store_stat(imcf->store, &stat) == 0)
     {
         p = ngx_http_inventory_metric(p, last, "inventory_store_map_size_bytes",
                                       "gauge", "LMDB map size.",

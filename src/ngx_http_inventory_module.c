@@ -671,7 +671,7 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
     int                         rc;
     ngx_uid_t                   uid;
     ngx_gid_t                   gid;
-    ngx_http_inventory_store_t  st;
+    ngx_http_inventory_store_t *st;
 
     if (ngx_http_inventory_worker_user(cf, &uid, &gid) != NGX_OK) {
         return NGX_ERROR;
@@ -695,7 +695,7 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    ngx_http_inventory_store_close(&st);
+    ngx_http_inventory_store_close(st);
 
     /* the databases may have just been created by root */
     return ngx_http_inventory_prepare_dir(cf->cycle, &imcf->store_path, uid,
@@ -904,7 +904,7 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
     }
 
     imcf->store_open = 1;
-    imcf->store.idem_ttl = imcf->idempotency_ttl;
+    ngx_http_inventory_store_set_idem_ttl(imcf->store, imcf->idempotency_ttl);
 
     if (ngx_http_inventory_commit_init(cycle, imcf) != NGX_OK) {
         return NGX_ERROR;
@@ -935,7 +935,8 @@ ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_inventory_store_close(&imcf->store);
+    ngx_http_inventory_store_close(imcf->store);
+    imcf->store = NULL;
     imcf->store_open = 0;
 }
 
@@ -950,7 +951,9 @@ ngx_http_inventory_reader_check(ngx_event_t *ev)
 
     imcf = ev->data;
 
-    if (mdb_reader_check(imcf->store.env, &dead) == 0 && dead > 0) {
+    if (ngx_http_inventory_store_reader_check(imcf->store, &dead) == 0
+        && dead > 0)
+    {
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
                       "inventory: cleared %d stale LMDB reader slots", dead);
     }

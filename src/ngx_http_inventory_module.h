@@ -81,7 +81,7 @@ typedef struct {
     ngx_event_t                 expiry;
     ngx_event_t                 feed_poll;
     ngx_queue_t                 waiters;       /* long-polling requests */
-    ngx_http_inventory_store_t  store;      /* this process's environment */
+    ngx_http_inventory_store_t *store;      /* this process's environment */
     ngx_str_t                   thread_pool;
     ngx_uint_t                  batch_max;
     ngx_http_inventory_committer_t  *committer;

@@ -9,7 +9,6 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
-#include "ngx_http_inventory_codec.h"
 
 
 #define NGX_HTTP_INVENTORY_EVENTS_LIMIT      100
@@ -26,13 +25,6 @@ typedef struct {
     ngx_http_inventory_page_t   page;
     uint64_t                    last_version;
 } ngx_http_inventory_events_t;
-
-
-typedef struct {
-    yajl_gen                    gen;
-    ngx_str_t                  *last;
-    ngx_pool_t                 *pool;
-} ngx_http_inventory_low_out_t;
 
 
 static int ngx_http_inventory_collect(void *data,
@@ -62,8 +54,8 @@ ngx_http_inventory_health(ngx_http_request_t *r)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = imcf->store_open ? ngx_http_inventory_store_stat(&imcf->store, &stat)
-                          : MDB_PANIC;
+    rc = imcf->store_open ? ngx_http_inventory_store_stat(imcf->store, &stat)
+                          : NGX_HTTP_INVENTORY_STORE_FAILED;
 
     if (rc != 0) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
@@ -139,22 +131,22 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
         }
     }
 
-    rc = before_epoch ? MDB_NOTFOUND
-                      : ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = before_epoch ? NGX_HTTP_INVENTORY_STORE_NOT_FOUND
+                      : ngx_http_inventory_store_read_begin(imcf->store);
 
     if (rc == 0) {
-        rc = past ? ngx_http_inventory_store_item_as_of(&imcf->store,
+        rc = past ? ngx_http_inventory_store_item_as_of(imcf->store,
                                                         ctx->ids.sku,
                                                         ctx->ids.location,
                                                         as_of, &slot.item)
-                  : ngx_http_inventory_store_get_item(&imcf->store,
+                  : ngx_http_inventory_store_get_item(imcf->store,
                                                       ctx->ids.sku,
                                                       ctx->ids.location,
                                                       &slot.item);
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
     }
 
-    if (rc == MDB_NOTFOUND) {
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          past ? "no stock item for this sku at "
                                                 "this location at that time"
@@ -206,13 +198,13 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
 
     if (rc == 0) {
-        rc = ngx_http_inventory_store_sku_items(&imcf->store, ctx->ids.sku,
+        rc = ngx_http_inventory_store_sku_items(imcf->store, ctx->ids.sku,
                                                 ngx_http_inventory_collect,
                                                 &c);
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
     }
 
     if (rc == ENOMEM) {
@@ -278,28 +270,28 @@ ngx_http_inventory_get_reservation(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_get_reservation(&imcf->store,
+    rc = ngx_http_inventory_store_get_reservation(imcf->store,
                                                   ctx->ids.id.data, res);
 
-    if (rc == MDB_NOTFOUND) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          "no such reservation", NULL);
     }
 
     if (rc != 0) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_read_failed(r, rc);
     }
 
     /* the lines point into the map: render before the snapshot ends */
     status = ngx_http_inventory_send_reservation(r, res);
-    ngx_http_inventory_store_read_end(&imcf->store);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     return status;
 }
@@ -338,16 +330,16 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
-    rc = ngx_http_inventory_store_get_item(&imcf->store, ctx->ids.sku,
+    rc = ngx_http_inventory_store_get_item(imcf->store, ctx->ids.sku,
                                            ctx->ids.location, &item);
 
-    if (rc == MDB_NOTFOUND) {
-        ngx_http_inventory_store_read_end(&imcf->store);
+    if (rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND) {
+        ngx_http_inventory_store_read_end(imcf->store);
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
                                          "no stock item for this sku at this "
                                          "location", NULL);
@@ -360,7 +352,7 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
     if (rc == 0) {
         ngx_http_inventory_page_open(&out.page, &body, "events");
 
-        rc = ngx_http_inventory_store_item_events(&imcf->store, ctx->ids.sku,
+        rc = ngx_http_inventory_store_item_events(imcf->store, ctx->ids.sku,
                                                   ctx->ids.location, after,
                                                   (size_t) limit,
                                                   ngx_http_inventory_event_out,
@@ -370,7 +362,7 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
                                           more, out.last_version);
     }
 
-    ngx_http_inventory_store_read_end(&imcf->store);
+    ngx_http_inventory_store_read_end(imcf->store);
 
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
@@ -400,14 +392,13 @@ ngx_int_t
 ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
-    int                              rc, more;
+    int                              rc;
+    u_char                           cur[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
     uint64_t                         limit;
     ngx_str_t                        arg, from, next, last;
-    ngx_http_inventory_str_t         raw;
-    yajl_gen                         g;
-    ngx_http_inventory_str_t         location, s, l;
+    ngx_http_inventory_str_t         location;
     ngx_http_inventory_buf_t         body;
-    ngx_http_inventory_low_out_t     out;
+    ngx_http_inventory_page_t        page;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_main_conf_t  *imcf;
 
@@ -428,13 +419,8 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
         ngx_http_inventory_validate_id(&errs, "location", location);
     }
 
-    /* the cursor is the index key of the last item sent, base64url */
-    if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len,
-                                     "cursor", &raw)
-        == 0)
-    {
-        arg.data = (u_char *) raw.data;
-        arg.len = raw.len;
+    /* the store's cursor of the next page, base64url */
+    if (ngx_http_inventory_arg_raw(r, "cursor", &arg) == NGX_OK) {
         from.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(arg.len));
 
         if (from.data == NULL) {
@@ -442,8 +428,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
         }
 
         if (ngx_decode_base64url(&from, &arg) != NGX_OK
-            || ngx_http_inventory_item_key_split(from.data, from.len, &l, &s)
-               != 0)
+            || !ngx_http_inventory_store_cursor_valid(from.data, from.len))
         {
             ngx_http_inventory_error_set(&errs, "cursor",
                                          "is not a cursor this API gave");
@@ -458,60 +443,41 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(&imcf->store);
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
 
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
-    g = ngx_http_inventory_gen_open(&body);
+    ngx_http_inventory_page_open(&page, &body, "items");
 
-    if (g == NULL) {
-        ngx_http_inventory_store_read_end(&imcf->store);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    out.gen = g;
-    out.last = &last;
-    out.pool = r->pool;
+    last.data = cur;
     last.len = 0;
 
-    yajl_gen_map_open(g);
-    ngx_http_inventory_gen_str(g, "items");
-    yajl_gen_array_open(g);
-
-    rc = ngx_http_inventory_store_low_stock(&imcf->store, location,
+    rc = ngx_http_inventory_store_low_stock(imcf->store, location,
                                             from.data, from.len,
                                             (size_t) limit,
-                                            ngx_http_inventory_low_out,
-                                            &out, &more);
-    ngx_http_inventory_store_read_end(&imcf->store);
+                                            ngx_http_inventory_low_out, &page,
+                                            cur, &last.len);
+    ngx_http_inventory_store_read_end(imcf->store);
 
-    yajl_gen_array_close(g);
-    ngx_http_inventory_gen_str(g, "next_cursor");
+    next.data = NULL;
+    next.len = 0;
 
-    if (rc == 0 && more && last.len) {
+    if (rc == 0 && last.len) {
         next.len = ngx_base64_encoded_length(last.len);
         next.data = ngx_pnalloc(r->pool, next.len);
 
         if (next.data == NULL) {
-            yajl_gen_free(g);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            body.failed = 1;
+
+        } else {
+            ngx_encode_base64url(&next, &last);
         }
-
-        ngx_encode_base64url(&next, &last);
-        yajl_gen_string(g, next.data, next.len);
-
-    } else {
-        yajl_gen_null(g);
     }
 
-    yajl_gen_map_close(g);
-    yajl_gen_free(g);
-
-    if (rc == ENOMEM) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_http_inventory_page_close_str(&page, "next_cursor", next.data,
+                                      next.len);
 
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
@@ -527,20 +493,7 @@ static int
 ngx_http_inventory_low_out(void *data, ngx_http_inventory_str_t sku,
     ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
 {
-    ngx_http_inventory_low_out_t  *out = data;
-
-    u_char  *p;
-
-    ngx_http_inventory_render_item(out->gen, sku, location, item);
-
-    /* the key lives in the map only while the read transaction does */
-    p = ngx_pnalloc(out->pool, NGX_HTTP_INVENTORY_KEY_MAX);
-    if (p == NULL) {
-        return ENOMEM;
-    }
-
-    out->last->data = p;
-    out->last->len = ngx_http_inventory_low_key(p, sku, location);
+    ngx_http_inventory_page_item(data, sku, location, item);
 
     return 0;
 }

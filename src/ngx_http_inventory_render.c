@@ -13,6 +13,19 @@
 typedef void (*ngx_http_inventory_render_pt)(yajl_gen g, const void *data);
 
 
+typedef struct {
+    ngx_http_inventory_str_t         sku;
+    const ngx_http_inventory_row_t  *rows;
+    size_t                           n;
+} ngx_http_inventory_rows_t;
+
+
+typedef struct {
+    const ngx_http_inventory_count_t  *counts;
+    size_t                             n;
+} ngx_http_inventory_counts_t;
+
+
 static void ngx_http_inventory_render_body(ngx_http_inventory_buf_t *b,
     ngx_http_inventory_render_pt render, const void *data);
 static void ngx_http_inventory_render_problem_cb(yajl_gen g,
@@ -21,7 +34,11 @@ static void ngx_http_inventory_render_item_cb(yajl_gen g, const void *data);
 static void ngx_http_inventory_render_reservation_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_event_cb(yajl_gen g, const void *data);
+static void ngx_http_inventory_render_aggregate_cb(yajl_gen g,
+    const void *data);
 static void ngx_http_inventory_render_health_cb(yajl_gen g,
+    const void *data);
+static void ngx_http_inventory_render_counts_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_shorts(yajl_gen g,
     const ngx_http_inventory_cmd_t *cmd);
@@ -569,40 +586,48 @@ ngx_http_inventory_render_aggregate(ngx_http_inventory_buf_t *b,
     ngx_http_inventory_str_t sku, const ngx_http_inventory_row_t *rows,
     size_t n)
 {
-    size_t    i;
-    int64_t   on_hand, reserved;
-    yajl_gen  g;
+    ngx_http_inventory_rows_t  a;
 
-    g = ngx_http_inventory_gen_open(b);
-    if (g == NULL) {
-        b->failed = 1;
-        return;
-    }
+    a.sku = sku;
+    a.rows = rows;
+    a.n = n;
+
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_aggregate_cb,
+                                   &a);
+}
+
+
+static void
+ngx_http_inventory_render_aggregate_cb(yajl_gen g, const void *data)
+{
+    const ngx_http_inventory_rows_t  *a = data;
+
+    size_t   i;
+    int64_t  on_hand, reserved;
 
     on_hand = 0;
     reserved = 0;
 
-    for (i = 0; i < n; i++) {
-        on_hand += rows[i].item.on_hand;
-        reserved += rows[i].item.reserved;
+    for (i = 0; i < a->n; i++) {
+        on_hand += a->rows[i].item.on_hand;
+        reserved += a->rows[i].item.reserved;
     }
 
     yajl_gen_map_open(g);
-    ngx_http_inventory_gen_key_str(g, "sku", sku.data, sku.len);
+    ngx_http_inventory_gen_key_str(g, "sku", a->sku.data, a->sku.len);
     ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
     ngx_http_inventory_gen_key_int(g, "reserved", reserved);
     ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
     ngx_http_inventory_gen_str(g, "locations");
     yajl_gen_array_open(g);
 
-    for (i = 0; i < n; i++) {
-        ngx_http_inventory_render_item(g, sku, rows[i].location,
-                                       &rows[i].item);
+    for (i = 0; i < a->n; i++) {
+        ngx_http_inventory_render_item(g, a->sku, a->rows[i].location,
+                                       &a->rows[i].item);
     }
 
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    yajl_gen_free(g);
 }
 
 
@@ -631,6 +656,39 @@ ngx_http_inventory_render_health_cb(yajl_gen g, const void *data)
     ngx_http_inventory_gen_str(g, "sync");
     yajl_gen_bool(g, h->sync);
     yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+}
+
+
+/* {"name": value, ...}: what inventory-admin stats prints */
+
+void
+ngx_http_inventory_render_counts(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_count_t *counts, size_t n)
+{
+    ngx_http_inventory_counts_t  c;
+
+    c.counts = counts;
+    c.n = n;
+
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_counts_cb, &c);
+}
+
+
+static void
+ngx_http_inventory_render_counts_cb(yajl_gen g, const void *data)
+{
+    const ngx_http_inventory_counts_t  *c = data;
+
+    size_t  i;
+
+    yajl_gen_map_open(g);
+
+    for (i = 0; i < c->n; i++) {
+        ngx_http_inventory_gen_key_int(g, c->counts[i].name,
+                                       (int64_t) c->counts[i].value);
+    }
+
     yajl_gen_map_close(g);
 }
 

@@ -60,6 +60,13 @@ typedef struct {
 } ngx_http_inventory_health_t;
 
 
+/* a named number, for an object of counts */
+typedef struct {
+    const char                 *name;
+    uint64_t                    value;
+} ngx_http_inventory_count_t;
+
+
 /*
  * A page: an object whose first member is a list, rendered an element at a
  * time as a store query finds them, and whose last member tells where the
@@ -89,6 +96,8 @@ void ngx_http_inventory_render_aggregate(ngx_http_inventory_buf_t *b,
     size_t n);
 void ngx_http_inventory_render_health(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_health_t *h);
+void ngx_http_inventory_render_counts(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_count_t *counts, size_t n);
 
 void ngx_http_inventory_page_open(ngx_http_inventory_page_t *pg,
     ngx_http_inventory_buf_t *b, const char *list);

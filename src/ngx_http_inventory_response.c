@@ -204,7 +204,8 @@ ngx_int_t
 ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
 {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "inventory: read failed: %s", mdb_strerror(rc));
+                  "inventory: read failed: %s",
+                  ngx_http_inventory_store_strerror(rc));
 
     return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
                                      "the store cannot be read", NULL);

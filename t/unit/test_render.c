@@ -154,6 +154,17 @@ test_render_reads(void)
                    "\"used\":32768,\"last_seq\":7,\"readers\":3,"
                    "\"max_readers\":256,\"sync\":true}}"),
        "render: health");
+
+    {
+        ngx_http_inventory_count_t  counts[] = {
+            { "last_seq", 7 }, { "events", 7 }, { "readers", 0 }
+        };
+
+        ngx_http_inventory_buf_init(&b, NULL, NULL);
+        ngx_http_inventory_render_counts(&b, counts, 3);
+        ok(body_is(&b, "{\"last_seq\":7,\"events\":7,\"readers\":0}"),
+           "render: counts, as inventory-admin stats prints them");
+    }
 }
 
 

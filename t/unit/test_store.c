@@ -5,6 +5,7 @@
  * another process adopted by reads and writes.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,7 @@
 
 #include "tap.h"
 #include "helpers.h"
-#include "ngx_http_inventory_store.h"
-#include "ngx_http_inventory_codec.h"
+#include "ngx_http_inventory_store_db.h"
 
 
 static void
@@ -29,6 +29,23 @@ cmd_init(ngx_http_inventory_cmd_t *cmd, unsigned type, const char *sku,
 }
 
 
+/* the commands in one batch of the write entry point production uses */
+
+static int
+write_batch(ngx_http_inventory_store_t *st, ngx_http_inventory_cmd_t **cmds,
+    size_t n, uint64_t now)
+{
+    ngx_http_inventory_store_batch_t  b;
+
+    memset(&b, 0, sizeof(b));
+    b.cmds = cmds;
+    b.n = n;
+    b.now = now;
+
+    return ngx_http_inventory_store_write(st, &b);
+}
+
+
 static unsigned
 run(ngx_http_inventory_store_t *st, ngx_http_inventory_cmd_t *cmd,
     uint64_t now)
@@ -36,7 +53,7 @@ run(ngx_http_inventory_store_t *st, ngx_http_inventory_cmd_t *cmd,
     int                        rc;
     ngx_http_inventory_cmd_t  *p = cmd;
 
-    rc = ngx_http_inventory_store_execute(st, &p, 1, now);
+    rc = write_batch(st, &p, 1, now);
     free(cmd->body);
     cmd->body = NULL;
 
@@ -201,7 +218,7 @@ test_store_spoiled_batch(ngx_http_inventory_store_t *st)
     batch[1] = &b;
     batch[2] = &c;
 
-    is_int(ngx_http_inventory_store_execute(st, batch, 3, 20001), 0,
+    is_int(write_batch(st, batch, 3, 20001), 0,
            "spoiled: the batch settles");
     is_int(a.outcome, NGX_HTTP_INVENTORY_OK, "spoiled: first applied");
     is_int(b.outcome, NGX_HTTP_INVENTORY_UNAVAILABLE, "spoiled: bad one 503");
@@ -218,6 +235,83 @@ test_store_spoiled_batch(ngx_http_inventory_store_t *st)
        && mdb_txn_commit(txn) == 0, "spoiled: the bad record removed");
 
     ok(replay_matches(st, &events), "spoiled: replay equals projections");
+}
+
+
+/* the low-stock index read page by page with the store's cursor */
+
+static int
+count_item(void *ctx, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, const ngx_http_inventory_item_t *item)
+{
+    (void) sku;
+    (void) location;
+    (void) item;
+
+    (*(int *) ctx)++;
+
+    return 0;
+}
+
+
+static void
+test_store_low_stock(ngx_http_inventory_store_t *st)
+{
+    int                              n;
+    size_t                           len, len2;
+    unsigned char                    next[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
+    unsigned char                    next2[NGX_HTTP_INVENTORY_STORE_CURSOR_MAX];
+    static ngx_http_inventory_cmd_t  a;
+    static const char               *skus[] = { "L1", "L2", "L3" };
+
+    for (n = 0; n < 3; n++) {
+        cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, skus[n], "lowloc");
+        a.on_hand = 1;
+        a.min_level = 5;
+        a.has_min_level = 1;
+        run(st, &a, 30000);
+    }
+
+    ok(ngx_http_inventory_store_read_begin(st) == 0, "low: read");
+
+    n = 0;
+    is_int(ngx_http_inventory_store_low_stock(st, S("lowloc"), NULL, 0, 2,
+                                              count_item, &n, next, &len),
+           0, "low: first page");
+    is_int(n, 2, "low: two items on it");
+    ok(len > 0 && ngx_http_inventory_store_cursor_valid(next, len),
+       "low: a cursor for the next page");
+
+    n = 0;
+    is_int(ngx_http_inventory_store_low_stock(st, S("lowloc"), next, len, 2,
+                                              count_item, &n, next2, &len2),
+           0, "low: second page");
+    is_int(n, 1, "low: the third item on it");
+    is_int(len2, 0, "low: no page follows");
+
+    ngx_http_inventory_store_read_end(st);
+
+    ok(!ngx_http_inventory_store_cursor_valid((const unsigned char *) "x", 1),
+       "low: a cursor the store could not have made");
+}
+
+
+/* the store's own codes, and their messages */
+
+static void
+test_store_codes(void)
+{
+    ok(strstr(ngx_http_inventory_store_strerror(
+                  NGX_HTTP_INVENTORY_STORE_FULL), "MDB_MAP_FULL") != NULL,
+       "codes: FULL keeps LMDB's words");
+    is_int(ngx_http_inventory_store_rc(MDB_NOTFOUND),
+           NGX_HTTP_INVENTORY_STORE_NOT_FOUND, "codes: NOT_FOUND");
+    is_int(ngx_http_inventory_store_rc(MDB_BAD_TXN),
+           NGX_HTTP_INVENTORY_STORE_FAILED, "codes: other LMDB failures");
+    is_int(ngx_http_inventory_store_rc(ENOSPC), ENOSPC,
+           "codes: errno values pass");
+    ok(strcmp(ngx_http_inventory_store_strerror(ENOSPC), strerror(ENOSPC))
+       == 0, "codes: errno values read as strerror()");
 }
 
 
@@ -268,7 +362,7 @@ test_store_reservations(ngx_http_inventory_store_t *st)
        && res.lines[0].quantity == 4 && res.expires_at == 11000,
        "rs: reservation stored");
     is_int(ngx_http_inventory_store_get_reservation(st, r2.res.id, &res),
-           MDB_NOTFOUND, "rs: no second reservation");
+           NGX_HTTP_INVENTORY_STORE_NOT_FOUND, "rs: no second reservation");
     is_int(ngx_http_inventory_store_due(st, 10999, ids, 4, &n), 0, "rs: due");
     is_int(n, 0, "rs: nothing due before its time");
     is_int(ngx_http_inventory_store_due(st, 11000, ids, 4, &n), 0, "rs: due");
@@ -311,7 +405,7 @@ grow_in_child(const char *dir, size_t map_size, uint64_t used)
     pid_t                            pid;
     unsigned                         i;
     ngx_http_inventory_cmd_t         cmd;
-    ngx_http_inventory_store_t       st;
+    ngx_http_inventory_store_t      *st;
     ngx_http_inventory_store_stat_t  stat;
 
     fflush(stdout);
@@ -331,8 +425,8 @@ grow_in_child(const char *dir, size_t map_size, uint64_t used)
             cmd_init(&cmd, NGX_HTTP_INVENTORY_CMD_COUNT, "GROW", loc);
             cmd.on_hand = 1;
 
-            if (run(&st, &cmd, 5000) != NGX_HTTP_INVENTORY_CREATED
-                || ngx_http_inventory_store_stat(&st, &stat) != 0)
+            if (run(st, &cmd, 5000) != NGX_HTTP_INVENTORY_CREATED
+                || ngx_http_inventory_store_stat(st, &stat) != 0)
             {
                 _exit(2);
             }
@@ -342,7 +436,7 @@ grow_in_child(const char *dir, size_t map_size, uint64_t used)
             }
         }
 
-        ngx_http_inventory_store_close(&st);
+        ngx_http_inventory_store_close(st);
         _exit(0);
     }
 
@@ -363,7 +457,7 @@ test_store_remap(const char *parent)
     char                             dir[128];
     ngx_http_inventory_cmd_t         a;
     ngx_http_inventory_item_t        item;
-    ngx_http_inventory_store_t       st;
+    ngx_http_inventory_store_t      *st;
     ngx_http_inventory_store_stat_t  stat;
 
     snprintf(dir, sizeof(dir), "%s/remap", parent);
@@ -378,33 +472,33 @@ test_store_remap(const char *parent)
     is_int(rc, 0, "remap: store opens with a 1 MiB map");
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "A", "s");
     a.on_hand = 3;
-    is_int(run(&st, &a, 1000), NGX_HTTP_INVENTORY_CREATED, "remap: a write");
+    is_int(run(st, &a, 1000), NGX_HTTP_INVENTORY_CREATED, "remap: a write");
 
     /* writes see MDB_MAP_RESIZED first */
     is_int(grow_in_child(dir, 4 * 1024 * 1024, 1536 * 1024), 0,
            "remap: another process grows the store past 1 MiB");
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A", "s");
     a.delta = 1;
-    is_int(run(&st, &a, 6000), NGX_HTTP_INVENTORY_OK,
+    is_int(run(st, &a, 6000), NGX_HTTP_INVENTORY_OK,
            "remap: a write adopts the grown map");
-    is_int(ngx_http_inventory_store_stat(&st, &stat), 0, "remap: stat");
+    is_int(ngx_http_inventory_store_stat(st, &stat), 0, "remap: stat");
     ok(stat.map_size >= 4 * 1024 * 1024, "remap: the map is %llu bytes now",
        (unsigned long long) stat.map_size);
 
     /* reads see it first */
     is_int(grow_in_child(dir, 8 * 1024 * 1024, 5 * 1024 * 1024), 0,
            "remap: another process grows the store past 4 MiB");
-    is_int(ngx_http_inventory_store_read_begin(&st), 0,
+    is_int(ngx_http_inventory_store_read_begin(st), 0,
            "remap: a read adopts the grown map");
-    is_int(ngx_http_inventory_store_get_item(&st, S("GROW"),
+    is_int(ngx_http_inventory_store_get_item(st, S("GROW"),
                                              S("grown-8388608-0"), &item),
            0, "remap: the other process's first write is there");
-    is_int(ngx_http_inventory_store_get_item(&st, S("A"), S("s"), &item), 0,
+    is_int(ngx_http_inventory_store_get_item(st, S("A"), S("s"), &item), 0,
            "remap: and this one's");
     is_int(item.on_hand, 4, "remap: with its value");
-    ngx_http_inventory_store_read_end(&st);
+    ngx_http_inventory_store_read_end(st);
 
-    ngx_http_inventory_store_close(&st);
+    ngx_http_inventory_store_close(st);
 }
 
 
@@ -417,7 +511,7 @@ test_store(void)
     uint64_t                     events;
     ngx_http_inventory_cmd_t     a, b, c, *batch[3];
     ngx_http_inventory_item_t    item;
-    ngx_http_inventory_store_t   st;
+    ngx_http_inventory_store_t  *st;
     ngx_http_inventory_store_stat_t  stat;
 
     if (mkdtemp(dir) == NULL) {
@@ -433,14 +527,14 @@ test_store(void)
     a.on_hand = 5;
     a.min_level = 10;
     a.has_min_level = 1;
-    is_int(run(&st, &a, 1000), NGX_HTTP_INVENTORY_CREATED, "count creates");
+    is_int(run(st, &a, 1000), NGX_HTTP_INVENTORY_CREATED, "count creates");
     is_int(a.appended, 2, "StockCounted + LowStockDetected");
     is_int(a.last_seq, 2, "seq 2");
     is_int(a.slots[0].item.version, 2, "version 2");
 
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "store-7");
     a.delta = 100;
-    is_int(run(&st, &a, 500), NGX_HTTP_INVENTORY_OK, "adjust");
+    is_int(run(st, &a, 500), NGX_HTTP_INVENTORY_OK, "adjust");
     is_int(a.slots[0].item.on_hand, 105, "adjust: on_hand");
     ok(a.slots[0].item.updated_at == 1000, "event time never goes back");
 
@@ -454,7 +548,7 @@ test_store(void)
     batch[0] = &a;
     batch[1] = &b;
     batch[2] = &c;
-    is_int(ngx_http_inventory_store_execute(&st, batch, 3, 2000), 0,
+    is_int(write_batch(st, batch, 3, 2000), 0,
            "batch commits");
     ok(a.status == 200 && b.status == 404 && c.status == 200 && b.body_len,
        "batch: each command has its response");
@@ -467,16 +561,16 @@ test_store(void)
     is_int(c.slots[0].item.on_hand, 97, "batch: effects in order");
     is_int(c.last_seq, a.last_seq + 1, "batch: seq has no gap");
 
-    ok(ngx_http_inventory_store_read_begin(&st) == 0, "read begins");
-    is_int(ngx_http_inventory_store_get_item(&st, S("A-1"), S("store-7"),
+    ok(ngx_http_inventory_store_read_begin(st) == 0, "read begins");
+    is_int(ngx_http_inventory_store_get_item(st, S("A-1"), S("store-7"),
                                              &item), 0, "get item");
     is_int(item.on_hand, 97, "read sees the write");
-    is_int(ngx_http_inventory_store_get_item(&st, S("A-1"), S("nowhere"),
+    is_int(ngx_http_inventory_store_get_item(st, S("A-1"), S("nowhere"),
                                              &item),
-           MDB_NOTFOUND, "unknown item");
-    ngx_http_inventory_store_read_end(&st);
+           NGX_HTTP_INVENTORY_STORE_NOT_FOUND, "unknown item");
+    ngx_http_inventory_store_read_end(st);
 
-    ok(replay_matches(&st, &events), "replay equals projections");
+    ok(replay_matches(st, &events), "replay equals projections");
     is_int(events, 5, "five events");
 
     /* fill the 1 MiB map: the failing command changes nothing */
@@ -487,34 +581,36 @@ test_store(void)
         cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "FILL", loc);
         a.on_hand = 1;
 
-        if (run(&st, &a, 3000) != NGX_HTTP_INVENTORY_CREATED) {
+        if (run(st, &a, 3000) != NGX_HTTP_INVENTORY_CREATED) {
             break;
         }
     }
 
     ok(a.outcome == NGX_HTTP_INVENTORY_STORAGE_FULL,
        "a full map answers storage-full after %d items", rc);
-    ok(replay_matches(&st, &events), "replay still equals projections");
+    ok(replay_matches(st, &events), "replay still equals projections");
     is_int(events, 5 + rc, "no event of the failed command");
 
-    is_int(ngx_http_inventory_store_stat(&st, &stat), 0, "stat");
+    is_int(ngx_http_inventory_store_stat(st, &stat), 0, "stat");
     is_int(stat.last_seq, 5 + rc, "stat: last seq");
 
-    ngx_http_inventory_store_close(&st);
+    ngx_http_inventory_store_close(st);
 
     /* reopened with a larger map, the store goes on */
     rc = ngx_http_inventory_store_open(&st, dir, 4 * 1024 * 1024, 1, 0);
     is_int(rc, 0, "store reopens with a larger map");
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "store-7");
     a.delta = 1;
-    is_int(run(&st, &a, 4000), NGX_HTTP_INVENTORY_OK, "write after growth");
+    is_int(run(st, &a, 4000), NGX_HTTP_INVENTORY_OK, "write after growth");
     is_int(a.last_seq, events + 1, "seq continues");
-    test_store_reservations(&st);
-    test_store_spoiled_batch(&st);
-    ok(replay_matches(&st, &events), "replay equals projections at the end");
-    ngx_http_inventory_store_close(&st);
+    test_store_reservations(st);
+    test_store_spoiled_batch(st);
+    test_store_low_stock(st);
+    ok(replay_matches(st, &events), "replay equals projections at the end");
+    ngx_http_inventory_store_close(st);
 
     test_store_remap(dir);
+    test_store_codes();
 
     snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
     if (system(cmdline) != 0) {

@@ -1,0 +1,78 @@
+/*
+ * The store's private header: the environment, its databases and what the
+ * store's files share.  Included only by the store's files, the admin
+ * tool's checker (verify) and the store's unit tests.  The functions below
+ * return LMDB's codes; ngx_http_inventory_store_rc() turns them into the
+ * store's at the public boundary.
+ */
+
+#ifndef _NGX_HTTP_INVENTORY_STORE_DB_H_INCLUDED_
+#define _NGX_HTTP_INVENTORY_STORE_DB_H_INCLUDED_
+
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "ngx_http_inventory_store.h"
+#include "ngx_http_inventory_codec.h"
+
+
+#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  1
+#define NGX_HTTP_INVENTORY_MAX_READERS     256
+
+/* results of one command besides LMDB's codes */
+#define NGX_HTTP_INVENTORY_EXEC_DONE       0
+#define NGX_HTTP_INVENTORY_EXEC_REJECT    -1
+#define NGX_HTTP_INVENTORY_EXEC_ANSWERED  -2
+
+
+struct ngx_http_inventory_store_s {
+    MDB_env                    *env;
+    MDB_dbi                     meta;
+    MDB_dbi                     log;           /* seq -> event */
+    MDB_dbi                     items;         /* sku, location -> item */
+    MDB_dbi                     item_events;   /* sku, location, ver -> seq */
+    MDB_dbi                     reservations;  /* id -> reservation */
+    MDB_dbi                     res_expiry;    /* expires_at, id -> "" */
+    MDB_dbi                     idempotency;   /* key -> response */
+    MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
+    MDB_dbi                     low_stock;     /* location, sku -> "" */
+    MDB_txn                    *rtxn;
+    /* held shared by a transaction, exclusively to adopt a grown map */
+    pthread_rwlock_t            remap;
+    uint64_t                    idem_ttl;      /* ms */
+    unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
+    unsigned                    reading:1;
+};
+
+
+/* the last seq and its time: the next event follows both */
+typedef struct {
+    uint64_t                    seq;
+    uint64_t                    at;
+} ngx_http_inventory_clock_t;
+
+
+/* ngx_http_inventory_store.c */
+int ngx_http_inventory_store_rc(int rc);
+void ngx_http_inventory_store_remap(ngx_http_inventory_store_t *st);
+
+/* ngx_http_inventory_store_query.c */
+int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_str_t sku,
+    ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
+int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+int ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res);
+
+/* ngx_http_inventory_store_idem.c */
+int ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd);
+int ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd);
+int ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t now, size_t max, size_t *purged);
+
+
+#endif /* _NGX_HTTP_INVENTORY_STORE_DB_H_INCLUDED_ */

@@ -1,0 +1,666 @@
+/*
+ * The store's write path: a batch of commands in one write transaction
+ * (begin, apply, commit, and the settling of a spoiled batch), each
+ * command's events appended to the log and the item's event index, the
+ * items' projections and their low-stock index, reservations and their
+ * expiry index; and the rebuild of the projections and indexes from the
+ * log, with the same functions.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_inventory_store_db.h"
+#include "ngx_http_inventory_render.h"
+
+
+static int ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc);
+static void ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd,
+    int rc);
+static int ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+static int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
+    MDB_txn **txn);
+static void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
+static int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+static unsigned ngx_http_inventory_store_outcome(int rc);
+static int ngx_http_inventory_store_run(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_put_reservation(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd);
+static int ngx_http_inventory_store_load(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+static int ngx_http_inventory_store_append(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot,
+    ngx_http_inventory_event_t *ev, ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
+    uint64_t version);
+static int ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+
+
+/*
+ * The commands of a batch share the transaction without nested ones: a
+ * command the domain refuses writes nothing, so only an LMDB error (a full
+ * map) can spoil a batch.  Then the batch is rolled back and each command
+ * runs again in a transaction of its own, so that the others still commit
+ * and only the failing one is answered with the error.  Either way the
+ * result equals the commands applied one by one, in order.
+ */
+
+int
+ngx_http_inventory_store_write(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_store_batch_t *b)
+{
+    int       rc;
+    MDB_txn  *txn;
+
+    rc = ngx_http_inventory_store_begin(st, &txn);
+
+    /* called also when beginning failed: what it takes is answered */
+    if (b->fill) {
+        b->fill(b);
+    }
+
+    if (rc == 0) {
+        if (b->n == 0) {
+            ngx_http_inventory_store_abort(st, txn);
+            return NGX_HTTP_INVENTORY_STORE_OK;
+        }
+
+        rc = ngx_http_inventory_store_apply(st, txn, b->cmds, b->n, b->now);
+    }
+
+    rc = ngx_http_inventory_store_settle(st, b->cmds, b->n, b->now, rc);
+
+    return ngx_http_inventory_store_rc(rc);
+}
+
+
+/* after a batch that failed with rc: each command on its own */
+
+static int
+ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc)
+{
+    int     any;
+    size_t  i;
+
+    if (rc == 0) {
+        return 0;
+    }
+
+    if (n == 1) {
+        ngx_http_inventory_store_failed(cmds[0], rc);
+        return rc;
+    }
+
+    any = 0;
+
+    for (i = 0; i < n; i++) {
+        free(cmds[i]->body);
+        cmds[i]->body = NULL;
+
+        if (ngx_http_inventory_store_transact(st, &cmds[i], 1, now) == 0) {
+            any = 1;
+
+        } else {
+            ngx_http_inventory_store_failed(cmds[i], rc);
+        }
+    }
+
+    return any ? 0 : rc;
+}
+
+
+static void
+ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd, int rc)
+{
+    free(cmd->body);
+    cmd->body = NULL;
+    cmd->appended = 0;
+    cmd->last_seq = 0;
+    cmd->outcome = ngx_http_inventory_store_outcome(rc);
+    ngx_http_inventory_render_outcome(cmd);
+}
+
+
+/* the commands in one transaction of their own, committed or not at all */
+
+static int
+ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+{
+    int       rc;
+    MDB_txn  *txn;
+
+    rc = ngx_http_inventory_store_begin(st, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+
+    return ngx_http_inventory_store_apply(st, txn, cmds, n, now);
+}
+
+
+/*
+ * The write transaction: waits for any other writer, in any process.  It
+ * ends in store_apply() or store_abort().
+ */
+
+static int
+ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
+{
+    int  rc, tries;
+
+    for (tries = 0; /* void */ ; tries++) {
+        (void) pthread_rwlock_rdlock(&st->remap);
+
+        rc = mdb_txn_begin(st->env, NULL, 0, txn);
+
+        if (rc == 0) {
+            return 0;
+        }
+
+        (void) pthread_rwlock_unlock(&st->remap);
+
+        if (rc != MDB_MAP_RESIZED || tries > 0) {
+            return rc;
+        }
+
+        ngx_http_inventory_store_remap(st);
+    }
+}
+
+
+static void
+ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    (void) pthread_rwlock_unlock(&st->remap);
+}
+
+
+/*
+ * Runs the commands in a transaction from store_begin() and commits it, or
+ * aborts it on an LMDB error (returned; the commands' bodies are freed).
+ */
+
+static int
+ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+{
+    int                         rc;
+    size_t                      i;
+    ngx_http_inventory_clock_t  clock;
+
+    for (i = 0; i < n; i++) {
+        cmds[i]->body = NULL;
+        cmds[i]->body_len = 0;
+    }
+
+    rc = ngx_http_inventory_store_clock(st, txn, &clock);
+
+    /* event times never go backwards, whatever the wall clock does */
+    if (now > clock.at) {
+        clock.at = now;
+    }
+
+    for (i = 0; rc == 0 && i < n; i++) {
+        rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
+    }
+
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+
+    } else {
+        rc = mdb_txn_commit(txn);
+    }
+
+    (void) pthread_rwlock_unlock(&st->remap);
+
+    if (rc != 0) {
+        for (i = 0; i < n; i++) {
+            free(cmds[i]->body);
+            cmds[i]->body = NULL;
+        }
+    }
+
+    return rc;
+}
+
+
+static unsigned
+ngx_http_inventory_store_outcome(int rc)
+{
+    return rc == MDB_MAP_FULL ? NGX_HTTP_INVENTORY_STORAGE_FULL
+                              : NGX_HTTP_INVENTORY_UNAVAILABLE;
+}
+
+
+/*
+ * Runs one command in the batch's transaction: the idempotency check, the
+ * command, its rendered response and the idempotency record.  Returns an
+ * LMDB error when the transaction can no longer be used.
+ */
+
+static int
+ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock)
+{
+    int     rc;
+    size_t  purged;
+
+    cmd->now = clock->at;
+    cmd->appended = 0;
+    cmd->last_seq = 0;
+
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        rc = ngx_http_inventory_store_purge(st, txn, cmd->now,
+                                            (size_t) cmd->quantity, &purged);
+        cmd->outcome = NGX_HTTP_INVENTORY_OK;
+        cmd->available = (int64_t) purged;
+        return rc;
+    }
+
+    rc = ngx_http_inventory_store_idem_check(st, txn, cmd);
+
+    if (rc == NGX_HTTP_INVENTORY_EXEC_ANSWERED) {
+        /* a replay or a reused key: answered, nothing to write */
+        return 0;
+    }
+
+    if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
+        rc = ngx_http_inventory_store_exec_one(st, txn, cmd, clock);
+    }
+
+    if (rc != NGX_HTTP_INVENTORY_EXEC_DONE
+        && rc != NGX_HTTP_INVENTORY_EXEC_REJECT)
+    {
+        return rc;
+    }
+
+    ngx_http_inventory_render_outcome(cmd);
+
+    return ngx_http_inventory_store_idem_put(st, txn, cmd);
+}
+
+
+/*
+ * Returns EXEC_DONE when the command's events are written, EXEC_REJECT when
+ * the domain rules refused it (its outcome says why; nothing was written),
+ * or an LMDB error.
+ */
+
+static int
+ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                         rc;
+    size_t                      i, nevents;
+    uint64_t                    first_seq;
+    size_t                      slot_of[NGX_HTTP_INVENTORY_MAX_EVENTS];
+    ngx_http_inventory_event_t  events[NGX_HTTP_INVENTORY_MAX_EVENTS];
+
+    if (cmd->type >= NGX_HTTP_INVENTORY_CMD_COMMIT
+        && cmd->type <= NGX_HTTP_INVENTORY_CMD_EXPIRE)
+    {
+        rc = ngx_http_inventory_store_reservation(st, txn, cmd->res.id,
+                                                  &cmd->res);
+        if (rc == MDB_NOTFOUND) {
+            cmd->outcome = NGX_HTTP_INVENTORY_NOT_FOUND;
+            return NGX_HTTP_INVENTORY_EXEC_REJECT;
+        }
+
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    ngx_http_inventory_cmd_slots(cmd);
+
+    for (i = 0; i < cmd->nslots; i++) {
+        rc = ngx_http_inventory_store_load(st, txn, &cmd->slots[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    cmd->outcome = ngx_http_inventory_decide(cmd, events, &nevents, slot_of);
+
+    if (cmd->outcome != NGX_HTTP_INVENTORY_OK
+        && cmd->outcome != NGX_HTTP_INVENTORY_CREATED)
+    {
+        return NGX_HTTP_INVENTORY_EXEC_REJECT;
+    }
+
+    first_seq = clock->seq;
+
+    for (i = 0; i < nevents; i++) {
+        rc = ngx_http_inventory_store_append(st, txn, &cmd->slots[slot_of[i]],
+                                             &events[i], clock);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    for (i = 0; i < cmd->nslots; i++) {
+        rc = ngx_http_inventory_store_put_item(st, txn, &cmd->slots[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    if (cmd->type >= NGX_HTTP_INVENTORY_CMD_RESERVE
+        && cmd->type <= NGX_HTTP_INVENTORY_CMD_EXPIRE)
+    {
+        rc = ngx_http_inventory_store_put_reservation(st, txn, cmd);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    cmd->appended = (unsigned) (clock->seq - first_seq);
+    cmd->last_seq = clock->seq;
+
+    return NGX_HTTP_INVENTORY_EXEC_DONE;
+}
+
+
+/* the record, and its place in the expiry index while it is active */
+
+static int
+ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd)
+{
+    int                                rc;
+    MDB_val                            key, val;
+    unsigned char                      ekey[NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN];
+    ngx_http_inventory_reservation_t  *res;
+
+    res = &cmd->res;
+
+    key.mv_data = res->id;
+    key.mv_size = NGX_HTTP_INVENTORY_RES_ID_LEN;
+    val.mv_size = ngx_http_inventory_reservation_encode(st->res_buf, res);
+    val.mv_data = st->res_buf;
+
+    rc = mdb_put(txn, st->reservations, &key, &val,
+                 cmd->type == NGX_HTTP_INVENTORY_CMD_RESERVE
+                 ? MDB_NOOVERWRITE : 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    key.mv_data = ekey;
+    key.mv_size = ngx_http_inventory_expiry_key(ekey, res->expires_at,
+                                                res->id,
+                                                NGX_HTTP_INVENTORY_RES_ID_LEN);
+
+    if (cmd->type != NGX_HTTP_INVENTORY_CMD_RESERVE) {
+        rc = mdb_del(txn, st->res_expiry, &key, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    return mdb_put(txn, st->res_expiry, &key, &val, 0);
+}
+
+
+static int
+ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_slot_t *slot)
+{
+    int  rc;
+
+    rc = ngx_http_inventory_store_item(st, txn, slot->sku, slot->location,
+                                       &slot->item);
+
+    if (rc == MDB_NOTFOUND) {
+        memset(&slot->item, 0, sizeof(ngx_http_inventory_item_t));
+        slot->exists = 0;
+        slot->was_low = 0;
+        return 0;
+    }
+
+    slot->exists = (rc == 0);
+    slot->was_low = ngx_http_inventory_low_stock(&slot->item);
+
+    return rc;
+}
+
+
+/* appends one event to the log and the item's index, then LowStockDetected
+ * if the event turned the item's low_stock on */
+
+static int
+ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_slot_t *slot, ngx_http_inventory_event_t *ev,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                         rc, low;
+    MDB_val                     key, val;
+    unsigned char               seq[8];
+    unsigned char               rec[NGX_HTTP_INVENTORY_EVENT_RECORD_MAX];
+    ngx_http_inventory_item_t   before;
+    ngx_http_inventory_event_t  low_ev;
+
+    for (low = 0; ev; low++) {
+        before = slot->item;
+
+        ev->seq = ++clock->seq;
+        ev->version = slot->item.version + 1;
+        ev->at = clock->at;
+
+        if (ngx_http_inventory_event_apply(&slot->item, ev) != 0) {
+            return MDB_CORRUPTED;
+        }
+
+        ngx_http_inventory_put_u64(seq, ev->seq);
+
+        key.mv_data = seq;
+        key.mv_size = 8;
+        val.mv_data = rec;
+        val.mv_size = ngx_http_inventory_event_encode(rec, ev);
+
+        rc = mdb_put(txn, st->log, &key, &val, MDB_APPEND);
+        if (rc != 0) {
+            return rc;
+        }
+
+        rc = ngx_http_inventory_store_put_index(st, txn, slot, ev->seq,
+                                                ev->version);
+        if (rc != 0) {
+            return rc;
+        }
+
+        ev = NULL;
+
+        if (!low && ngx_http_inventory_low_stock_detected(&before,
+                                                          &slot->item))
+        {
+            memset(&low_ev, 0, sizeof(ngx_http_inventory_event_t));
+            low_ev.type = NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED;
+            low_ev.sku = slot->sku;
+            low_ev.location = slot->location;
+            low_ev.available = ngx_http_inventory_available(&slot->item);
+            low_ev.min_level = slot->item.min_level;
+            ev = &low_ev;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot)
+{
+    int            rc, low;
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char  rec[NGX_HTTP_INVENTORY_ITEM_RECORD_LEN];
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_key(kbuf, slot->sku,
+                                              slot->location);
+
+    ngx_http_inventory_item_encode(rec, &slot->item);
+    val.mv_data = rec;
+    val.mv_size = sizeof(rec);
+
+    rc = mdb_put(txn, st->items, &key, &val, 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* the low-stock index follows the projection in the same transaction */
+    low = ngx_http_inventory_low_stock(&slot->item);
+
+    if (low == (int) slot->was_low) {
+        return 0;
+    }
+
+    key.mv_size = ngx_http_inventory_low_key(kbuf, slot->sku, slot->location);
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    if (low) {
+        return mdb_put(txn, st->low_stock, &key, &val, 0);
+    }
+
+    rc = mdb_del(txn, st->low_stock, &key, NULL);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+/* the item as the event left it, under the event's version: as_of reads it */
+
+static int
+ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
+    uint64_t version)
+{
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char  rec[NGX_HTTP_INVENTORY_INDEX_RECORD_LEN];
+
+    ngx_http_inventory_put_u64(rec, seq);
+    ngx_http_inventory_item_encode(rec + 8, &slot->item);
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_item_event_key(kbuf, slot->sku,
+                                                    slot->location, version);
+    val.mv_data = rec;
+    val.mv_size = sizeof(rec);
+
+    return mdb_put(txn, st->item_events, &key, &val, 0);
+}
+
+
+/*
+ * Replays the log into emptied items, item_events and low_stock, each
+ * event as the write path writes it: load the item, apply the event, put
+ * the item (and its low-stock entry) and the event's index record.
+ */
+
+int
+ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
+    uint64_t *events, uint64_t *bad)
+{
+    int                         rc;
+    uint64_t                    seq;
+    MDB_txn                    *txn;
+    MDB_val                     key, val;
+    MDB_cursor                 *cur;
+    ngx_http_inventory_slot_t   slot;
+    ngx_http_inventory_event_t  ev;
+
+    *events = 0;
+    *bad = 0;
+
+    rc = ngx_http_inventory_store_begin(st, &txn);
+    if (rc != 0) {
+        return ngx_http_inventory_store_rc(rc);
+    }
+
+    if ((rc = mdb_drop(txn, st->items, 0)) != 0
+        || (rc = mdb_drop(txn, st->item_events, 0)) != 0
+        || (rc = mdb_drop(txn, st->low_stock, 0)) != 0
+        || (rc = mdb_cursor_open(txn, st->log, &cur)) != 0)
+    {
+        ngx_http_inventory_store_abort(st, txn);
+        return ngx_http_inventory_store_rc(rc);
+    }
+
+    memset(&slot, 0, sizeof(ngx_http_inventory_slot_t));
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size != 8
+            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
+               != 0)
+        {
+            *bad = UINT64_MAX;
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        seq = ngx_http_inventory_get_u64(key.mv_data);
+        slot.sku = ev.sku;
+        slot.location = ev.location;
+
+        rc = ngx_http_inventory_store_load(st, txn, &slot);
+        if (rc != 0) {
+            break;
+        }
+
+        if (ngx_http_inventory_event_apply(&slot.item, &ev) != 0) {
+            *bad = seq;
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        rc = ngx_http_inventory_store_put_item(st, txn, &slot);
+
+        if (rc == 0) {
+            rc = ngx_http_inventory_store_put_index(st, txn, &slot, seq,
+                                                    ev.version);
+        }
+
+        if (rc != 0) {
+            break;
+        }
+
+        (*events)++;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != MDB_NOTFOUND) {
+        ngx_http_inventory_store_abort(st, txn);
+        return ngx_http_inventory_store_rc(rc);
+    }
+
+    rc = mdb_txn_commit(txn);
+    (void) pthread_rwlock_unlock(&st->remap);
+
+    return ngx_http_inventory_store_rc(rc);
+}
