@@ -10,33 +10,6 @@
 #include "ngx_http_inventory_module.h"
 
 
-/* a query argument, percent-decoded; NGX_DECLINED when absent */
-
-ngx_int_t
-ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
-{
-    ngx_http_inventory_str_t  raw;
-
-    if (ngx_http_inventory_query_arg((char *) r->args.data, r->args.len, name,
-                                     &raw)
-        != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    value->data = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
-    if (value->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    value->len = ngx_http_inventory_unescape((char *) value->data, raw.data,
-                                             raw.len);
-
-    return NGX_OK;
-}
-
-
 /* the argument as it came, not decoded; NGX_DECLINED when absent */
 
 ngx_int_t
@@ -54,6 +27,30 @@ ngx_http_inventory_arg_raw(ngx_http_request_t *r, const char *name,
 
     value->data = (u_char *) raw.data;
     value->len = raw.len;
+
+    return NGX_OK;
+}
+
+
+/* a query argument, percent-decoded; NGX_DECLINED when absent */
+
+ngx_int_t
+ngx_http_inventory_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_str_t  raw;
+
+    if (ngx_http_inventory_arg_raw(r, name, &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    value->data = ngx_pnalloc(r->pool, raw.len ? raw.len : 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->len = ngx_http_inventory_unescape((char *) value->data,
+                                             (char *) raw.data, raw.len);
 
     return NGX_OK;
 }
