@@ -659,6 +659,13 @@ ngx_http_inventory_verify_reservations(ngx_http_inventory_verify_t *v)
 
     ngx_http_inventory_verify_close(v, cur, rc, "the items");
 
+    /* lines on items that would sort after the last one there is */
+    while (k < n) {
+        ngx_http_inventory_verify_report(v, "an active reservation holds "
+                                         "stock of an unknown item");
+        k++;
+    }
+
 done:
 
     free(holds);

@@ -211,13 +211,14 @@ verify_ok($D, $N, 'after rebuilds during writes');
 # whenever updated_at does, so a -p round trip corrupts items at random.
 # load_record($db, $key, $value): mdb_load of that one record (hex format)
 sub load_record {
-    my ($db, $key, $value) = @_;
-    my $f = "$_[3]/load-$db.txt";
+    my ($db, $key, $value, $tmp, $store) = @_;
+    $store //= $D;
+    my $f = "$tmp/load-$db.txt";
     open my $fh, '>', $f or die "$f: $!";
     print {$fh} "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n",
         ' ', unpack('H*', $key), "\n ", unpack('H*', $value), "\nDATA=END\n";
     close $fh;
-    system("mdb_load -s $db -f '$f' '$D' >'$f.out' 2>&1");
+    system("mdb_load -s $db -f '$f' '$store' >'$f.out' 2>&1");
     my $rc = $?;
     diag `cat '$f.out'` if $rc;
     return $rc;
@@ -341,6 +342,31 @@ $n->restart;
 my $l = $n->req(GET => '/v1/low-stock?limit=1000');
 is($l->{status}, 200, 'low-stock served after the repair');
 is(scalar @{ $l->{json}{items} // [] }, $n_low, '... with the real low items');
+
+# --- an active reservation of an item that does not exist ------------------------------
+# its item key sorts after every item there is: verify reports it too (on a
+# copy of the store, made by mdb_copy while nginx serves)
+{
+    my $copy = "$tmp/ghost-store";
+    mkdir $copy or die "$copy: $!";
+    is(system("mdb_copy '$D' '$copy'"), 0, 'mdb_copy of the store');
+    my $id = 'r_' . ('z' x 22);
+    my $str = sub { pack('n', length $_[0]) . $_[0] };
+    my $res = pack('C', 1) . pack('Q>3', 1000, 4102444800000, 0) . $str->('')
+              . pack('n', 1) . $str->('zzzz') . $str->('zzzz')
+              . pack('Q>', 2);
+    is(load_record('reservations', $id, $res, $tmp, $copy), 0,
+       'mdb_load -s reservations of an active one on an unknown item');
+    is(load_record('reservation_expiry', pack('Q>', 4102444800000) . $id, '',
+                   $tmp, $copy), 0, '... with its expiry entry');
+    ($rc, $out) = admin_run('verify', $copy);
+    is($rc, 1, 'verify: exit 1');
+    like($out, qr/^problem: an active reservation holds stock of an unknown item$/m,
+         '... an active reservation holds stock of an unknown item')
+        or diag $out;
+    unlike($out, qr/^problem: (?!an active reservation holds)/m,
+           '... and nothing else');
+}
 
 # --- usage errors -----------------------------------------------------------------------
 for my $c ([[], 'no arguments'], [['verify'], 'no store'],
