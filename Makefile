@@ -14,7 +14,7 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_store_idem.c \
                src/ngx_http_inventory_uri.c src/ngx_http_inventory_proc.c
 # the offline tool: CORE_SRCS and these
-ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_verify.c
+ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_store_verify.c
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc

@@ -22,9 +22,14 @@
 
 #include "ngx_http_inventory_store.h"
 #include "ngx_http_inventory_render.h"
-#include "ngx_http_inventory_verify.h"
 
 
+/* problem lines verify prints; the summary counts them all */
+#define NGX_HTTP_INVENTORY_ADMIN_MAX_PROBLEMS  50
+
+
+static int ngx_http_inventory_admin_verify(ngx_http_inventory_store_t *st);
+static void ngx_http_inventory_admin_problem(void *ctx, const char *line);
 static int ngx_http_inventory_admin_rebuild(ngx_http_inventory_store_t *st,
     int force);
 static int ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st,
@@ -99,7 +104,7 @@ main(int argc, char **argv)
     }
 
     if (strcmp(cmd, "verify") == 0) {
-        rc = ngx_http_inventory_verify(st);
+        rc = ngx_http_inventory_admin_verify(st);
 
     } else if (strcmp(cmd, "rebuild") == 0) {
         rc = ngx_http_inventory_admin_rebuild(st, force);
@@ -127,6 +132,47 @@ main(int argc, char **argv)
  * log, in one write transaction: writers wait meanwhile, readers see the
  * old state until it commits.
  */
+
+/* the store's checker: its problems, the first 50 of them, then a summary */
+
+static int
+ngx_http_inventory_admin_verify(ngx_http_inventory_store_t *st)
+{
+    int            rc;
+    uint64_t       events;
+    unsigned long  problems, shown;
+
+    shown = 0;
+
+    rc = ngx_http_inventory_store_verify(st, ngx_http_inventory_admin_problem,
+                                         &shown, &events, &problems);
+    if (rc != 0) {
+        fprintf(stderr, "verify: %s\n",
+                ngx_http_inventory_store_strerror(rc));
+        return 2;
+    }
+
+    if (problems) {
+        printf("verify: %lu problem(s)\n", problems);
+        return 1;
+    }
+
+    printf("verify: ok, %llu events\n", (unsigned long long) events);
+
+    return 0;
+}
+
+
+static void
+ngx_http_inventory_admin_problem(void *ctx, const char *line)
+{
+    unsigned long  *shown = ctx;
+
+    if ((*shown)++ < NGX_HTTP_INVENTORY_ADMIN_MAX_PROBLEMS) {
+        printf("problem: %s\n", line);
+    }
+}
+
 
 static int
 ngx_http_inventory_admin_rebuild(ngx_http_inventory_store_t *st, int force)

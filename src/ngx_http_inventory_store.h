@@ -305,5 +305,22 @@ int ngx_http_inventory_store_write(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
     uint64_t *events, uint64_t *bad);
 
+/* a problem found by store_verify(), as a line of text */
+typedef void (*ngx_http_inventory_problem_pt)(void *ctx, const char *line);
+
+/*
+ * Checks the log, the projections and every index against each other in
+ * one snapshot: seq gap-free from 1, every event indexed and readable,
+ * each item equal to the replay of its events, the low-stock and expiry
+ * indexes and the reserved quantities equal to what the records say.
+ * Calls handler once per problem (the line is valid during the call);
+ * *events: the log's events, *problems: how many were found.  Returns OK
+ * when the check ran (problems or not), or the error that kept it from
+ * starting.  Writes nothing: safe while nginx serves.
+ */
+int ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_problem_pt handler, void *ctx, uint64_t *events,
+    unsigned long *problems);
+
 
 #endif /* _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_ */

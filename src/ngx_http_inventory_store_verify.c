@@ -1,9 +1,8 @@
 /*
- * inventory-admin verify: a pure checker of a store, in one read
- * transaction.  Replays every item's events and compares them with the
- * projections and the indexes; whatever cannot be read is a problem too.
- * It reads the databases directly (the store's private header), and writes
- * nothing.
+ * The store's checker (inventory-admin verify), in one read transaction:
+ * replays every item's events and compares them with the projections and
+ * the indexes; whatever cannot be read is a problem too.  Each problem goes
+ * to the caller's handler as a line of text; nothing is written.
  */
 
 #include <stdarg.h>
@@ -12,15 +11,16 @@
 #include <string.h>
 
 #include "ngx_http_inventory_store_db.h"
-#include "ngx_http_inventory_verify.h"
 
 
-#define NGX_HTTP_INVENTORY_VERIFY_MAX_PROBLEMS  50
+#define NGX_HTTP_INVENTORY_VERIFY_LINE  512
 
 
 typedef struct {
     ngx_http_inventory_store_t  *st;
     MDB_txn                     *txn;
+    ngx_http_inventory_problem_pt  handler;
+    void                        *ctx;
     unsigned long                problems;
 } ngx_http_inventory_verify_t;
 
@@ -49,30 +49,33 @@ static int ngx_http_inventory_hold_cmp(const void *one, const void *two);
 
 
 int
-ngx_http_inventory_verify(ngx_http_inventory_store_t *st)
+ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_problem_pt handler, void *ctx, uint64_t *events,
+    unsigned long *problems)
 {
     int                          rc;
-    uint64_t                     events, indexed;
+    uint64_t                     indexed;
     ngx_http_inventory_verify_t  v;
 
     memset(&v, 0, sizeof(v));
     v.st = st;
+    v.handler = handler;
+    v.ctx = ctx;
+    *events = 0;
+    *problems = 0;
 
     rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &v.txn);
     if (rc != 0) {
-        fprintf(stderr, "verify: %s\n",
-                ngx_http_inventory_store_strerror(
-                    ngx_http_inventory_store_rc(rc)));
-        return 2;
+        return ngx_http_inventory_store_rc(rc);
     }
 
-    ngx_http_inventory_verify_log(&v, &events);
+    ngx_http_inventory_verify_log(&v, events);
     ngx_http_inventory_verify_items(&v, &indexed);
 
-    if (indexed != events) {
+    if (indexed != *events) {
         ngx_http_inventory_verify_report(&v, "the log holds %llu events, "
                                          "the item indexes %llu",
-                                         (unsigned long long) events,
+                                         (unsigned long long) *events,
                                          (unsigned long long) indexed);
     }
 
@@ -82,14 +85,9 @@ ngx_http_inventory_verify(ngx_http_inventory_store_t *st)
 
     mdb_txn_abort(v.txn);
 
-    if (v.problems) {
-        printf("verify: %lu problem(s)\n", v.problems);
-        return 1;
-    }
+    *problems = v.problems;
 
-    printf("verify: ok, %llu events\n", (unsigned long long) events);
-
-    return 0;
+    return NGX_HTTP_INVENTORY_STORE_OK;
 }
 
 
@@ -97,17 +95,15 @@ static void
 ngx_http_inventory_verify_report(ngx_http_inventory_verify_t *v,
     const char *fmt, ...)
 {
+    char     line[NGX_HTTP_INVENTORY_VERIFY_LINE];
     va_list  args;
 
-    if (v->problems++ >= NGX_HTTP_INVENTORY_VERIFY_MAX_PROBLEMS) {
-        return;
-    }
-
     va_start(args, fmt);
-    printf("problem: ");
-    vprintf(fmt, args);
-    printf("\n");
+    (void) vsnprintf(line, sizeof(line), fmt, args);
     va_end(args);
+
+    v->handler(v->ctx, line);
+    v->problems++;
 }
 
 
