@@ -42,6 +42,8 @@ static void ngx_http_inventory_render_counts_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_shorts(yajl_gen g,
     const ngx_http_inventory_cmd_t *cmd);
+static int ngx_http_inventory_page_last(ngx_http_inventory_page_t *pg,
+    const char *key);
 static void ngx_http_inventory_page_close(ngx_http_inventory_page_t *pg);
 
 
@@ -740,12 +742,9 @@ void
 ngx_http_inventory_page_close_int(ngx_http_inventory_page_t *pg,
     const char *key, int has, uint64_t value)
 {
-    if (pg->gen == NULL) {
+    if (!ngx_http_inventory_page_last(pg, key)) {
         return;
     }
-
-    yajl_gen_array_close(pg->gen);
-    ngx_http_inventory_gen_str(pg->gen, key);
 
     if (has) {
         yajl_gen_integer(pg->gen, (long long) value);
@@ -764,12 +763,9 @@ void
 ngx_http_inventory_page_close_str(ngx_http_inventory_page_t *pg,
     const char *key, const unsigned char *s, size_t len)
 {
-    if (pg->gen == NULL) {
+    if (!ngx_http_inventory_page_last(pg, key)) {
         return;
     }
-
-    yajl_gen_array_close(pg->gen);
-    ngx_http_inventory_gen_str(pg->gen, key);
 
     if (s) {
         yajl_gen_string(pg->gen, s, len);
@@ -779,6 +775,22 @@ ngx_http_inventory_page_close_str(ngx_http_inventory_page_t *pg,
     }
 
     ngx_http_inventory_page_close(pg);
+}
+
+
+/* ends the list and opens the last member; 0 if the page failed */
+
+static int
+ngx_http_inventory_page_last(ngx_http_inventory_page_t *pg, const char *key)
+{
+    if (pg->gen == NULL) {
+        return 0;
+    }
+
+    yajl_gen_array_close(pg->gen);
+    ngx_http_inventory_gen_str(pg->gen, key);
+
+    return 1;
 }
 
 

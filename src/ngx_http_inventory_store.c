@@ -544,16 +544,9 @@ ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st, MDB_txn *txn,
     rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
 
     if (rc == 0) {
-        if (key.mv_size != 8
-            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
-               != 0)
-        {
-            rc = MDB_CORRUPTED;
-
-        } else {
-            clock->seq = ngx_http_inventory_get_u64(key.mv_data);
-            clock->at = ev.at;
-        }
+        rc = ngx_http_inventory_store_log_event(&key, &val, &ev);
+        clock->seq = ev.seq;
+        clock->at = ev.at;
 
     } else if (rc == MDB_NOTFOUND) {
         rc = 0;
@@ -562,4 +555,24 @@ ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st, MDB_txn *txn,
     mdb_cursor_close(cur);
 
     return rc;
+}
+
+
+/* a record of the log as the event it holds, with its seq */
+
+int
+ngx_http_inventory_store_log_event(const MDB_val *key, const MDB_val *val,
+    ngx_http_inventory_event_t *ev)
+{
+    if (key->mv_size != 8
+        || ngx_http_inventory_event_decode(val->mv_data, val->mv_size, ev)
+           != 0)
+    {
+        memset(ev, 0, sizeof(ngx_http_inventory_event_t));
+        return MDB_CORRUPTED;
+    }
+
+    ev->seq = ngx_http_inventory_get_u64(key->mv_data);
+
+    return 0;
 }

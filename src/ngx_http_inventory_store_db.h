@@ -56,13 +56,15 @@ typedef struct {
 /* ngx_http_inventory_store.c */
 int ngx_http_inventory_store_rc(int rc);
 void ngx_http_inventory_store_remap(ngx_http_inventory_store_t *st);
+int ngx_http_inventory_store_log_event(const MDB_val *key,
+    const MDB_val *val, ngx_http_inventory_event_t *ev);
+int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_clock_t *clock);
 
 /* ngx_http_inventory_store_query.c */
 int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_str_t sku,
     ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
-int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, ngx_http_inventory_clock_t *clock);
 int ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res);
 

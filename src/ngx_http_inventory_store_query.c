@@ -307,15 +307,10 @@ ngx_http_inventory_store_log(ngx_http_inventory_store_t *st, uint64_t after,
          rc == 0 && count < limit;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
     {
-        if (key.mv_size != 8
-            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
-               != 0)
-        {
-            rc = MDB_CORRUPTED;
+        rc = ngx_http_inventory_store_log_event(&key, &val, &ev);
+        if (rc != 0) {
             break;
         }
-
-        ev.seq = ngx_http_inventory_get_u64(key.mv_data);
 
         rc = handler(ctx, &ev);
         if (rc != 0) {

@@ -614,16 +614,13 @@ ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
          rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
     {
-        if (key.mv_size != 8
-            || ngx_http_inventory_event_decode(val.mv_data, val.mv_size, &ev)
-               != 0)
-        {
+        rc = ngx_http_inventory_store_log_event(&key, &val, &ev);
+        if (rc != 0) {
             *bad = UINT64_MAX;
-            rc = MDB_CORRUPTED;
             break;
         }
 
-        seq = ngx_http_inventory_get_u64(key.mv_data);
+        seq = ev.seq;
         slot.sku = ev.sku;
         slot.location = ev.location;
 

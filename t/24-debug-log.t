@@ -13,23 +13,7 @@ plan skip_all => 'nginx is built without --with-debug'
 
 # the main error log at debug_http: group commits and the expiry sweep
 # belong to the worker, not to one request
-my $n = InvTest->start(conf => <<'CONF');
-load_module %%MODULE%%;
-worker_processes 2;
-error_log %%DIR%%/error.log debug_http;
-pid %%DIR%%/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log %%DIR%%/access.log;
-    client_body_temp_path %%DIR%%/body;
-    inventory_store %%DATADIR%%;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location /v1/ { inventory; }
-        location = /metrics { inventory_metrics; }
-    }
-}
-CONF
+my $n = InvTest->start(log_level => 'debug_http');
 my $log = $n->dir . '/error.log';
 
 is($n->put_item('D-1', 's1', { on_hand => 5 })->{status}, 201, 'PUT');

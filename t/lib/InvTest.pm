@@ -228,6 +228,9 @@ sub san_reports_ok {
 # instances: start / stop / restart / reload
 # ==========================================================================
 
+# InvTest->start(%opt): workers, datadir, store_args, http_extra,
+# server_extra, location_extra, log_level (of the error log, default info),
+# or conf (a whole configuration with %%PLACEHOLDERS%%)
 sub start {
     my ($class, %opt) = @_;
 
@@ -275,10 +278,11 @@ sub _write_conf {
         my $http_extra = $o->{http_extra} // '';
         my $server_extra = $o->{server_extra} // '';
         my $location_extra = $o->{location_extra} // '';
+        my $log_level = $o->{log_level} // 'info';
         $conf = <<"EOF";
 load_module $self->{module};
 worker_processes $self->{workers};
-error_log $dir/error.log info;
+error_log $dir/error.log $log_level;
 pid $dir/nginx.pid;
 events { worker_connections 1024; }
 http {
