@@ -62,7 +62,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    if (!imcf->store_open) {
+    if (imcf->store == NULL) {
         return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
                                          "the store is not open", NULL);
     }

@@ -221,7 +221,7 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       sh->write_errors);
     }
 
-    if (imcf->store_open
+    if (imcf->store
         && ngx_http_inventory_store_stat(imcf->store, &stat) == 0)
     {
         p = ngx_http_inventory_metric(p, last, "inventory_store_map_size_bytes",

@@ -263,7 +263,7 @@ ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
      *
      *     imcf->store_path = { 0, NULL };
      *     imcf->shm_zone = NULL;
-     *     imcf->store_open = 0;
+     *     imcf->store = NULL;
      */
 
     imcf->map_size = NGX_CONF_UNSET_SIZE;
@@ -903,7 +903,6 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    imcf->store_open = 1;
     ngx_http_inventory_store_set_idem_ttl(imcf->store, imcf->idempotency_ttl);
 
     if (ngx_http_inventory_commit_init(cycle, imcf) != NGX_OK) {
@@ -931,13 +930,12 @@ ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
 
     imcf = ngx_http_inventory_cycle_conf(cycle);
 
-    if (imcf == NULL || !imcf->store_open) {
+    if (imcf == NULL || imcf->store == NULL) {
         return;
     }
 
     ngx_http_inventory_store_close(imcf->store);
     imcf->store = NULL;
-    imcf->store_open = 0;
 }
 
 

@@ -81,14 +81,13 @@ typedef struct {
     ngx_event_t                 expiry;
     ngx_event_t                 feed_poll;
     ngx_queue_t                 waiters;       /* long-polling requests */
-    ngx_http_inventory_store_t *store;      /* this process's environment */
+    ngx_http_inventory_store_t *store;      /* this process's; NULL: closed */
     ngx_str_t                   thread_pool;
     ngx_uint_t                  batch_max;
     ngx_http_inventory_committer_t  *committer;
     uint64_t                    purge_at;     /* ms */
     ngx_uint_t                  sweeping;     /* unsigned: 1 */
     ngx_uint_t                  purge_behind; /* unsigned: 1 */
-    ngx_uint_t                  store_open;  /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
 } ngx_http_inventory_main_conf_t;
 

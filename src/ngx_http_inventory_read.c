@@ -54,7 +54,7 @@ ngx_http_inventory_health(ngx_http_request_t *r)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = imcf->store_open ? ngx_http_inventory_store_stat(imcf->store, &stat)
+    rc = imcf->store ? ngx_http_inventory_store_stat(imcf->store, &stat)
                           : NGX_HTTP_INVENTORY_STORE_FAILED;
 
     if (rc != 0) {
