@@ -8,7 +8,8 @@ ASAN_MODULE := $(BUILD)/asan/ngx_http_inventory_module.so
 SRCS        := $(wildcard src/*.c src/*.h) config
 CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
-               src/ngx_http_inventory_render.c src/ngx_http_inventory_store.c \
+               src/ngx_http_inventory_render.c src/ngx_http_inventory_pack.c \
+               src/ngx_http_inventory_store.c \
                src/ngx_http_inventory_store_query.c \
                src/ngx_http_inventory_store_write.c \
                src/ngx_http_inventory_store_idem.c \

@@ -1,64 +1,254 @@
 /*
- * Group commit off the event loop.  Every write of a worker becomes a job in
- * the worker's inbox.  A task on nginx's thread pool first waits for LMDB's
- * write lock (another worker may be committing), then takes every job the
- * inbox holds by then, and commits them in one transaction: a durable commit
- * (fdatasync) never stalls the event loop, and its cost is shared by all the
- * commands that arrived while the previous one ran.  Each job's completion
- * runs back on the event loop, after its transaction is durable.
+ * Group commit across all workers, off the event loop.  LMDB has one write
+ * lock for the machine, and a durable commit holds it through two syncs: if
+ * every worker committed its own batch, each batch would wait behind the
+ * others'.  So every write is packed into a slot of the shared zone, and
+ * the pool thread of whichever worker gets the write lock takes every
+ * worker's waiting slots into its transaction: one transaction, one pair of
+ * syncs, for the machine.
+ *
+ * Each worker runs up to two tasks on nginx's thread pool:
+ *   * a lead task, while the worker has slots waiting: it waits for the
+ *     write lock, takes every waiting slot (its own and the others'), and
+ *     commits them; it writes each result (status, ETag, body) into its
+ *     slot and wakes the waiters on a process-shared condition;
+ *   * a watch task, while the worker has slots unanswered: it waits on that
+ *     condition until one of them is settled, by any worker's lead task.
+ * Each completion runs on the worker's event loop, which answers its own
+ * requests from their slots.
+ *
+ * A worker killed with -9 is a leader that dies mid-batch, or an owner
+ * whose slots are never collected.  A watcher that finds its slot taken by
+ * a dead process marks the zone for recovery; the next leader, holding the
+ * write lock, settles the dead batch from the batch token its transaction
+ * would have left in the store: not committed, or safe to run again (an
+ * Idempotency-Key replays its stored answer), it is queued again;
+ * otherwise it is answered 503 (applied or not, unknown).  Slots of a dead
+ * owner are dropped unrun if they waited over a second, and freed.
+ *
+ * A write that finds no room in the zone commits in its worker's own batch,
+ * as a local job of the worker's lead task.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <pthread.h>
+
 #include "ngx_http_inventory_module.h"
+#include "ngx_http_inventory_pack.h"
+#include "ngx_http_inventory_proc.h"
 
 
 #define NGX_HTTP_INVENTORY_GUARD      60000    /* ms */
+#define NGX_HTTP_INVENTORY_WATCH      50       /* ms between liveness checks */
+#define NGX_HTTP_INVENTORY_ORPHAN     1000     /* ms before an owner is checked */
+
+#define NGX_HTTP_INVENTORY_SLOTS      1024
+
+#define NGX_HTTP_INVENTORY_SLOT_FREE    0
+#define NGX_HTTP_INVENTORY_SLOT_QUEUED  1
+#define NGX_HTTP_INVENTORY_SLOT_TAKEN   2
+#define NGX_HTTP_INVENTORY_SLOT_DONE    3
+
+/* body_len of a slot whose body did not fit (never: render_bound()) */
+#define NGX_HTTP_INVENTORY_BODY_LOST  0xffffffff
+
+
+typedef struct {
+    ngx_uint_t                  state;
+    ngx_pid_t                   owner;
+    ngx_pid_t                   taker;
+    uint64_t                    owner_start;
+    uint64_t                    taker_start;
+    uint64_t                    ticket;
+    uint64_t                    batch;
+    uint64_t                    since;         /* ms: queued, or settled */
+    u_char                     *block;         /* the command, then body */
+    uint32_t                    cmd_len;
+    uint32_t                    body_cap;
+    unsigned                    retry_safe:1;
+
+    /* the result, written by the leader */
+    int                         rc;
+    unsigned                    outcome;
+    unsigned                    status;
+    unsigned                    appended;
+    uint32_t                    body_len;
+    uint64_t                    etag;
+    uint64_t                    last_seq;
+    int64_t                     available;
+} ngx_http_inventory_commit_slot_t;
+
+
+struct ngx_http_inventory_commit_sh_s {
+    pthread_mutex_t             mutex;         /* robust: owners may die */
+    pthread_cond_t              settled;       /* some slots are DONE */
+    uint64_t                    zone_id;       /* random: names its batches */
+    uint64_t                    batch;         /* the last batch number */
+    uint64_t                    ticket;        /* the last slot queued */
+    ngx_uint_t                  queued;
+    ngx_uint_t                  used;
+    ngx_uint_t                  recover;       /* a leader died */
+    ngx_uint_t                  hint;          /* where to look for a free slot */
+    ngx_http_inventory_commit_slot_t   slots[NGX_HTTP_INVENTORY_SLOTS];
+};
+
+
+typedef struct {
+    uint64_t                    ticket;
+    ngx_uint_t                  index;
+} ngx_http_inventory_queued_t;
 
 
 struct ngx_http_inventory_committer_s {
 #if (NGX_THREADS)
-    ngx_thread_mutex_t          mutex;         /* guards inbox */
+    ngx_thread_mutex_t          mutex;         /* guards local */
 #endif
-    ngx_queue_t                 inbox;
+    ngx_queue_t                 local;         /* jobs without a slot */
+    ngx_queue_t                 waiting;       /* jobs in slots */
+
+    ngx_http_inventory_commit_sh_t  *csh;
+    ngx_http_inventory_store_t *store;
+    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_pid_t                   pid;
+    uint64_t                    start;
+
+    /* the lead task's, between its run and its completion */
     ngx_http_inventory_job_t   *batch[NGX_HTTP_INVENTORY_BATCH_MAX];
     ngx_http_inventory_cmd_t   *cmds[NGX_HTTP_INVENTORY_BATCH_MAX];
+    ngx_uint_t                  taken[NGX_HTTP_INVENTORY_BATCH_MAX];
+    ngx_http_inventory_cmd_t   *unpacked;     /* BATCH_MAX of them */
+    ngx_http_inventory_queued_t *queued;      /* SLOTS of them */
+    size_t                      nlocal;
+    size_t                      ntaken;
     size_t                      n;
     size_t                      appended;
     int                         rc;
-    ngx_uint_t                  busy;
+
+    /* the watch task's */
+    ngx_http_inventory_queued_t *watch;        /* SLOTS of them */
+    size_t                      nwatch;
+    ngx_uint_t                  dead_leader;
+
+    unsigned                    leading:1;
+    unsigned                    watching:1;
+    uint64_t                    reclaim_at;    /* ms */
+
     ngx_event_t                 guard;
+    ngx_event_t                 retry;         /* the pool refused a task */
     ngx_http_inventory_commit_pt  appended_handler;
     void                       *appended_data;
-    ngx_http_inventory_store_t *store;
-    ngx_http_inventory_main_conf_t  *imcf;
 #if (NGX_THREADS)
     ngx_thread_pool_t          *pool;
-    ngx_thread_task_t          *task;
+    ngx_thread_task_t          *lead_task;
+    ngx_thread_task_t          *watch_task;
 #endif
 };
 
 
-static void ngx_http_inventory_commit_start(
-    ngx_http_inventory_committer_t *cm);
-static void ngx_http_inventory_commit_run(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_inventory_commit_enqueue(
+    ngx_http_inventory_committer_t *cm, ngx_http_inventory_job_t *job);
+static void ngx_http_inventory_commit_lead(ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_lead_run(void *data, ngx_log_t *log);
 static void ngx_http_inventory_commit_fill(
     ngx_http_inventory_store_batch_t *b);
-static size_t ngx_http_inventory_commit_take(
-    ngx_http_inventory_committer_t *cm);
-static ngx_uint_t ngx_http_inventory_commit_waiting(
+static void ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_store_batch_t *b);
+static int ngx_http_inventory_commit_ticket_cmp(const void *one,
+    const void *two);
+static void ngx_http_inventory_commit_recover(
+    ngx_http_inventory_committer_t *cm, uint64_t *last_token);
+static void ngx_http_inventory_commit_settle(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_count(
     ngx_http_inventory_committer_t *cm);
-static void ngx_http_inventory_commit_done(ngx_event_t *ev);
-static void ngx_http_inventory_commit_finish(
+static void ngx_http_inventory_commit_lead_done(ngx_event_t *ev);
+static void ngx_http_inventory_commit_watch(
     ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log);
+static void ngx_http_inventory_commit_watch_done(ngx_event_t *ev);
+static ngx_uint_t ngx_http_inventory_commit_collect(
+    ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_result(ngx_http_inventory_commit_slot_t *s,
+    ngx_http_inventory_cmd_t *cmd);
+static void ngx_http_inventory_commit_reclaim(
+    ngx_http_inventory_committer_t *cm);
+static void ngx_http_inventory_commit_idle(ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_guard(ngx_event_t *ev);
+static void ngx_http_inventory_commit_retry(ngx_event_t *ev);
+static void ngx_http_inventory_commit_sh_lock(
+    ngx_http_inventory_commit_sh_t *csh);
+static void ngx_http_inventory_commit_sh_unlock(
+    ngx_http_inventory_commit_sh_t *csh);
 static void ngx_http_inventory_commit_lock(ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_unlock(
     ngx_http_inventory_committer_t *cm);
+
+
+/*
+ * In a new zone, at start or when a reload changed its layout: NULL if it
+ * has no room, and then every write commits in its worker's own batch.
+ */
+
+ngx_http_inventory_commit_sh_t *
+ngx_http_inventory_commit_zone_init(ngx_slab_pool_t *shpool)
+{
+    pthread_condattr_t               ca;
+    pthread_mutexattr_t              ma;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = ngx_slab_calloc(shpool, sizeof(ngx_http_inventory_commit_sh_t));
+    if (csh == NULL) {
+        return NULL;
+    }
+
+    if (pthread_mutexattr_init(&ma) != 0) {
+        goto failed;
+    }
+
+    if (pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0
+        || pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0
+        || pthread_mutex_init(&csh->mutex, &ma) != 0)
+    {
+        (void) pthread_mutexattr_destroy(&ma);
+        goto failed;
+    }
+
+    (void) pthread_mutexattr_destroy(&ma);
+
+    if (pthread_condattr_init(&ca) != 0) {
+        goto failed;
+    }
+
+    if (pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED) != 0
+        || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0
+        || pthread_cond_init(&csh->settled, &ca) != 0)
+    {
+        (void) pthread_condattr_destroy(&ca);
+        goto failed;
+    }
+
+    (void) pthread_condattr_destroy(&ca);
+
+    /* batch numbers of another zone (a binary upgrade's) are not ours */
+    csh->zone_id = ((uint64_t) ngx_time() << 32)
+                   ^ ((uint64_t) ngx_pid << 16) ^ (uint64_t) ngx_random()
+                   ^ ((uint64_t) ngx_random() << 24);
+
+    if (csh->zone_id == 0) {
+        csh->zone_id = 1;
+    }
+
+    return csh;
+
+failed:
+
+    ngx_slab_free(shpool, csh);
+
+    return NULL;
+}
 
 
 ngx_int_t
@@ -78,15 +268,25 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
     }
 #endif
 
-    ngx_queue_init(&cm->inbox);
+    ngx_queue_init(&cm->local);
+    ngx_queue_init(&cm->waiting);
     cm->store = imcf->store;
     cm->imcf = imcf;
+    cm->pid = ngx_pid;
+    cm->start = ngx_http_inventory_proc_start(ngx_pid);
 
     cm->guard.handler = ngx_http_inventory_commit_guard;
     cm->guard.data = cm;
     cm->guard.log = cycle->log;
 
+    cm->retry.handler = ngx_http_inventory_commit_retry;
+    cm->retry.data = cm;
+    cm->retry.log = cycle->log;
+
 #if (NGX_THREADS)
+    /* waiting on another worker needs a thread: without, each on its own */
+    cm->csh = imcf->sh ? imcf->sh->commit : NULL;
+
     cm->pool = ngx_thread_pool_get(cycle, &imcf->thread_pool);
 
     if (cm->pool == NULL) {
@@ -96,21 +296,51 @@ ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    cm->task = ngx_thread_task_alloc(cycle->pool, 0);
-    if (cm->task == NULL) {
+    cm->lead_task = ngx_thread_task_alloc(cycle->pool, 0);
+    cm->watch_task = ngx_thread_task_alloc(cycle->pool, 0);
+
+    if (cm->lead_task == NULL || cm->watch_task == NULL) {
         return NGX_ERROR;
     }
 
-    cm->task->ctx = cm;
-    cm->task->handler = ngx_http_inventory_commit_run;
-    cm->task->event.handler = ngx_http_inventory_commit_done;
-    cm->task->event.data = cm;
-    cm->task->event.log = cycle->log;
+    cm->lead_task->ctx = cm;
+    cm->lead_task->handler = ngx_http_inventory_commit_lead_run;
+    cm->lead_task->event.handler = ngx_http_inventory_commit_lead_done;
+    cm->lead_task->event.data = cm;
+    cm->lead_task->event.log = cycle->log;
+
+    cm->watch_task->ctx = cm;
+    cm->watch_task->handler = ngx_http_inventory_commit_watch_run;
+    cm->watch_task->event.handler = ngx_http_inventory_commit_watch_done;
+    cm->watch_task->event.data = cm;
+    cm->watch_task->event.log = cycle->log;
 #endif
+
+    cm->unpacked = ngx_alloc(NGX_HTTP_INVENTORY_BATCH_MAX
+                             * sizeof(ngx_http_inventory_cmd_t), cycle->log);
+    cm->queued = ngx_palloc(cycle->pool, NGX_HTTP_INVENTORY_SLOTS
+                                         * sizeof(ngx_http_inventory_queued_t));
+    cm->watch = ngx_palloc(cycle->pool, NGX_HTTP_INVENTORY_SLOTS
+                                        * sizeof(ngx_http_inventory_queued_t));
+
+    if (cm->unpacked == NULL || cm->queued == NULL || cm->watch == NULL) {
+        return NGX_ERROR;
+    }
 
     imcf->committer = cm;
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_inventory_commit_exit(ngx_http_inventory_committer_t *cm)
+{
+    /* a task still running (a fast shutdown) keeps what it uses */
+    if (cm && !cm->leading) {
+        ngx_free(cm->unpacked);
+        cm->unpacked = NULL;
+    }
 }
 
 
@@ -132,20 +362,22 @@ void
 ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_job_t *job)
 {
-    ngx_http_inventory_commit_lock(cm);
-    ngx_queue_insert_tail(&cm->inbox, &job->queue);
-    ngx_http_inventory_commit_unlock(cm);
+    if (ngx_http_inventory_commit_enqueue(cm, job) == NGX_OK) {
+        ngx_queue_insert_tail(&cm->waiting, &job->queue);
 
-    if (!cm->busy) {
-        ngx_http_inventory_commit_start(cm);
+        if (!cm->watching) {
+            ngx_http_inventory_commit_watch(cm);
+        }
+
+    } else {
+        ngx_http_inventory_commit_lock(cm);
+        ngx_queue_insert_tail(&cm->local, &job->queue);
+        ngx_http_inventory_commit_unlock(cm);
+
+        if (cm->imcf->sh) {
+            (void) ngx_atomic_fetch_add(&cm->imcf->sh->commit_overflow, 1);
+        }
     }
-}
-
-
-static void
-ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
-{
-    cm->busy = 1;
 
     /*
      * A worker that is shutting down waits for its timers, not for its
@@ -155,8 +387,97 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
         ngx_add_timer(&cm->guard, NGX_HTTP_INVENTORY_GUARD);
     }
 
+    if (!cm->leading) {
+        ngx_http_inventory_commit_lead(cm);
+    }
+}
+
+
+/* the command packed into a free slot of the zone, or NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_job_t *job)
+{
+    u_char                          *block;
+    size_t                           len, cap;
+    ngx_uint_t                       i, k;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = cm->csh;
+
+    if (csh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    shpool = cm->imcf->shpool;
+
+    len = ngx_http_inventory_pack_size(job->cmd);
+    cap = job->answer ? ngx_http_inventory_render_bound(job->cmd) : 0;
+
+    block = ngx_slab_alloc(shpool, len + cap);
+    if (block == NULL) {
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_http_inventory_pack(job->cmd, block);
+
+    ngx_http_inventory_commit_sh_lock(csh);
+
+    for (k = 0; k < NGX_HTTP_INVENTORY_SLOTS; k++) {
+        i = (csh->hint + k) % NGX_HTTP_INVENTORY_SLOTS;
+
+        if (csh->slots[i].state == NGX_HTTP_INVENTORY_SLOT_FREE) {
+            break;
+        }
+    }
+
+    if (k == NGX_HTTP_INVENTORY_SLOTS) {
+        ngx_http_inventory_commit_sh_unlock(csh);
+        ngx_slab_free(shpool, block);
+        return NGX_DECLINED;
+    }
+
+    csh->hint = (i + 1) % NGX_HTTP_INVENTORY_SLOTS;
+
+    s = &csh->slots[i];
+    ngx_memzero(s, sizeof(ngx_http_inventory_commit_slot_t));
+
+    s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
+    s->owner = cm->pid;
+    s->owner_start = cm->start;
+    s->ticket = ++csh->ticket;
+    s->since = ngx_http_inventory_clock_now();
+    s->block = block;
+    s->cmd_len = (uint32_t) len;
+    s->body_cap = (uint32_t) cap;
+
+    /* run twice, it answers the same: a key replays, an expiry is over */
+    s->retry_safe = (job->cmd->idem_key.len
+                     || job->cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
+                     || job->cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE);
+
+    csh->queued++;
+    csh->used++;
+
+    ngx_http_inventory_commit_sh_unlock(csh);
+
+    job->slot = i;
+    job->ticket = s->ticket;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_inventory_commit_lead(ngx_http_inventory_committer_t *cm)
+{
+    cm->leading = 1;
+
 #if (NGX_THREADS)
-    if (ngx_thread_task_post(cm->pool, cm->task) == NGX_OK) {
+    if (ngx_thread_task_post(cm->pool, cm->lead_task) == NGX_OK) {
         return;
     }
 
@@ -165,55 +486,295 @@ ngx_http_inventory_commit_start(ngx_http_inventory_committer_t *cm)
                   "committing on the event loop");
 #endif
 
-    ngx_http_inventory_commit_run(cm, ngx_cycle->log);
-    ngx_http_inventory_commit_finish(cm);
+    ngx_http_inventory_commit_lead_run(cm, ngx_cycle->log);
+    ngx_http_inventory_commit_lead_done(&cm->guard);
 }
 
 
 /*
- * On a pool thread: take the write lock, then what the inbox holds, and
- * commit it in one transaction.  Only the store and the zone's atomic
- * counters are touched here: no nginx pool, no log.
+ * On a pool thread: take the write lock, then every waiting command of the
+ * machine, and commit them in one transaction.  Only the store, the zone's
+ * slots and atomic counters are touched here: no nginx pool, no log.
  */
 
 static void
-ngx_http_inventory_commit_run(void *data, ngx_log_t *log)
+ngx_http_inventory_commit_lead_run(void *data, ngx_log_t *log)
 {
     ngx_http_inventory_committer_t  *cm = data;
 
     ngx_http_inventory_store_batch_t  b;
 
+    ngx_memzero(&b, sizeof(ngx_http_inventory_store_batch_t));
     b.cmds = cm->cmds;
-    b.n = 0;
-    b.now = 0;
     b.fill = ngx_http_inventory_commit_fill;
     b.data = cm;
 
     cm->rc = ngx_http_inventory_store_write(cm->store, &b);
 
     ngx_http_inventory_commit_count(cm);
+    ngx_http_inventory_commit_settle(cm);
 }
 
 
-/* called by the store once the write lock is held */
+/* called by the store once the write lock is held (or could not be) */
 
 static void
 ngx_http_inventory_commit_fill(ngx_http_inventory_store_batch_t *b)
 {
     ngx_http_inventory_committer_t  *cm = b->data;
 
-    /* whatever arrived while another writer held the lock joins in */
-    cm->n = ngx_http_inventory_commit_take(cm);
+    ngx_queue_t               *q;
+    ngx_http_inventory_job_t  *job;
+
+    cm->n = 0;
+    cm->ntaken = 0;
+    cm->nlocal = 0;
+
+    if (cm->csh) {
+        ngx_http_inventory_commit_take(cm, b);
+    }
+
+    /* the worker's own jobs that found no room in the zone */
+    ngx_http_inventory_commit_lock(cm);
+
+    while (!ngx_queue_empty(&cm->local) && cm->n < cm->imcf->batch_max) {
+        q = ngx_queue_head(&cm->local);
+        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
+
+        ngx_queue_remove(q);
+
+        cm->batch[cm->nlocal++] = job;
+        cm->cmds[cm->n++] = job->cmd;
+    }
+
+    ngx_http_inventory_commit_unlock(cm);
 
     b->n = cm->n;
     b->now = ngx_http_inventory_clock_now();
 }
 
 
+/* every worker's waiting slots, oldest first, into this batch */
+
+static void
+ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
+    ngx_http_inventory_store_batch_t *b)
+{
+    uint64_t                         now, batch;
+    ngx_uint_t                       i, n, k;
+    ngx_http_inventory_cmd_t        *cmd;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = cm->csh;
+    now = ngx_http_inventory_clock_now();
+
+    ngx_http_inventory_commit_sh_lock(csh);
+
+    if (csh->recover) {
+        ngx_http_inventory_commit_recover(cm, b->last_token);
+    }
+
+    n = 0;
+
+    for (i = 0; csh->queued && i < NGX_HTTP_INVENTORY_SLOTS; i++) {
+        s = &csh->slots[i];
+
+        if (s->state != NGX_HTTP_INVENTORY_SLOT_QUEUED) {
+            continue;
+        }
+
+        /* an old command of a dead worker: nobody waits for its answer */
+        if (s->owner != cm->pid && now - s->since > NGX_HTTP_INVENTORY_ORPHAN
+            && !ngx_http_inventory_proc_alive(s->owner, s->owner_start))
+        {
+            s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
+            s->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
+            s->since = now;
+            csh->queued--;
+            continue;
+        }
+
+        cm->queued[n].ticket = s->ticket;
+        cm->queued[n].index = i;
+        n++;
+    }
+
+    if (n == 0) {
+        ngx_http_inventory_commit_sh_unlock(csh);
+        return;
+    }
+
+    ngx_qsort(cm->queued, n, sizeof(ngx_http_inventory_queued_t),
+              ngx_http_inventory_commit_ticket_cmp);
+
+    if (n > cm->imcf->batch_max) {
+        n = cm->imcf->batch_max;
+    }
+
+    batch = ++csh->batch;
+
+    for (k = 0; k < n; k++) {
+        s = &csh->slots[cm->queued[k].index];
+
+        s->state = NGX_HTTP_INVENTORY_SLOT_TAKEN;
+        s->taker = cm->pid;
+        s->taker_start = cm->start;
+        s->batch = batch;
+
+        cm->taken[k] = cm->queued[k].index;
+    }
+
+    csh->queued -= n;
+    cm->ntaken = n;
+
+    ngx_http_inventory_commit_sh_unlock(csh);
+
+    /* whoever settles this batch if we die learns from it if it committed */
+    b->token[0] = csh->zone_id;
+    b->token[1] = batch;
+
+    for (k = 0; k < n; k++) {
+        s = &csh->slots[cm->taken[k]];
+        cmd = &cm->unpacked[k];
+
+        if (ngx_http_inventory_unpack(cmd, s->block, s->cmd_len) != 0) {
+            /* not a command (cannot happen): answered, not run */
+            ngx_http_inventory_cmd_init(cmd);
+            cmd->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
+            ngx_http_inventory_render_outcome(cmd);
+            continue;
+        }
+
+        cm->cmds[cm->n++] = cmd;
+    }
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_inventory_commit_ticket_cmp(const void *one, const void *two)
+{
+    const ngx_http_inventory_queued_t  *a = one, *b = two;
+
+    return (a->ticket > b->ticket) - (a->ticket < b->ticket);
+}
+
+
+/*
+ * With the write lock (and the zone) held: the batches of dead leaders.
+ * Their transactions are over, committed or not; the store's last token
+ * tells which, if no batch of another zone committed since.
+ */
+
+static void
+ngx_http_inventory_commit_recover(ngx_http_inventory_committer_t *cm,
+    uint64_t *last_token)
+{
+    ngx_uint_t                       i, ours, committed;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = cm->csh;
+    csh->recover = 0;
+
+    ours = (last_token[0] == csh->zone_id);
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_SLOTS; i++) {
+        s = &csh->slots[i];
+
+        if (s->state != NGX_HTTP_INVENTORY_SLOT_TAKEN || s->taker == cm->pid
+            || ngx_http_inventory_proc_alive(s->taker, s->taker_start))
+        {
+            continue;
+        }
+
+        committed = ours && last_token[1] >= s->batch;
+
+        if (s->owner != s->taker
+            && (s->retry_safe || (ours && !committed)))
+        {
+            s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
+            csh->queued++;
+            continue;
+        }
+
+        /* a dead owner's (nobody waits), or applied or not: unknown */
+        s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
+        s->rc = 0;
+        s->outcome = NGX_HTTP_INVENTORY_UNKNOWN;
+        s->body_len = 0;
+        s->since = ngx_http_inventory_clock_now();
+    }
+
+    (void) pthread_cond_broadcast(&csh->settled);
+}
+
+
+/* still on the pool thread: each taken slot gets its result, then DONE */
+
+static void
+ngx_http_inventory_commit_settle(ngx_http_inventory_committer_t *cm)
+{
+    size_t                           k;
+    uint64_t                         now;
+    ngx_http_inventory_cmd_t        *cmd;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    if (cm->ntaken == 0) {
+        return;
+    }
+
+    csh = cm->csh;
+
+    /* the slots are this thread's until they are DONE */
+    for (k = 0; k < cm->ntaken; k++) {
+        s = &csh->slots[cm->taken[k]];
+        cmd = &cm->unpacked[k];
+
+        s->rc = cm->rc;
+        s->outcome = cmd->outcome;
+        s->status = cmd->status;
+        s->appended = cmd->appended;
+        s->etag = cmd->etag;
+        s->last_seq = cmd->last_seq;
+        s->available = cmd->available;
+        s->body_len = 0;
+
+        if (cmd->body) {
+            if (cmd->body_len <= s->body_cap) {
+                ngx_memcpy(s->block + s->cmd_len, cmd->body, cmd->body_len);
+                s->body_len = (uint32_t) cmd->body_len;
+
+            } else if (s->body_cap) {
+                s->body_len = NGX_HTTP_INVENTORY_BODY_LOST;
+            }
+
+            free(cmd->body);
+            cmd->body = NULL;
+        }
+    }
+
+    now = ngx_http_inventory_clock_now();
+
+    ngx_http_inventory_commit_sh_lock(csh);
+
+    for (k = 0; k < cm->ntaken; k++) {
+        s = &csh->slots[cm->taken[k]];
+        s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
+        s->since = now;
+    }
+
+    (void) pthread_cond_broadcast(&csh->settled);
+
+    ngx_http_inventory_commit_sh_unlock(csh);
+}
+
+
 /*
  * Still on the pool thread, as soon as the transaction is settled: another
  * worker may show its effects at once, and the counters must not lag what
- * any client can read.  Only atomics of the zone are touched.
+ * any client can read.  The leader counts for every worker in its batch.
  */
 
 static void
@@ -287,73 +848,29 @@ ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
 }
 
 
-static size_t
-ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm)
-{
-    size_t                     n;
-    ngx_queue_t               *q;
-    ngx_http_inventory_job_t  *job;
-
-    n = 0;
-
-    ngx_http_inventory_commit_lock(cm);
-
-    while (!ngx_queue_empty(&cm->inbox) && n < cm->imcf->batch_max) {
-        q = ngx_queue_head(&cm->inbox);
-        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
-
-        ngx_queue_remove(q);
-
-        cm->batch[n] = job;
-        cm->cmds[n] = job->cmd;
-        n++;
-    }
-
-    ngx_http_inventory_commit_unlock(cm);
-
-    return n;
-}
-
-
-static ngx_uint_t
-ngx_http_inventory_commit_waiting(ngx_http_inventory_committer_t *cm)
-{
-    ngx_uint_t  waiting;
-
-    ngx_http_inventory_commit_lock(cm);
-    waiting = !ngx_queue_empty(&cm->inbox);
-    ngx_http_inventory_commit_unlock(cm);
-
-    return waiting;
-}
-
+/* back on the event loop: answer the local jobs and this worker's slots */
 
 static void
-ngx_http_inventory_commit_done(ngx_event_t *ev)
+ngx_http_inventory_commit_lead_done(ngx_event_t *ev)
 {
-    ngx_http_inventory_commit_finish(ev->data);
-}
+    ngx_http_inventory_committer_t  *cm = ev->data;
 
-
-/* back on the event loop: answer every job, then commit what waited */
-
-static void
-ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
-{
     size_t                     i, n;
+    ngx_uint_t                 queued;
     ngx_http_inventory_job_t  *job;
 
-    n = cm->n;
-    cm->n = 0;
+    n = cm->nlocal;
+    cm->nlocal = 0;
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "inventory commit: %uz commands, %uz events, rc: %d",
-                   n, cm->appended, cm->rc);
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "inventory commit: %uz commands (%uz of the zone), "
+                   "%uz events, rc: %d",
+                   cm->n, cm->ntaken, cm->appended, cm->rc);
 
     if (cm->rc != 0) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "inventory: a write transaction of %uz commands "
-                      "failed: %s", n,
+                      "failed: %s", cm->n,
                       ngx_http_inventory_store_strerror(cm->rc));
     }
 
@@ -365,22 +882,382 @@ ngx_http_inventory_commit_finish(ngx_http_inventory_committer_t *cm)
         job->done(job);
     }
 
-    /*
-     * Busy until every job is answered: a write submitted meanwhile waits
-     * in the inbox, and the batch is not taken again while it is read.
-     */
-    cm->busy = 0;
-
     /* once per batch: waiters of the feed read the store's last seq */
     if (cm->appended && cm->appended_handler) {
         cm->appended_handler(cm->appended_data);
     }
 
-    if (ngx_http_inventory_commit_waiting(cm)) {
-        ngx_http_inventory_commit_start(cm);
+    cm->leading = 0;
+
+    queued = ngx_http_inventory_commit_collect(cm);
+
+    ngx_http_inventory_commit_lock(cm);
+    queued |= !ngx_queue_empty(&cm->local);
+    ngx_http_inventory_commit_unlock(cm);
+
+    /* more than one batch waited; or another leader took ours meanwhile */
+    if (queued && !cm->leading) {
+        ngx_http_inventory_commit_lead(cm);
     }
 
-    if (!cm->busy && cm->guard.timer_set) {
+    ngx_http_inventory_commit_idle(cm);
+}
+
+
+static void
+ngx_http_inventory_commit_watch(ngx_http_inventory_committer_t *cm)
+{
+    ngx_queue_t               *q;
+    ngx_http_inventory_job_t  *job;
+
+    cm->nwatch = 0;
+
+    for (q = ngx_queue_head(&cm->waiting);
+         q != ngx_queue_sentinel(&cm->waiting);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
+        cm->watch[cm->nwatch].index = job->slot;
+        cm->watch[cm->nwatch].ticket = job->ticket;
+        cm->nwatch++;
+    }
+
+    cm->watching = 1;
+    cm->dead_leader = 0;
+
+#if (NGX_THREADS)
+    if (ngx_thread_task_post(cm->pool, cm->watch_task) == NGX_OK) {
+        return;
+    }
+#endif
+
+    /* never block the event loop on another worker: look again soon */
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "inventory: the thread pool refused a task");
+
+    cm->watching = 0;
+
+    if (!cm->retry.timer_set) {
+        ngx_add_timer(&cm->retry, 1);
+    }
+}
+
+
+/* on a pool thread: until one of the watched slots is settled */
+
+static void
+ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log)
+{
+    ngx_http_inventory_committer_t  *cm = data;
+
+    int                              rc;
+    size_t                           k;
+    ngx_uint_t                       done, dead;
+    struct timespec                  ts;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = cm->csh;
+    dead = 0;
+
+    ngx_http_inventory_commit_sh_lock(csh);
+
+    for ( ;; ) {
+        done = (cm->nwatch == 0);
+
+        /* settled, or even collected by the lead task's completion */
+        for (k = 0; k < cm->nwatch; k++) {
+            s = &csh->slots[cm->watch[k].index];
+
+            if (s->state == NGX_HTTP_INVENTORY_SLOT_DONE
+                || s->state == NGX_HTTP_INVENTORY_SLOT_FREE
+                || s->ticket != cm->watch[k].ticket)
+            {
+                done = 1;
+                break;
+            }
+        }
+
+        if (done) {
+            break;
+        }
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += NGX_HTTP_INVENTORY_WATCH * 1000000L;
+
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+
+        rc = pthread_cond_timedwait(&csh->settled, &csh->mutex, &ts);
+
+        if (rc == EOWNERDEAD) {
+            (void) pthread_mutex_consistent(&csh->mutex);
+        }
+
+        if (rc != ETIMEDOUT) {
+            continue;
+        }
+
+        /* a long wait: is the batch's leader still there? */
+        for (k = 0; k < cm->nwatch; k++) {
+            s = &csh->slots[cm->watch[k].index];
+
+            if (s->state == NGX_HTTP_INVENTORY_SLOT_TAKEN
+                && s->taker != cm->pid
+                && !ngx_http_inventory_proc_alive(s->taker, s->taker_start))
+            {
+                csh->recover = 1;
+                dead = 1;
+            }
+        }
+
+        if (dead) {
+            break;
+        }
+    }
+
+    ngx_http_inventory_commit_sh_unlock(csh);
+
+    cm->dead_leader = dead;
+}
+
+
+static void
+ngx_http_inventory_commit_watch_done(ngx_event_t *ev)
+{
+    ngx_http_inventory_committer_t  *cm = ev->data;
+
+    ngx_uint_t  queued;
+
+    cm->watching = 0;
+
+    queued = ngx_http_inventory_commit_collect(cm);
+
+    /* a dead leader's batch is settled by the next leader */
+    if ((queued || cm->dead_leader) && !cm->leading) {
+        if (cm->dead_leader) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "inventory: a worker died while committing "
+                          "a batch; the next batch settles it");
+        }
+
+        ngx_http_inventory_commit_lead(cm);
+    }
+
+    ngx_http_inventory_commit_idle(cm);
+}
+
+
+/*
+ * Answers every job whose slot is DONE and frees its slot; watches the
+ * rest again.  Returns whether any of them is still queued.
+ */
+
+static ngx_uint_t
+ngx_http_inventory_commit_collect(ngx_http_inventory_committer_t *cm)
+{
+    size_t                           appended;
+    ngx_uint_t                       queued;
+    ngx_queue_t                      done, *q, *next;
+    ngx_http_inventory_job_t        *job;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    csh = cm->csh;
+
+    if (csh == NULL || ngx_queue_empty(&cm->waiting)) {
+        return 0;
+    }
+
+    ngx_queue_init(&done);
+    queued = 0;
+
+    ngx_http_inventory_commit_sh_lock(csh);
+
+    for (q = ngx_queue_head(&cm->waiting);
+         q != ngx_queue_sentinel(&cm->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
+        s = &csh->slots[job->slot];
+
+        if (s->state == NGX_HTTP_INVENTORY_SLOT_QUEUED) {
+            queued = 1;
+        }
+
+        if (s->state != NGX_HTTP_INVENTORY_SLOT_DONE) {
+            continue;
+        }
+
+        ngx_http_inventory_commit_result(s, job->cmd);
+        job->rc = s->rc;
+        job->block = s->block;
+
+        s->state = NGX_HTTP_INVENTORY_SLOT_FREE;
+        s->block = NULL;
+        csh->used--;
+
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&done, q);
+    }
+
+    ngx_http_inventory_commit_sh_unlock(csh);
+
+    appended = 0;
+
+    while (!ngx_queue_empty(&done)) {
+        q = ngx_queue_head(&done);
+        ngx_queue_remove(q);
+        job = ngx_queue_data(q, ngx_http_inventory_job_t, queue);
+
+        ngx_slab_free(cm->imcf->shpool, job->block);
+        job->block = NULL;
+
+        if (job->rc != 0) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "inventory: a write transaction failed: %s",
+                          ngx_http_inventory_store_strerror(job->rc));
+        }
+
+        appended += job->cmd->appended;
+        job->done(job);
+    }
+
+    if (appended && cm->appended_handler) {
+        cm->appended_handler(cm->appended_data);
+    }
+
+    ngx_http_inventory_commit_reclaim(cm);
+
+    return queued;
+}
+
+
+/* a settled slot's result into the job's command (the zone's lock held) */
+
+static void
+ngx_http_inventory_commit_result(ngx_http_inventory_commit_slot_t *s,
+    ngx_http_inventory_cmd_t *cmd)
+{
+    cmd->outcome = s->outcome;
+    cmd->status = s->status;
+    cmd->appended = s->appended;
+    cmd->etag = s->etag;
+    cmd->last_seq = s->last_seq;
+    cmd->available = s->available;
+    cmd->body = NULL;
+    cmd->body_len = 0;
+
+    if (s->outcome == NGX_HTTP_INVENTORY_UNKNOWN) {
+        /* settled by the leader after a dead one: answered here */
+        ngx_http_inventory_render_outcome(cmd);
+        return;
+    }
+
+    if (s->body_len == NGX_HTTP_INVENTORY_BODY_LOST) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "inventory: a response did not fit its slot");
+        cmd->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return;
+    }
+
+    if (s->body_len) {
+        cmd->body = malloc(s->body_len);
+
+        if (cmd->body == NULL) {
+            cmd->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return;
+        }
+
+        ngx_memcpy(cmd->body, s->block + s->cmd_len, s->body_len);
+        cmd->body_len = s->body_len;
+    }
+}
+
+
+/*
+ * At most once a second: slots settled for a worker that died before it
+ * collected them are freed.
+ */
+
+static void
+ngx_http_inventory_commit_reclaim(ngx_http_inventory_committer_t *cm)
+{
+    u_char                          *block;
+    uint64_t                         now;
+    ngx_uint_t                       i;
+    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_commit_sh_t  *csh;
+
+    now = ngx_http_inventory_clock_now();
+
+    if (now < cm->reclaim_at) {
+        return;
+    }
+
+    cm->reclaim_at = now + NGX_HTTP_INVENTORY_ORPHAN;
+    csh = cm->csh;
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_SLOTS; i++) {
+        s = &csh->slots[i];
+
+        /* unlocked: a hint only, checked again below */
+        if (s->state == NGX_HTTP_INVENTORY_SLOT_TAKEN
+            && s->taker != cm->pid
+            && now - s->since >= NGX_HTTP_INVENTORY_ORPHAN
+            && !ngx_http_inventory_proc_alive(s->taker, s->taker_start))
+        {
+            /* a dead leader's batch that nobody watches */
+            csh->recover = 1;
+            continue;
+        }
+
+        if (s->state != NGX_HTTP_INVENTORY_SLOT_DONE || s->owner == cm->pid
+            || now - s->since < NGX_HTTP_INVENTORY_ORPHAN
+            || ngx_http_inventory_proc_alive(s->owner, s->owner_start))
+        {
+            continue;
+        }
+
+        block = NULL;
+
+        ngx_http_inventory_commit_sh_lock(csh);
+
+        if (s->state == NGX_HTTP_INVENTORY_SLOT_DONE && s->owner != cm->pid
+            && now - s->since >= NGX_HTTP_INVENTORY_ORPHAN)
+        {
+            block = s->block;
+            s->block = NULL;
+            s->state = NGX_HTTP_INVENTORY_SLOT_FREE;
+            csh->used--;
+        }
+
+        ngx_http_inventory_commit_sh_unlock(csh);
+
+        if (block) {
+            ngx_slab_free(cm->imcf->shpool, block);
+        }
+    }
+}
+
+
+/* busy while a task runs or a job waits: the guard keeps the worker alive */
+
+static void
+ngx_http_inventory_commit_idle(ngx_http_inventory_committer_t *cm)
+{
+    if (!ngx_queue_empty(&cm->waiting) && !cm->watching
+        && !cm->retry.timer_set)
+    {
+        ngx_http_inventory_commit_watch(cm);
+    }
+
+    if (!cm->leading && !cm->watching && ngx_queue_empty(&cm->waiting)
+        && cm->guard.timer_set)
+    {
         ngx_del_timer(&cm->guard);
     }
 }
@@ -391,7 +1268,7 @@ ngx_http_inventory_commit_guard(ngx_event_t *ev)
 {
     ngx_http_inventory_committer_t  *cm = ev->data;
 
-    if (cm->busy) {
+    if (cm->leading || cm->watching || !ngx_queue_empty(&cm->waiting)) {
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                       "inventory: a commit has taken over %M ms",
                       (ngx_msec_t) NGX_HTTP_INVENTORY_GUARD);
@@ -400,7 +1277,40 @@ ngx_http_inventory_commit_guard(ngx_event_t *ev)
 }
 
 
-/* the inbox is shared by the event loop and a pool thread */
+static void
+ngx_http_inventory_commit_retry(ngx_event_t *ev)
+{
+    ngx_http_inventory_committer_t  *cm = ev->data;
+
+    (void) ngx_http_inventory_commit_collect(cm);
+
+    if (!cm->leading) {
+        ngx_http_inventory_commit_lead(cm);
+    }
+
+    ngx_http_inventory_commit_idle(cm);
+}
+
+
+/* the zone's lock: a holder killed with -9 hands it on (robust mutex) */
+
+static void
+ngx_http_inventory_commit_sh_lock(ngx_http_inventory_commit_sh_t *csh)
+{
+    if (pthread_mutex_lock(&csh->mutex) == EOWNERDEAD) {
+        (void) pthread_mutex_consistent(&csh->mutex);
+    }
+}
+
+
+static void
+ngx_http_inventory_commit_sh_unlock(ngx_http_inventory_commit_sh_t *csh)
+{
+    (void) pthread_mutex_unlock(&csh->mutex);
+}
+
+
+/* the local inbox is shared by the event loop and a pool thread */
 
 static void
 ngx_http_inventory_commit_lock(ngx_http_inventory_committer_t *cm)
@@ -417,4 +1327,13 @@ ngx_http_inventory_commit_unlock(ngx_http_inventory_committer_t *cm)
 #if (NGX_THREADS)
     (void) ngx_thread_mutex_unlock(&cm->mutex, ngx_cycle->log);
 #endif
+}
+
+
+/* slots of the zone in use: queued, in a batch, or not yet collected */
+
+ngx_uint_t
+ngx_http_inventory_commit_slots_used(ngx_http_inventory_commit_sh_t *csh)
+{
+    return csh ? csh->used : 0;
 }

@@ -135,7 +135,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_KEY_REUSED,
     NGX_HTTP_INVENTORY_REPLAYED,
     NGX_HTTP_INVENTORY_STORAGE_FULL,
-    NGX_HTTP_INVENTORY_UNAVAILABLE
+    NGX_HTTP_INVENTORY_UNAVAILABLE,
+    NGX_HTTP_INVENTORY_UNKNOWN        /* its committer died: applied or not */
 } ngx_http_inventory_outcome_e;
 
 

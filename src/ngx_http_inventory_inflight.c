@@ -137,24 +137,11 @@ ngx_http_inventory_inflight_release(void *data)
 }
 
 
-/*
- * A killed worker stays a zombie until the master reaps it, and its pid may
- * then be reused: the holder is the process with that pid and start time.
- */
-
 static ngx_uint_t
 ngx_http_inventory_holder_alive(ngx_http_inventory_inflight_t *node)
 {
-    if (node->pid == ngx_pid) {
-        return 1;
-    }
-
-    /* no procfs: only a process that is gone is known dead */
-    if (node->start == 0) {
-        return kill(node->pid, 0) == 0 || ngx_errno != NGX_ESRCH;
-    }
-
-    return ngx_http_inventory_proc_start(node->pid) == node->start;
+    return node->pid == ngx_pid
+           || ngx_http_inventory_proc_alive(node->pid, node->start);
 }
 
 

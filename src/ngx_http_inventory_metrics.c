@@ -219,6 +219,20 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "Write transactions that failed with "
                                       "a storage error.",
                                       sh->write_errors);
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_commit_slots_used",
+                                      "gauge",
+                                      "Writes in the shared zone waiting "
+                                      "for, in, or answered from a group "
+                                      "commit.",
+                              ngx_http_inventory_commit_slots_used(sh->commit));
+        p = ngx_http_inventory_metric(p, last,
+                                      "inventory_commit_overflow_total",
+                                      "counter",
+                                      "Writes committed in their worker's "
+                                      "own batch: the shared zone had no "
+                                      "room for them.",
+                                      sh->commit_overflow);
     }
 
     if (imcf->store

@@ -13,7 +13,7 @@
 
 
 #define NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE   (1024 * 1024 * 1024)
-#define NGX_HTTP_INVENTORY_DEFAULT_ZONE_SIZE  (1024 * 1024)
+#define NGX_HTTP_INVENTORY_DEFAULT_ZONE_SIZE  (16 * 1024 * 1024)
 #define NGX_HTTP_INVENTORY_READER_CHECK       10000
 
 
@@ -632,6 +632,9 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&imcf->sh->inflight, &imcf->sh->sentinel,
                     ngx_str_rbtree_insert_value);
 
+    /* without room for it, each worker commits on its own */
+    imcf->sh->commit = ngx_http_inventory_commit_zone_init(shpool);
+
     return NGX_OK;
 }
 
@@ -934,6 +937,7 @@ ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_inventory_commit_exit(imcf->committer);
     ngx_http_inventory_store_close(imcf->store);
     imcf->store = NULL;
 }

@@ -33,6 +33,10 @@
 #define NGX_HTTP_INVENTORY_LATENCIES  13
 
 
+typedef struct ngx_http_inventory_commit_sh_s
+    ngx_http_inventory_commit_sh_t;
+
+
 typedef struct {
     size_t                      size;          /* of this struct: layout */
     ngx_rbtree_t                inflight;      /* idempotency keys */
@@ -52,6 +56,8 @@ typedef struct {
     ngx_atomic_t                latency_ms[NGX_HTTP_INVENTORY_ROUTE_LAST];
     ngx_atomic_t                write_errors;
     ngx_atomic_t                store_error;   /* of the last commit, or 0 */
+    ngx_atomic_t                commit_overflow;  /* writes without a slot */
+    ngx_http_inventory_commit_sh_t  *commit;   /* NULL: no room for it */
 } ngx_http_inventory_shctx_t;
 
 
@@ -66,6 +72,10 @@ struct ngx_http_inventory_job_s {
     void                      (*done)(ngx_http_inventory_job_t *job);
     void                       *data;
     int                         rc;            /* the transaction's */
+    ngx_uint_t                  answer;        /* done() sends cmd's body */
+    ngx_uint_t                  slot;          /* in the zone, if waiting */
+    uint64_t                    ticket;        /* of the slot, then */
+    u_char                     *block;
 };
 
 
@@ -165,8 +175,13 @@ void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 
 /* ngx_http_inventory_commit.c */
+ngx_http_inventory_commit_sh_t *ngx_http_inventory_commit_zone_init(
+    ngx_slab_pool_t *shpool);
 ngx_int_t ngx_http_inventory_commit_init(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_commit_exit(ngx_http_inventory_committer_t *cm);
+ngx_uint_t ngx_http_inventory_commit_slots_used(
+    ngx_http_inventory_commit_sh_t *csh);
 void ngx_http_inventory_commit_on_append(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_commit_pt handler, void *data);
 void ngx_http_inventory_commit_submit(ngx_http_inventory_committer_t *cm,

@@ -3,7 +3,9 @@
  * With its pid it names one process: a pid may be reused once reaped.
  */
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -75,4 +77,21 @@ ngx_http_inventory_proc_stat_start(const char *buf, size_t len)
     }
 
     return (flags & NGX_HTTP_INVENTORY_PF_EXITING) ? 0 : start;
+}
+
+
+/*
+ * Whether the process recorded as pid and start (0: unknown, without
+ * procfs) still runs: a killed one stays a zombie until its parent reaps
+ * it, and its pid may be reused then.
+ */
+
+int
+ngx_http_inventory_proc_alive(pid_t pid, uint64_t start)
+{
+    if (start == 0) {
+        return kill(pid, 0) == 0 || errno != ESRCH;
+    }
+
+    return ngx_http_inventory_proc_start(pid) == start;
 }

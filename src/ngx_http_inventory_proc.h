@@ -14,6 +14,7 @@
 
 uint64_t ngx_http_inventory_proc_start(pid_t pid);
 uint64_t ngx_http_inventory_proc_stat_start(const char *buf, size_t len);
+int ngx_http_inventory_proc_alive(pid_t pid, uint64_t start);
 
 
 #endif /* _NGX_HTTP_INVENTORY_PROC_H_INCLUDED_ */

@@ -326,6 +326,41 @@ ngx_http_inventory_render_event(yajl_gen g,
  * heap buffer: no pool is touched, whatever thread this runs on.
  */
 
+/*
+ * The most bytes render_outcome() can give a command, or a replay of its
+ * stored answer (a replay is of the same method, path and body): a problem
+ * or one or two items fit in the base, a reservation or its shortages take
+ * a line's worth per line (ids of 64 bytes and two integers of 17 digits);
+ * commit and release cannot know their reservation's lines beforehand.  The
+ * unit tests render the worst cases against it.
+ */
+
+size_t
+ngx_http_inventory_render_bound(const ngx_http_inventory_cmd_t *cmd)
+{
+    size_t  lines;
+
+    switch (cmd->type) {
+
+    case NGX_HTTP_INVENTORY_CMD_RESERVE:
+        lines = cmd->res.nlines;
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_COMMIT:
+    case NGX_HTTP_INVENTORY_CMD_RELEASE:
+        lines = NGX_HTTP_INVENTORY_MAX_LINES;
+        break;
+
+    default:
+        lines = 0;
+        break;
+    }
+
+    /* the reference may take 6 bytes a byte, escaped (\u001f) */
+    return 2048 + 6 * NGX_HTTP_INVENTORY_REFERENCE_MAX + lines * 256;
+}
+
+
 void
 ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 {
@@ -470,6 +505,13 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
     case NGX_HTTP_INVENTORY_STORAGE_FULL:
         p.code = NGX_HTTP_INVENTORY_P_STORAGE_FULL;
         p.detail = "the store is full; nothing was written";
+        break;
+
+    case NGX_HTTP_INVENTORY_UNKNOWN:
+        p.code = NGX_HTTP_INVENTORY_P_UNAVAILABLE;
+        p.detail = "the worker committing this write died; whether it was "
+                   "applied is unknown (a write sent with an "
+                   "Idempotency-Key can be retried safely)";
         break;
 
     default:

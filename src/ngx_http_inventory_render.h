@@ -124,6 +124,7 @@ void ngx_http_inventory_render_reservation(yajl_gen g,
 void ngx_http_inventory_render_event(yajl_gen g,
     const ngx_http_inventory_event_t *ev);
 void ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd);
+size_t ngx_http_inventory_render_bound(const ngx_http_inventory_cmd_t *cmd);
 void ngx_http_inventory_render_time(yajl_gen g, const char *key,
     uint64_t ms);
 

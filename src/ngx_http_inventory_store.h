@@ -90,6 +90,14 @@ struct ngx_http_inventory_store_batch_s {
      */
     void                      (*fill)(ngx_http_inventory_store_batch_t *b);
     void                       *data;
+    /*
+     * token: if token[0] is not 0, kept in the store by the transaction
+     * that commits the batch.  last_token: the one kept by the last such
+     * transaction (zeroes if none), read once the write lock is held,
+     * before fill is called.
+     */
+    uint64_t                    token[2];
+    uint64_t                    last_token[2];
 };
 
 

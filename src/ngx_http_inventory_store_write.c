@@ -16,17 +16,21 @@
 
 
 static int ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
-    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc);
+    ngx_http_inventory_store_batch_t *b, int rc);
 static void ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd,
     int rc);
 static int ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
-    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+    ngx_http_inventory_store_batch_t *b, ngx_http_inventory_cmd_t **cmds,
+    size_t n);
 static int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
     MDB_txn **txn);
 static void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
     MDB_txn *txn);
 static int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now);
+    MDB_txn *txn, ngx_http_inventory_store_batch_t *b,
+    ngx_http_inventory_cmd_t **cmds, size_t n);
+static int ngx_http_inventory_store_token(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t *token, int put);
 static unsigned ngx_http_inventory_store_outcome(int rc);
 static int ngx_http_inventory_store_run(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
@@ -67,6 +71,17 @@ ngx_http_inventory_store_write(ngx_http_inventory_store_t *st,
 
     rc = ngx_http_inventory_store_begin(st, &txn);
 
+    b->last_token[0] = 0;
+    b->last_token[1] = 0;
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_token(st, txn, b->last_token, 0);
+
+        if (rc != 0) {
+            ngx_http_inventory_store_abort(st, txn);
+        }
+    }
+
     /* called also when beginning failed: what it takes is answered */
     if (b->fill) {
         b->fill(b);
@@ -78,10 +93,10 @@ ngx_http_inventory_store_write(ngx_http_inventory_store_t *st,
             return NGX_HTTP_INVENTORY_STORE_OK;
         }
 
-        rc = ngx_http_inventory_store_apply(st, txn, b->cmds, b->n, b->now);
+        rc = ngx_http_inventory_store_apply(st, txn, b, b->cmds, b->n);
     }
 
-    rc = ngx_http_inventory_store_settle(st, b->cmds, b->n, b->now, rc);
+    rc = ngx_http_inventory_store_settle(st, b, rc);
 
     return ngx_http_inventory_store_rc(rc);
 }
@@ -91,10 +106,14 @@ ngx_http_inventory_store_write(ngx_http_inventory_store_t *st,
 
 static int
 ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
-    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now, int rc)
+    ngx_http_inventory_store_batch_t *b, int rc)
 {
-    int     any;
-    size_t  i;
+    int                         any;
+    size_t                      i, n;
+    ngx_http_inventory_cmd_t  **cmds;
+
+    cmds = b->cmds;
+    n = b->n;
 
     if (rc == 0) {
         return 0;
@@ -111,7 +130,7 @@ ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
         free(cmds[i]->body);
         cmds[i]->body = NULL;
 
-        if (ngx_http_inventory_store_transact(st, &cmds[i], 1, now) == 0) {
+        if (ngx_http_inventory_store_transact(st, b, &cmds[i], 1) == 0) {
             any = 1;
 
         } else {
@@ -139,7 +158,8 @@ ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd, int rc)
 
 static int
 ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
-    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+    ngx_http_inventory_store_batch_t *b, ngx_http_inventory_cmd_t **cmds,
+    size_t n)
 {
     int       rc;
     MDB_txn  *txn;
@@ -149,7 +169,7 @@ ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
         return rc;
     }
 
-    return ngx_http_inventory_store_apply(st, txn, cmds, n, now);
+    return ngx_http_inventory_store_apply(st, txn, b, cmds, n);
 }
 
 
@@ -198,7 +218,8 @@ ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st, MDB_txn *txn)
 
 static int
 ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
-    ngx_http_inventory_cmd_t **cmds, size_t n, uint64_t now)
+    ngx_http_inventory_store_batch_t *b, ngx_http_inventory_cmd_t **cmds,
+    size_t n)
 {
     int                         rc;
     size_t                      i;
@@ -212,12 +233,16 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
     rc = ngx_http_inventory_store_clock(st, txn, &clock);
 
     /* event times never go backwards, whatever the wall clock does */
-    if (now > clock.at) {
-        clock.at = now;
+    if (b->now > clock.at) {
+        clock.at = b->now;
     }
 
     for (i = 0; rc == 0 && i < n; i++) {
         rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
+    }
+
+    if (rc == 0 && b->token[0]) {
+        rc = ngx_http_inventory_store_token(st, txn, b->token, 1);
     }
 
     if (rc != 0) {
@@ -237,6 +262,52 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
     }
 
     return rc;
+}
+
+
+/*
+ * The token of the last batch that named one (in meta): whoever takes over
+ * a dead leader's batch learns from it whether the batch committed.
+ */
+
+static int
+ngx_http_inventory_store_token(ngx_http_inventory_store_t *st, MDB_txn *txn,
+    uint64_t *token, int put)
+{
+    int            rc;
+    MDB_val        key, val;
+    unsigned char  buf[16];
+
+    key.mv_data = (void *) "commit_token";
+    key.mv_size = sizeof("commit_token") - 1;
+
+    if (put) {
+        ngx_http_inventory_put_u64(buf, token[0]);
+        ngx_http_inventory_put_u64(buf + 8, token[1]);
+        val.mv_data = buf;
+        val.mv_size = sizeof(buf);
+
+        return mdb_put(txn, st->meta, &key, &val, 0);
+    }
+
+    rc = mdb_get(txn, st->meta, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (val.mv_size != sizeof(buf)) {
+        return MDB_CORRUPTED;
+    }
+
+    token[0] = ngx_http_inventory_get_u64(val.mv_data);
+    token[1] = ngx_http_inventory_get_u64((unsigned char *) val.mv_data + 8);
+
+    return 0;
 }
 
 

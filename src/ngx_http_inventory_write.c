@@ -268,6 +268,7 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
     job->cmd = cmd;
     job->data = r;
     job->done = ngx_http_inventory_write_done;
+    job->answer = 1;
 
     /* the request waits for its group commit: keep it, whatever happens */
     r->main->blocked++;

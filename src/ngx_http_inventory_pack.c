@@ -1,0 +1,235 @@
+/*
+ * A command's inputs as bytes: a fixed head, then the strings of the head
+ * in order, then each line's sku and location.  Everything the store reads
+ * of a command before it runs it, nothing it fills in.
+ */
+
+#include <string.h>
+
+#include "ngx_http_inventory_pack.h"
+
+
+#define NGX_HTTP_INVENTORY_PACK_STRS  6
+
+#define NGX_HTTP_INVENTORY_PACK_MIN_LEVEL  0x01
+#define NGX_HTTP_INVENTORY_PACK_IF_MATCH   0x02
+#define NGX_HTTP_INVENTORY_PACK_ANY        0x04
+#define NGX_HTTP_INVENTORY_PACK_MULTI      0x08
+
+
+typedef struct {
+    uint32_t                    type;
+    uint32_t                    flags;
+    int64_t                     on_hand;
+    int64_t                     min_level;
+    int64_t                     delta;
+    int64_t                     quantity;
+    uint64_t                    ttl;
+    uint64_t                    if_match[NGX_HTTP_INVENTORY_ETAGS_MAX];
+    uint32_t                    if_match_n;
+    uint32_t                    nlines;
+    uint32_t                    len[NGX_HTTP_INVENTORY_PACK_STRS];
+    unsigned char               fingerprint[16];
+    char                        res_id[NGX_HTTP_INVENTORY_RES_ID_LEN];
+} ngx_http_inventory_pack_head_t;
+
+
+typedef struct {
+    int64_t                     quantity;
+    uint32_t                    sku_len;
+    uint32_t                    location_len;
+} ngx_http_inventory_pack_line_t;
+
+
+static void ngx_http_inventory_pack_strs(
+    const ngx_http_inventory_cmd_t *cmd, const ngx_http_inventory_str_t **s);
+
+
+size_t
+ngx_http_inventory_pack_size(const ngx_http_inventory_cmd_t *cmd)
+{
+    size_t                           i, size;
+    const ngx_http_inventory_str_t  *s[NGX_HTTP_INVENTORY_PACK_STRS];
+
+    ngx_http_inventory_pack_strs(cmd, s);
+
+    size = sizeof(ngx_http_inventory_pack_head_t);
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
+        size += s[i]->len;
+    }
+
+    for (i = 0; i < cmd->res.nlines; i++) {
+        size += sizeof(ngx_http_inventory_pack_line_t)
+                + cmd->res.lines[i].sku.len + cmd->res.lines[i].location.len;
+    }
+
+    return size;
+}
+
+
+size_t
+ngx_http_inventory_pack(const ngx_http_inventory_cmd_t *cmd,
+    unsigned char *buf)
+{
+    size_t                            i;
+    unsigned char                    *p;
+    const ngx_http_inventory_str_t   *s[NGX_HTTP_INVENTORY_PACK_STRS];
+    const ngx_http_inventory_line_t  *line;
+    ngx_http_inventory_pack_head_t    h;
+    ngx_http_inventory_pack_line_t    pl;
+
+    ngx_http_inventory_pack_strs(cmd, s);
+
+    memset(&h, 0, sizeof(h));
+    h.type = cmd->type;
+    h.flags = (cmd->has_min_level ? NGX_HTTP_INVENTORY_PACK_MIN_LEVEL : 0)
+              | (cmd->has_if_match ? NGX_HTTP_INVENTORY_PACK_IF_MATCH : 0)
+              | (cmd->if_match_any ? NGX_HTTP_INVENTORY_PACK_ANY : 0)
+              | (cmd->multi_line ? NGX_HTTP_INVENTORY_PACK_MULTI : 0);
+    h.on_hand = cmd->on_hand;
+    h.min_level = cmd->min_level;
+    h.delta = cmd->delta;
+    h.quantity = cmd->quantity;
+    h.ttl = cmd->ttl;
+    h.if_match_n = (uint32_t) cmd->if_match_n;
+    memcpy(h.if_match, cmd->if_match, cmd->if_match_n * sizeof(uint64_t));
+    h.nlines = (uint32_t) cmd->res.nlines;
+    memcpy(h.fingerprint, cmd->fingerprint, sizeof(h.fingerprint));
+    memcpy(h.res_id, cmd->res.id, sizeof(h.res_id));
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
+        h.len[i] = (uint32_t) s[i]->len;
+    }
+
+    memcpy(buf, &h, sizeof(h));
+    p = buf + sizeof(h);
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
+        if (s[i]->len) {
+            memcpy(p, s[i]->data, s[i]->len);
+            p += s[i]->len;
+        }
+    }
+
+    for (i = 0; i < cmd->res.nlines; i++) {
+        line = &cmd->res.lines[i];
+
+        pl.quantity = line->quantity;
+        pl.sku_len = (uint32_t) line->sku.len;
+        pl.location_len = (uint32_t) line->location.len;
+
+        memcpy(p, &pl, sizeof(pl));
+        p += sizeof(pl);
+        memcpy(p, line->sku.data, line->sku.len);
+        p += line->sku.len;
+        memcpy(p, line->location.data, line->location.len);
+        p += line->location.len;
+    }
+
+    return (size_t) (p - buf);
+}
+
+
+int
+ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
+    const unsigned char *buf, size_t len)
+{
+    size_t                           i, left;
+    const unsigned char             *p;
+    ngx_http_inventory_str_t        *s[NGX_HTTP_INVENTORY_PACK_STRS];
+    ngx_http_inventory_line_t       *line;
+    ngx_http_inventory_pack_head_t   h;
+    ngx_http_inventory_pack_line_t   pl;
+
+    if (len < sizeof(h)) {
+        return -1;
+    }
+
+    memcpy(&h, buf, sizeof(h));
+
+    if (h.if_match_n > NGX_HTTP_INVENTORY_ETAGS_MAX
+        || h.nlines > NGX_HTTP_INVENTORY_MAX_LINES)
+    {
+        return -1;
+    }
+
+    ngx_http_inventory_cmd_init(cmd);
+
+    cmd->type = h.type;
+    cmd->has_min_level = (h.flags & NGX_HTTP_INVENTORY_PACK_MIN_LEVEL) != 0;
+    cmd->has_if_match = (h.flags & NGX_HTTP_INVENTORY_PACK_IF_MATCH) != 0;
+    cmd->if_match_any = (h.flags & NGX_HTTP_INVENTORY_PACK_ANY) != 0;
+    cmd->multi_line = (h.flags & NGX_HTTP_INVENTORY_PACK_MULTI) != 0;
+    cmd->on_hand = h.on_hand;
+    cmd->min_level = h.min_level;
+    cmd->delta = h.delta;
+    cmd->quantity = h.quantity;
+    cmd->ttl = h.ttl;
+    cmd->if_match_n = h.if_match_n;
+    memcpy(cmd->if_match, h.if_match, h.if_match_n * sizeof(uint64_t));
+    memcpy(cmd->fingerprint, h.fingerprint, sizeof(h.fingerprint));
+    memcpy(cmd->res.id, h.res_id, sizeof(h.res_id));
+
+    s[0] = &cmd->sku;
+    s[1] = &cmd->location;
+    s[2] = &cmd->to;
+    s[3] = &cmd->reason;
+    s[4] = &cmd->idem_key;
+    s[5] = &cmd->res.reference;
+
+    p = buf + sizeof(h);
+    left = len - sizeof(h);
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
+        if (h.len[i] > left) {
+            return -1;
+        }
+
+        s[i]->data = (const char *) p;
+        s[i]->len = h.len[i];
+        p += h.len[i];
+        left -= h.len[i];
+    }
+
+    for (i = 0; i < h.nlines; i++) {
+        if (left < sizeof(pl)) {
+            return -1;
+        }
+
+        memcpy(&pl, p, sizeof(pl));
+        p += sizeof(pl);
+        left -= sizeof(pl);
+
+        if (pl.sku_len > left || pl.location_len > left - pl.sku_len) {
+            return -1;
+        }
+
+        line = &cmd->res.lines[i];
+        line->quantity = pl.quantity;
+        line->sku.data = (const char *) p;
+        line->sku.len = pl.sku_len;
+        line->location.data = (const char *) p + pl.sku_len;
+        line->location.len = pl.location_len;
+
+        p += pl.sku_len + pl.location_len;
+        left -= pl.sku_len + pl.location_len;
+    }
+
+    cmd->res.nlines = h.nlines;
+
+    return left == 0 ? 0 : -1;
+}
+
+
+static void
+ngx_http_inventory_pack_strs(const ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_str_t **s)
+{
+    s[0] = &cmd->sku;
+    s[1] = &cmd->location;
+    s[2] = &cmd->to;
+    s[3] = &cmd->reason;
+    s[4] = &cmd->idem_key;
+    s[5] = &cmd->res.reference;
+}
