@@ -56,7 +56,7 @@ my %rank = (module => 9, admin => 9,
             read => 7, write => 7, feed => 7, expiry => 7,
             commit => 6, inflight => 6,
             ctx => 5, args => 5, response => 5);
-my @pure = qw(core codec json validate render uri proc);
+my @pure = qw(core codec json validate render pack uri proc);
 my %pure = map { $_ => 1 } @pure;
 for my $f (keys %defines) {
     $rank{$f} //= $f =~ /^store/ ? 3 : $pure{$f} ? 1 : undef;

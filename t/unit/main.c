@@ -12,6 +12,7 @@ main(void)
     test_codec();
     test_json();
     test_render();
+    test_pack();
     test_store();
     test_uri();
     test_proc();

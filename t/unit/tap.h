@@ -35,5 +35,6 @@ void test_store(void);
 void test_uri(void);
 void test_proc(void);
 void test_render(void);
+void test_pack(void);
 
 #endif

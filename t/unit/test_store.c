@@ -179,6 +179,54 @@ replay_matches(ngx_http_inventory_store_t *st, uint64_t *events)
  * commit, only the bad one fails, and seq stays gap-free.
  */
 
+/* the group commit's batch token: kept by the batch that commits it */
+
+static void
+test_store_token(ngx_http_inventory_store_t *st)
+{
+    ngx_http_inventory_cmd_t           a, *p;
+    ngx_http_inventory_store_batch_t   bt;
+
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "nowhere");
+    a.delta = -1;
+    p = &a;
+
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    bt.n = 1;
+    bt.now = 3000;
+    bt.token[0] = 77;
+    bt.token[1] = 41;
+    is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: batch 41");
+    free(a.body);
+
+    /* refused commands write nothing but it; one with no token leaves it */
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "nowhere");
+    a.delta = -1;
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    bt.n = 1;
+    bt.now = 3000;
+    is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: none");
+    free(a.body);
+    ok(bt.last_token[0] == 77 && bt.last_token[1] == 41,
+       "token: the next batch reads the last one kept");
+
+    /* an empty batch reads it too, and commits nothing */
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    bt.token[0] = 77;
+    bt.token[1] = 42;
+    is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: empty batch");
+    ok(bt.last_token[1] == 41, "token: read before the batch");
+
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    (void) ngx_http_inventory_store_write(st, &bt);
+    ok(bt.last_token[1] == 41, "token: an empty batch keeps none");
+}
+
+
 static void
 test_store_spoiled_batch(ngx_http_inventory_store_t *st)
 {
@@ -558,6 +606,8 @@ test_store(void)
     is_int(a.outcome, NGX_HTTP_INVENTORY_OK, "batch: first applied");
     is_int(b.outcome, NGX_HTTP_INVENTORY_NOT_FOUND, "batch: second rejected");
     is_int(c.outcome, NGX_HTTP_INVENTORY_OK, "batch: third applied");
+
+    test_store_token(st);
     is_int(c.slots[0].item.on_hand, 97, "batch: effects in order");
     is_int(c.last_seq, a.last_seq + 1, "batch: seq has no gap");
 
