@@ -11,9 +11,9 @@
  *   * a lead task, while the worker has slots waiting: it waits for the
  *     write lock, takes every waiting slot (its own and the others'), and
  *     commits them; it writes each result (status, ETag, body) into its
- *     slot and wakes the waiters on a process-shared condition;
+ *     slot and wakes the waiters (a futex word in the zone);
  *   * a watch task, while the worker has slots unanswered: it waits on that
- *     condition until one of them is settled, by any worker's lead task.
+ *     futex until one of them is settled, by any worker's lead task.
  * Each completion runs on the worker's event loop, which answers its own
  * requests from their slots.
  *
@@ -35,6 +35,8 @@
 #include <ngx_http.h>
 
 #include <pthread.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "ngx_http_inventory_module.h"
 #include "ngx_http_inventory_pack.h"
@@ -43,7 +45,7 @@
 
 #define NGX_HTTP_INVENTORY_GUARD      60000    /* ms */
 #define NGX_HTTP_INVENTORY_WATCH      50       /* ms between liveness checks */
-#define NGX_HTTP_INVENTORY_ORPHAN     1000     /* ms before an owner is checked */
+#define NGX_HTTP_INVENTORY_ORPHAN     1000     /* ms: an owner is checked */
 
 #define NGX_HTTP_INVENTORY_SLOTS      1024
 
@@ -79,20 +81,20 @@ typedef struct {
     uint64_t                    etag;
     uint64_t                    last_seq;
     int64_t                     available;
-} ngx_http_inventory_commit_slot_t;
+} ngx_http_inventory_pending_t;
 
 
 struct ngx_http_inventory_commit_sh_s {
     pthread_mutex_t             mutex;         /* robust: owners may die */
-    pthread_cond_t              settled;       /* some slots are DONE */
+    uint32_t                    settled;       /* a futex: slots are DONE */
     uint64_t                    zone_id;       /* random: names its batches */
     uint64_t                    batch;         /* the last batch number */
     uint64_t                    ticket;        /* the last slot queued */
     ngx_uint_t                  queued;
     ngx_uint_t                  used;
     ngx_uint_t                  recover;       /* a leader died */
-    ngx_uint_t                  hint;          /* where to look for a free slot */
-    ngx_http_inventory_commit_slot_t   slots[NGX_HTTP_INVENTORY_SLOTS];
+    ngx_uint_t                  hint;          /* where a free slot may be */
+    ngx_http_inventory_pending_t  slots[NGX_HTTP_INVENTORY_SLOTS];
 };
 
 
@@ -171,13 +173,15 @@ static void ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log);
 static void ngx_http_inventory_commit_watch_done(ngx_event_t *ev);
 static ngx_uint_t ngx_http_inventory_commit_collect(
     ngx_http_inventory_committer_t *cm);
-static void ngx_http_inventory_commit_result(ngx_http_inventory_commit_slot_t *s,
+static void ngx_http_inventory_commit_result(ngx_http_inventory_pending_t *s,
     ngx_http_inventory_cmd_t *cmd);
 static void ngx_http_inventory_commit_reclaim(
     ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_idle(ngx_http_inventory_committer_t *cm);
 static void ngx_http_inventory_commit_guard(ngx_event_t *ev);
 static void ngx_http_inventory_commit_retry(ngx_event_t *ev);
+static void ngx_http_inventory_commit_wake(
+    ngx_http_inventory_commit_sh_t *csh);
 static void ngx_http_inventory_commit_sh_lock(
     ngx_http_inventory_commit_sh_t *csh);
 static void ngx_http_inventory_commit_sh_unlock(
@@ -195,7 +199,6 @@ static void ngx_http_inventory_commit_unlock(
 ngx_http_inventory_commit_sh_t *
 ngx_http_inventory_commit_zone_init(ngx_slab_pool_t *shpool)
 {
-    pthread_condattr_t               ca;
     pthread_mutexattr_t              ma;
     ngx_http_inventory_commit_sh_t  *csh;
 
@@ -217,20 +220,6 @@ ngx_http_inventory_commit_zone_init(ngx_slab_pool_t *shpool)
     }
 
     (void) pthread_mutexattr_destroy(&ma);
-
-    if (pthread_condattr_init(&ca) != 0) {
-        goto failed;
-    }
-
-    if (pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED) != 0
-        || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0
-        || pthread_cond_init(&csh->settled, &ca) != 0)
-    {
-        (void) pthread_condattr_destroy(&ca);
-        goto failed;
-    }
-
-    (void) pthread_condattr_destroy(&ca);
 
     /* batch numbers of another zone (a binary upgrade's) are not ours */
     csh->zone_id = ((uint64_t) ngx_time() << 32)
@@ -403,7 +392,7 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
     size_t                           len, cap;
     ngx_uint_t                       i, k;
     ngx_slab_pool_t                 *shpool;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     csh = cm->csh;
@@ -443,7 +432,7 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
     csh->hint = (i + 1) % NGX_HTTP_INVENTORY_SLOTS;
 
     s = &csh->slots[i];
-    ngx_memzero(s, sizeof(ngx_http_inventory_commit_slot_t));
+    ngx_memzero(s, sizeof(ngx_http_inventory_pending_t));
 
     s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
     s->owner = cm->pid;
@@ -561,9 +550,10 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
     ngx_http_inventory_store_batch_t *b)
 {
     uint64_t                         now, batch;
+    ngx_pid_t                        alive, dead;
     ngx_uint_t                       i, n, k;
     ngx_http_inventory_cmd_t        *cmd;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     csh = cm->csh;
@@ -576,6 +566,8 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
     }
 
     n = 0;
+    alive = 0;
+    dead = 0;
 
     for (i = 0; csh->queued && i < NGX_HTTP_INVENTORY_SLOTS; i++) {
         s = &csh->slots[i];
@@ -584,15 +576,25 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
             continue;
         }
 
-        /* an old command of a dead worker: nobody waits for its answer */
+        /*
+         * An old command of a dead worker: nobody waits for its answer.
+         * Each owner is looked up once a scan (a backlog may hold many).
+         */
         if (s->owner != cm->pid && now - s->since > NGX_HTTP_INVENTORY_ORPHAN
-            && !ngx_http_inventory_proc_alive(s->owner, s->owner_start))
+            && s->owner != alive)
         {
-            s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
-            s->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
-            s->since = now;
-            csh->queued--;
-            continue;
+            if (s->owner == dead
+                || !ngx_http_inventory_proc_alive(s->owner, s->owner_start))
+            {
+                dead = s->owner;
+                s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
+                s->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
+                s->since = now;
+                csh->queued--;
+                continue;
+            }
+
+            alive = s->owner;
         }
 
         cm->queued[n].ticket = s->ticket;
@@ -671,7 +673,7 @@ ngx_http_inventory_commit_recover(ngx_http_inventory_committer_t *cm,
     uint64_t *last_token)
 {
     ngx_uint_t                       i, ours, committed;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     csh = cm->csh;
@@ -706,7 +708,7 @@ ngx_http_inventory_commit_recover(ngx_http_inventory_committer_t *cm,
         s->since = ngx_http_inventory_clock_now();
     }
 
-    (void) pthread_cond_broadcast(&csh->settled);
+    ngx_http_inventory_commit_wake(csh);
 }
 
 
@@ -718,7 +720,7 @@ ngx_http_inventory_commit_settle(ngx_http_inventory_committer_t *cm)
     size_t                           k;
     uint64_t                         now;
     ngx_http_inventory_cmd_t        *cmd;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     if (cm->ntaken == 0) {
@@ -765,9 +767,9 @@ ngx_http_inventory_commit_settle(ngx_http_inventory_committer_t *cm)
         s->since = now;
     }
 
-    (void) pthread_cond_broadcast(&csh->settled);
-
     ngx_http_inventory_commit_sh_unlock(csh);
+
+    ngx_http_inventory_commit_wake(csh);
 }
 
 
@@ -950,11 +952,13 @@ ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log)
 {
     ngx_http_inventory_committer_t  *cm = data;
 
-    int                              rc;
+    long                             rc;
     size_t                           k;
+    uint32_t                         settled;
+    ngx_err_t                        err;
     ngx_uint_t                       done, dead;
     struct timespec                  ts;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     csh = cm->csh;
@@ -982,21 +986,20 @@ ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log)
             break;
         }
 
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += NGX_HTTP_INVENTORY_WATCH * 1000000L;
+        /* a change of the counter since it was read ends the wait */
+        settled = csh->settled;
+        ngx_http_inventory_commit_sh_unlock(csh);
 
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts.tv_sec = 0;
+        ts.tv_nsec = NGX_HTTP_INVENTORY_WATCH * 1000000L;
 
-        rc = pthread_cond_timedwait(&csh->settled, &csh->mutex, &ts);
+        rc = syscall(SYS_futex, &csh->settled, FUTEX_WAIT, settled, &ts,
+                     NULL, 0);
+        err = errno;
 
-        if (rc == EOWNERDEAD) {
-            (void) pthread_mutex_consistent(&csh->mutex);
-        }
+        ngx_http_inventory_commit_sh_lock(csh);
 
-        if (rc != ETIMEDOUT) {
+        if (rc == 0 || err != ETIMEDOUT) {
             continue;
         }
 
@@ -1062,7 +1065,7 @@ ngx_http_inventory_commit_collect(ngx_http_inventory_committer_t *cm)
     ngx_uint_t                       queued;
     ngx_queue_t                      done, *q, *next;
     ngx_http_inventory_job_t        *job;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     csh = cm->csh;
@@ -1139,7 +1142,7 @@ ngx_http_inventory_commit_collect(ngx_http_inventory_committer_t *cm)
 /* a settled slot's result into the job's command (the zone's lock held) */
 
 static void
-ngx_http_inventory_commit_result(ngx_http_inventory_commit_slot_t *s,
+ngx_http_inventory_commit_result(ngx_http_inventory_pending_t *s,
     ngx_http_inventory_cmd_t *cmd)
 {
     cmd->outcome = s->outcome;
@@ -1189,7 +1192,7 @@ ngx_http_inventory_commit_reclaim(ngx_http_inventory_committer_t *cm)
     u_char                          *block;
     uint64_t                         now;
     ngx_uint_t                       i;
-    ngx_http_inventory_commit_slot_t       *s;
+    ngx_http_inventory_pending_t    *s;
     ngx_http_inventory_commit_sh_t  *csh;
 
     now = ngx_http_inventory_clock_now();
@@ -1289,6 +1292,21 @@ ngx_http_inventory_commit_retry(ngx_event_t *ev)
     }
 
     ngx_http_inventory_commit_idle(cm);
+}
+
+
+/*
+ * Wakes every watch task.  A futex, not a process-shared condition
+ * variable: glibc's can hang a broadcast on a waiter killed while it
+ * waited; a futex word keeps no state of its waiters.
+ */
+
+static void
+ngx_http_inventory_commit_wake(ngx_http_inventory_commit_sh_t *csh)
+{
+    (void) __atomic_add_fetch(&csh->settled, 1, __ATOMIC_SEQ_CST);
+    (void) syscall(SYS_futex, &csh->settled, FUTEX_WAKE, INT_MAX, NULL,
+                   NULL, 0);
 }
 
 

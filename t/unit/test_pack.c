@@ -66,7 +66,8 @@ full_cmd(ngx_http_inventory_cmd_t *cmd, unsigned type, size_t nlines)
     cmd->multi_line = 1;
     cmd->idem_key = S("key-0123456789");
     memset(cmd->fingerprint, 0xab, sizeof(cmd->fingerprint));
-    memcpy(cmd->res.id, "r_0123456789abcdefghijkl", NGX_HTTP_INVENTORY_RES_ID_LEN);
+    memcpy(cmd->res.id, "r_0123456789abcdefghijkl",
+           NGX_HTTP_INVENTORY_RES_ID_LEN);
     cmd->res.reference.data = escaped;
     cmd->res.reference.len = NGX_HTTP_INVENTORY_REFERENCE_MAX;
 
@@ -188,7 +189,8 @@ test_pack_small(void)
     out = malloc(sizeof(*out));
 
     in->type = NGX_HTTP_INVENTORY_CMD_EXPIRE;
-    memcpy(in->res.id, "r_0000000000000000000001", NGX_HTTP_INVENTORY_RES_ID_LEN);
+    memcpy(in->res.id, "r_0000000000000000000001",
+           NGX_HTTP_INVENTORY_RES_ID_LEN);
 
     len = ngx_http_inventory_pack_size(in);
     ok(len < sizeof(buf), "an expiry packs small (%zu bytes)", len);
