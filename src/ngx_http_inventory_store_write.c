@@ -29,6 +29,7 @@ static void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
 static int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_store_batch_t *b,
     ngx_http_inventory_cmd_t **cmds, size_t n);
+static int ngx_http_inventory_store_wrote(ngx_http_inventory_cmd_t *cmd);
 static int ngx_http_inventory_store_token(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t *token, int put);
 static unsigned ngx_http_inventory_store_outcome(int rc);
@@ -241,8 +242,16 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
         rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
     }
 
-    if (rc == 0 && b->token[0]) {
-        rc = ngx_http_inventory_store_token(st, txn, b->token, 1);
+    /*
+     * A transaction that wrote nothing else keeps no token either: it
+     * stays empty (LMDB commits it without a write), and whether it
+     * committed does not matter to anyone.
+     */
+    for (i = 0; rc == 0 && b->token[0] && i < n; i++) {
+        if (ngx_http_inventory_store_wrote(cmds[i])) {
+            rc = ngx_http_inventory_store_token(st, txn, b->token, 1);
+            break;
+        }
     }
 
     if (rc != 0) {
@@ -262,6 +271,22 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
     }
 
     return rc;
+}
+
+
+/* whether the command changed the store (see store_run()) */
+
+static int
+ngx_http_inventory_store_wrote(ngx_http_inventory_cmd_t *cmd)
+{
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        return cmd->available > 0;
+    }
+
+    return cmd->appended
+           || (cmd->idem_key.len && cmd->status < 500
+               && cmd->outcome != NGX_HTTP_INVENTORY_REPLAYED
+               && cmd->outcome != NGX_HTTP_INVENTORY_KEY_REUSED);
 }
 
 

@@ -187,27 +187,34 @@ test_store_token(ngx_http_inventory_store_t *st)
     ngx_http_inventory_cmd_t           a, *p;
     ngx_http_inventory_store_batch_t   bt;
 
+    /*
+     * Refused, but its key keeps the answer: the batch writes, and keeps
+     * the token (the key outlives the purges of test_store_reservations)
+     */
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "nowhere");
     a.delta = -1;
+    a.idem_key = S("token-key-1");
     p = &a;
 
     memset(&bt, 0, sizeof(bt));
     bt.cmds = &p;
     bt.n = 1;
-    bt.now = 3000;
+    bt.now = 20000;
     bt.token[0] = 77;
     bt.token[1] = 41;
     is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: batch 41");
     free(a.body);
 
-    /* refused commands write nothing but it; one with no token leaves it */
+    /* refused without a key: writes nothing, so keeps no token */
     cmd_init(&a, NGX_HTTP_INVENTORY_CMD_ADJUST, "A-1", "nowhere");
     a.delta = -1;
     memset(&bt, 0, sizeof(bt));
     bt.cmds = &p;
     bt.n = 1;
-    bt.now = 3000;
-    is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: none");
+    bt.now = 20000;
+    bt.token[0] = 77;
+    bt.token[1] = 42;
+    is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: batch 42");
     free(a.body);
     ok(bt.last_token[0] == 77 && bt.last_token[1] == 41,
        "token: the next batch reads the last one kept");
@@ -216,14 +223,14 @@ test_store_token(ngx_http_inventory_store_t *st)
     memset(&bt, 0, sizeof(bt));
     bt.cmds = &p;
     bt.token[0] = 77;
-    bt.token[1] = 42;
+    bt.token[1] = 43;
     is_int(ngx_http_inventory_store_write(st, &bt), 0, "token: empty batch");
-    ok(bt.last_token[1] == 41, "token: read before the batch");
+    ok(bt.last_token[1] == 41, "token: a batch that wrote nothing kept none");
 
     memset(&bt, 0, sizeof(bt));
     bt.cmds = &p;
     (void) ngx_http_inventory_store_write(st, &bt);
-    ok(bt.last_token[1] == 41, "token: an empty batch keeps none");
+    ok(bt.last_token[1] == 41, "token: nor did an empty one");
 }
 
 
