@@ -125,6 +125,8 @@ struct ngx_http_inventory_committer_s {
     ngx_http_inventory_queued_t *queued;      /* SLOTS of them */
     size_t                      nlocal;
     size_t                      ntaken;
+    size_t                      rerun;         /* of a dead leader's batch */
+    size_t                      unknown;       /* of one, answered 503 */
     size_t                      n;
     size_t                      appended;
     int                         rc;
@@ -518,6 +520,8 @@ ngx_http_inventory_commit_fill(ngx_http_inventory_store_batch_t *b)
     cm->n = 0;
     cm->ntaken = 0;
     cm->nlocal = 0;
+    cm->rerun = 0;
+    cm->unknown = 0;
 
     if (cm->csh) {
         ngx_http_inventory_commit_take(cm, b);
@@ -697,7 +701,12 @@ ngx_http_inventory_commit_recover(ngx_http_inventory_committer_t *cm,
         {
             s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
             csh->queued++;
+            cm->rerun++;
             continue;
+        }
+
+        if (s->owner != s->taker) {
+            cm->unknown++;
         }
 
         /* a dead owner's (nobody waits), or applied or not: unknown */
@@ -876,6 +885,13 @@ ngx_http_inventory_commit_lead_done(ngx_event_t *ev)
                       ngx_http_inventory_store_strerror(cm->rc));
     }
 
+    if (cm->rerun || cm->unknown) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "inventory: settled a dead worker's batch: "
+                      "%uz commands run again, %uz answered as unknown",
+                      cm->rerun, cm->unknown);
+    }
+
     for (i = 0; i < n; i++) {
         job = cm->batch[i];
         job->rc = cm->rc;
@@ -1040,12 +1056,6 @@ ngx_http_inventory_commit_watch_done(ngx_event_t *ev)
 
     /* a dead leader's batch is settled by the next leader */
     if ((queued || cm->dead_leader) && !cm->leading) {
-        if (cm->dead_leader) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "inventory: a worker died while committing "
-                          "a batch; the next batch settles it");
-        }
-
         ngx_http_inventory_commit_lead(cm);
     }
 

@@ -610,6 +610,9 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     imcf->shpool = shpool;
 
+    /* a full zone is answered (503) or worked around, and counted */
+    shpool->log_nomem = 0;
+
     /* a reload keeps the counters, unless the zone's layout changed */
     if (oimcf && oimcf->sh->size == sizeof(ngx_http_inventory_shctx_t)) {
         imcf->sh = oimcf->sh;
@@ -634,6 +637,13 @@ ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     /* without room for it, each worker commits on its own */
     imcf->sh->commit = ngx_http_inventory_commit_zone_init(shpool);
+
+    if (imcf->sh->commit == NULL) {
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "inventory: zone \"%V\" has no room for the group "
+                      "commit's slots: each worker commits its own writes",
+                      &shm_zone->shm.name);
+    }
 
     return NGX_OK;
 }
