@@ -136,8 +136,10 @@ struct ngx_http_inventory_committer_s {
     size_t                      nwatch;
     ngx_uint_t                  dead_leader;
 
-    unsigned                    leading:1;
-    unsigned                    watching:1;
+    /* read by the watch task: whole words */
+    volatile ngx_uint_t         leading;       /* a lead task is posted */
+    volatile ngx_uint_t         lead_running;  /* and has begun */
+    ngx_uint_t                  watching;
     uint64_t                    reclaim_at;    /* ms */
 
     ngx_event_t                 guard;
@@ -469,6 +471,11 @@ ngx_http_inventory_commit_lead(ngx_http_inventory_committer_t *cm)
 
 #if (NGX_THREADS)
     if (ngx_thread_task_post(cm->pool, cm->lead_task) == NGX_OK) {
+        /* a watch task may hold the pool's only thread: it lets go */
+        if (cm->watching) {
+            ngx_http_inventory_commit_wake(cm->csh);
+        }
+
         return;
     }
 
@@ -494,6 +501,8 @@ ngx_http_inventory_commit_lead_run(void *data, ngx_log_t *log)
     ngx_http_inventory_committer_t  *cm = data;
 
     ngx_http_inventory_store_batch_t  b;
+
+    cm->lead_running = 1;
 
     ngx_memzero(&b, sizeof(ngx_http_inventory_store_batch_t));
     b.cmds = cm->cmds;
@@ -906,6 +915,7 @@ ngx_http_inventory_commit_lead_done(ngx_event_t *ev)
     }
 
     cm->leading = 0;
+    cm->lead_running = 0;
 
     queued = ngx_http_inventory_commit_collect(cm);
 
@@ -983,7 +993,11 @@ ngx_http_inventory_commit_watch_run(void *data, ngx_log_t *log)
     ngx_http_inventory_commit_sh_lock(csh);
 
     for ( ;; ) {
-        done = (cm->nwatch == 0);
+        /*
+         * The worker's lead task waits for a thread (the pool may have
+         * one): it will answer what is settled, and this one comes back.
+         */
+        done = (cm->nwatch == 0 || (cm->leading && !cm->lead_running));
 
         /* settled, or even collected by the lead task's completion */
         for (k = 0; k < cm->nwatch; k++) {
