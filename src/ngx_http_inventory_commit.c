@@ -90,7 +90,6 @@ struct ngx_http_inventory_commit_sh_s {
     uint64_t                    zone_id;       /* random: names its batches */
     uint64_t                    batch;         /* the last batch number */
     uint64_t                    ticket;        /* the last slot queued */
-    ngx_uint_t                  queued;
     ngx_uint_t                  used;
     ngx_uint_t                  recover;       /* a leader died */
     ngx_uint_t                  hint;          /* where a free slot may be */
@@ -452,7 +451,6 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE);
 
-    csh->queued++;
     csh->used++;
 
     ngx_http_inventory_commit_sh_unlock(csh);
@@ -582,7 +580,8 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
     alive = 0;
     dead = 0;
 
-    for (i = 0; csh->queued && i < NGX_HTTP_INVENTORY_SLOTS; i++) {
+    /* the whole table: a count left wrong by a killed holder misleads */
+    for (i = 0; i < NGX_HTTP_INVENTORY_SLOTS; i++) {
         s = &csh->slots[i];
 
         if (s->state != NGX_HTTP_INVENTORY_SLOT_QUEUED) {
@@ -603,7 +602,6 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
                 s->state = NGX_HTTP_INVENTORY_SLOT_DONE;
                 s->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
                 s->since = now;
-                csh->queued--;
                 continue;
             }
 
@@ -640,7 +638,6 @@ ngx_http_inventory_commit_take(ngx_http_inventory_committer_t *cm,
         cm->taken[k] = cm->queued[k].index;
     }
 
-    csh->queued -= n;
     cm->ntaken = n;
 
     ngx_http_inventory_commit_sh_unlock(csh);
@@ -709,7 +706,6 @@ ngx_http_inventory_commit_recover(ngx_http_inventory_committer_t *cm,
             && (s->retry_safe || (ours && !committed)))
         {
             s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
-            csh->queued++;
             cm->rerun++;
             continue;
         }
