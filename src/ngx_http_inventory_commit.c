@@ -90,7 +90,6 @@ struct ngx_http_inventory_commit_sh_s {
     uint64_t                    zone_id;       /* random: names its batches */
     uint64_t                    batch;         /* the last batch number */
     uint64_t                    ticket;        /* the last slot queued */
-    ngx_uint_t                  used;
     ngx_uint_t                  recover;       /* a leader died */
     ngx_uint_t                  hint;          /* where a free slot may be */
     ngx_http_inventory_pending_t  slots[NGX_HTTP_INVENTORY_SLOTS];
@@ -451,7 +450,6 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE);
 
-    csh->used++;
 
     ngx_http_inventory_commit_sh_unlock(csh);
 
@@ -1121,7 +1119,6 @@ ngx_http_inventory_commit_collect(ngx_http_inventory_committer_t *cm)
 
         s->state = NGX_HTTP_INVENTORY_SLOT_FREE;
         s->block = NULL;
-        csh->used--;
 
         ngx_queue_remove(q);
         ngx_queue_insert_tail(&done, q);
@@ -1255,7 +1252,6 @@ ngx_http_inventory_commit_reclaim(ngx_http_inventory_committer_t *cm)
             block = s->block;
             s->block = NULL;
             s->state = NGX_HTTP_INVENTORY_SLOT_FREE;
-            csh->used--;
         }
 
         ngx_http_inventory_commit_sh_unlock(csh);
@@ -1368,10 +1364,21 @@ ngx_http_inventory_commit_unlock(ngx_http_inventory_committer_t *cm)
 }
 
 
-/* slots of the zone in use: queued, in a batch, or not yet collected */
+/*
+ * Slots of the zone in use: queued, in a batch, or not yet collected.
+ * Counted, not kept: a holder killed mid-update cannot leave it wrong.
+ */
 
 ngx_uint_t
 ngx_http_inventory_commit_slots_used(ngx_http_inventory_commit_sh_t *csh)
 {
-    return csh ? csh->used : 0;
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; csh && i < NGX_HTTP_INVENTORY_SLOTS; i++) {
+        n += (csh->slots[i].state != NGX_HTTP_INVENTORY_SLOT_FREE);
+    }
+
+    return n;
 }
