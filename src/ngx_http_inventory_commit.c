@@ -405,6 +405,16 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
 
     shpool = cm->imcf->shpool;
 
+    /*
+     * An eighth of the zone's pages stays free for idempotency keys (a hint,
+     * read unlocked): writes in flight go to their worker's batch first.
+     */
+    if (shpool->pfree < (ngx_uint_t) (shpool->end - shpool->start)
+                        / ngx_pagesize / 8)
+    {
+        return NGX_DECLINED;
+    }
+
     len = ngx_http_inventory_pack_size(job->cmd);
     cap = job->answer ? ngx_http_inventory_render_bound(job->cmd) : 0;
 
@@ -436,7 +446,6 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
     s = &csh->slots[i];
     ngx_memzero(s, sizeof(ngx_http_inventory_pending_t));
 
-    s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
     s->owner = cm->pid;
     s->owner_start = cm->start;
     s->ticket = ++csh->ticket;
@@ -450,6 +459,8 @@ ngx_http_inventory_commit_enqueue(ngx_http_inventory_committer_t *cm,
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_EXPIRE
                      || job->cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE);
 
+    /* last: a holder killed before this leaves the slot free */
+    s->state = NGX_HTTP_INVENTORY_SLOT_QUEUED;
 
     ngx_http_inventory_commit_sh_unlock(csh);
 
