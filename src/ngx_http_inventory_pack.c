@@ -4,6 +4,7 @@
  * of a command before it runs it, nothing it fills in.
  */
 
+#include <stddef.h>
 #include <string.h>
 
 #include "ngx_http_inventory_pack.h"
@@ -41,22 +42,30 @@ typedef struct {
 } ngx_http_inventory_pack_line_t;
 
 
-static void ngx_http_inventory_pack_strs(
-    const ngx_http_inventory_cmd_t *cmd, const ngx_http_inventory_str_t **s);
+/* the command's strings, in the order they are packed */
+static const size_t  ngx_http_inventory_pack_strs[] = {
+    offsetof(ngx_http_inventory_cmd_t, sku),
+    offsetof(ngx_http_inventory_cmd_t, location),
+    offsetof(ngx_http_inventory_cmd_t, to),
+    offsetof(ngx_http_inventory_cmd_t, reason),
+    offsetof(ngx_http_inventory_cmd_t, idem_key),
+    offsetof(ngx_http_inventory_cmd_t, res.reference)
+};
+
+#define ngx_http_inventory_pack_str(cmd, i)                                  \
+    ((ngx_http_inventory_str_t *)                                            \
+         ((char *) (cmd) + ngx_http_inventory_pack_strs[i]))
 
 
 size_t
 ngx_http_inventory_pack_size(const ngx_http_inventory_cmd_t *cmd)
 {
-    size_t                           i, size;
-    const ngx_http_inventory_str_t  *s[NGX_HTTP_INVENTORY_PACK_STRS];
-
-    ngx_http_inventory_pack_strs(cmd, s);
+    size_t  i, size;
 
     size = sizeof(ngx_http_inventory_pack_head_t);
 
     for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
-        size += s[i]->len;
+        size += ngx_http_inventory_pack_str(cmd, i)->len;
     }
 
     for (i = 0; i < cmd->res.nlines; i++) {
@@ -74,12 +83,10 @@ ngx_http_inventory_pack(const ngx_http_inventory_cmd_t *cmd,
 {
     size_t                            i;
     unsigned char                    *p;
-    const ngx_http_inventory_str_t   *s[NGX_HTTP_INVENTORY_PACK_STRS];
+    const ngx_http_inventory_str_t   *s;
     const ngx_http_inventory_line_t  *line;
     ngx_http_inventory_pack_head_t    h;
     ngx_http_inventory_pack_line_t    pl;
-
-    ngx_http_inventory_pack_strs(cmd, s);
 
     memset(&h, 0, sizeof(h));
     h.type = cmd->type;
@@ -99,16 +106,18 @@ ngx_http_inventory_pack(const ngx_http_inventory_cmd_t *cmd,
     memcpy(h.res_id, cmd->res.id, sizeof(h.res_id));
 
     for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
-        h.len[i] = (uint32_t) s[i]->len;
+        h.len[i] = (uint32_t) ngx_http_inventory_pack_str(cmd, i)->len;
     }
 
     memcpy(buf, &h, sizeof(h));
     p = buf + sizeof(h);
 
     for (i = 0; i < NGX_HTTP_INVENTORY_PACK_STRS; i++) {
-        if (s[i]->len) {
-            memcpy(p, s[i]->data, s[i]->len);
-            p += s[i]->len;
+        s = ngx_http_inventory_pack_str(cmd, i);
+
+        if (s->len) {
+            memcpy(p, s->data, s->len);
+            p += s->len;
         }
     }
 
@@ -137,7 +146,7 @@ ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
 {
     size_t                           i, left;
     const unsigned char             *p;
-    ngx_http_inventory_str_t        *s[NGX_HTTP_INVENTORY_PACK_STRS];
+    ngx_http_inventory_str_t        *s;
     ngx_http_inventory_line_t       *line;
     ngx_http_inventory_pack_head_t   h;
     ngx_http_inventory_pack_line_t   pl;
@@ -171,13 +180,6 @@ ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
     memcpy(cmd->fingerprint, h.fingerprint, sizeof(h.fingerprint));
     memcpy(cmd->res.id, h.res_id, sizeof(h.res_id));
 
-    s[0] = &cmd->sku;
-    s[1] = &cmd->location;
-    s[2] = &cmd->to;
-    s[3] = &cmd->reason;
-    s[4] = &cmd->idem_key;
-    s[5] = &cmd->res.reference;
-
     p = buf + sizeof(h);
     left = len - sizeof(h);
 
@@ -186,8 +188,9 @@ ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
             return -1;
         }
 
-        s[i]->data = (const char *) p;
-        s[i]->len = h.len[i];
+        s = ngx_http_inventory_pack_str(cmd, i);
+        s->data = (const char *) p;
+        s->len = h.len[i];
         p += h.len[i];
         left -= h.len[i];
     }
@@ -219,17 +222,4 @@ ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
     cmd->res.nlines = h.nlines;
 
     return left == 0 ? 0 : -1;
-}
-
-
-static void
-ngx_http_inventory_pack_strs(const ngx_http_inventory_cmd_t *cmd,
-    const ngx_http_inventory_str_t **s)
-{
-    s[0] = &cmd->sku;
-    s[1] = &cmd->location;
-    s[2] = &cmd->to;
-    s[3] = &cmd->reason;
-    s[4] = &cmd->idem_key;
-    s[5] = &cmd->res.reference;
 }

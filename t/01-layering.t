@@ -54,7 +54,7 @@ for my $f (keys %needs) {
 my %rank = (module => 9, admin => 9,
             handler => 8, metrics => 8,
             read => 7, write => 7, feed => 7, expiry => 7,
-            commit => 6, inflight => 6,
+            commit => 6, inflight => 6, commit_zone => 5.5,
             ctx => 5, args => 5, response => 5);
 my @pure = qw(core codec json validate render pack uri proc);
 my %pure = map { $_ => 1 } @pure;
