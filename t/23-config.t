@@ -470,8 +470,10 @@ sub is_deeply_quiet {
               . '$inventory_event_seq ("-" when there is none)')
         or diag "log:\n" . (slurp($log) // '');
 
-    # metrics after these requests
-    my $m1 = metrics($n) // {};
+    # metrics after these requests.  A request is counted in the log phase,
+    # after its response has reached the client, so the last one (health)
+    # may not be counted yet when /metrics is asked: wait for the counts to
+    # get there, then compare them exactly.
     my $k = sub { "inventory_requests_total{route=\"$_[0]\",status=\"$_[1]\"}" };
     my %delta = (
         $k->('item', 201) => 2, $k->('item', 200) => 2,
@@ -481,6 +483,15 @@ sub is_deeply_quiet {
         inventory_transactions_total => 4,
         inventory_commands_total => 4,
     );
+    my $m1;
+    $deadline = time + 3;
+    while (1) {
+        $m1 = metrics($n) // {};
+        last unless grep { ($m1->{$_} // 0) - ($m0->{$_} // 0) < $delta{$_} }
+                    keys %delta;
+        last if time > $deadline;
+        sleep 0.05;
+    }
     for my $name (sort keys %delta) {
         is(($m1->{$name} // 0) - ($m0->{$name} // 0), $delta{$name},
            "/metrics: $name grew by $delta{$name}")
