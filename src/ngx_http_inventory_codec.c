@@ -39,6 +39,25 @@ ngx_http_inventory_get_u64(const unsigned char *p)
 }
 
 
+void
+ngx_http_inventory_put_u32(unsigned char *p, uint32_t v)
+{
+    v = htobe32(v);
+    memcpy(p, &v, 4);
+}
+
+
+uint32_t
+ngx_http_inventory_get_u32(const unsigned char *p)
+{
+    uint32_t  v;
+
+    memcpy(&v, p, 4);
+
+    return be32toh(v);
+}
+
+
 size_t
 ngx_http_inventory_item_key(unsigned char *buf, ngx_http_inventory_str_t sku,
     ngx_http_inventory_str_t location)

@@ -40,6 +40,8 @@ typedef struct {
 
 void ngx_http_inventory_put_u64(unsigned char *p, uint64_t v);
 uint64_t ngx_http_inventory_get_u64(const unsigned char *p);
+void ngx_http_inventory_put_u32(unsigned char *p, uint32_t v);
+uint32_t ngx_http_inventory_get_u32(const unsigned char *p);
 
 size_t ngx_http_inventory_item_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);

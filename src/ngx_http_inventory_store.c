@@ -146,6 +146,7 @@ ngx_http_inventory_store_close(ngx_http_inventory_store_t *st)
 
     mdb_env_close(st->env);
     (void) pthread_rwlock_destroy(&st->remap);
+    free(st->rec);
     free(st);
 }
 
@@ -234,6 +235,9 @@ ngx_http_inventory_store_strerror(int rc)
     case NGX_HTTP_INVENTORY_STORE_FAILED:
         return "the store failed (an LMDB error)";
 
+    case NGX_HTTP_INVENTORY_STORE_GONE:
+        return "the transactions asked for are not this store's to give";
+
     default:
         /* an LMDB code that was not turned into the store's */
         if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {
@@ -266,10 +270,22 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
         || (rc = mdb_dbi_open(txn, "idempotency", f, &st->idempotency)) != 0
         || (rc = mdb_dbi_open(txn, "idempotency_expiry", f, &st->idem_expiry))
            != 0
-        || (rc = mdb_dbi_open(txn, "low_stock", f, &st->low_stock)) != 0)
+        || (rc = mdb_dbi_open(txn, "low_stock", f, &st->low_stock)) != 0
+        || (rc = mdb_dbi_open(txn, "replication", f, &st->replication)) != 0)
     {
         return rc;
     }
+
+    st->dbi[0] = st->meta;
+    st->dbi[1] = st->log;
+    st->dbi[2] = st->items;
+    st->dbi[3] = st->item_events;
+    st->dbi[4] = st->reservations;
+    st->dbi[5] = st->res_expiry;
+    st->dbi[6] = st->idempotency;
+    st->dbi[7] = st->idem_expiry;
+    st->dbi[8] = st->low_stock;
+    st->dbi[9] = st->replication;
 
     return 0;
 }
@@ -293,7 +309,9 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
         val.mv_data = buf;
         val.mv_size = sizeof(buf);
 
-        return mdb_put(txn, st->meta, &key, &val, 0);
+        rc = mdb_put(txn, st->meta, &key, &val, 0);
+
+        return rc ? rc : ngx_http_inventory_store_identify(st, txn);
     }
 
     if (rc != 0) {
@@ -307,7 +325,9 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return MDB_INCOMPATIBLE;
     }
 
-    return 0;
+    /* a store made before stores had an identity gets one */
+    return (flags & NGX_HTTP_INVENTORY_STORE_CREATE)
+           ? ngx_http_inventory_store_identify(st, txn) : 0;
 }
 
 

@@ -39,6 +39,8 @@
 #define NGX_HTTP_INVENTORY_STORE_PANIC        -6
 /* the reader table is full */
 #define NGX_HTTP_INVENTORY_STORE_READERS_FULL -7
+/* replication: the transactions asked for are not this store's to give */
+#define NGX_HTTP_INVENTORY_STORE_GONE         -8
 
 /* ngx_http_inventory_store_open() flags */
 #define NGX_HTTP_INVENTORY_STORE_CREATE    0x01
@@ -329,6 +331,78 @@ typedef void (*ngx_http_inventory_problem_pt)(void *ctx, const char *line);
 int ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
     ngx_http_inventory_problem_pt handler, void *ctx, uint64_t *events,
     unsigned long *problems);
+
+
+/* replication (ngx_http_inventory_store_repl.c) */
+
+/* who a store is, and where its replication log stands */
+typedef struct {
+    unsigned char               store_id[16];  /* random, at creation */
+    uint64_t                    epoch;         /* 1, then one a promotion */
+    uint64_t                    tx;            /* the last transaction kept */
+    uint64_t                    tx_seq;        /* the last seq after it */
+    uint64_t                    tx_at;         /* its time, ms */
+    uint64_t                    last_seq;
+} ngx_http_inventory_identity_t;
+
+/* what store_replicate() applied */
+typedef struct {
+    uint64_t                    tx;            /* the last one; 0: none */
+    uint64_t                    seq;           /* the last seq after it */
+    uint64_t                    at;            /* its time on the primary */
+    size_t                      count;
+    size_t                      bytes;
+} ngx_http_inventory_applied_t;
+
+typedef int (*ngx_http_inventory_tx_pt)(void *ctx, uint64_t tx,
+    const unsigned char *rec, size_t len);
+
+typedef int (*ngx_http_inventory_record_pt)(void *ctx, const char *db,
+    const void *key, size_t klen, const void *val, size_t vlen);
+
+/*
+ * The store's identity and its replication position.  Within
+ * store_read_begin() and store_read_end().
+ */
+int ngx_http_inventory_store_identity(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_identity_t *id);
+
+/*
+ * Gives cb the transactions after "after", in order, until about max bytes
+ * were given (at least one).  check: the time of the caller's transaction
+ * "after" as the caller holds it, or 0.  Returns STORE_GONE when this store
+ * cannot continue the caller's history: those transactions are forgotten,
+ * the caller is ahead, or its transaction "after" is another one.  Within
+ * store_read_begin() and store_read_end(); cb returns 0 or an errno value.
+ */
+int ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
+    uint64_t after, uint64_t check, size_t max,
+    ngx_http_inventory_tx_pt cb, void *ctx);
+
+/*
+ * Applies frames ([tx u64][length u32][record]) in one write transaction:
+ * those already held are skipped; one after a gap stops the applying and
+ * makes the result STORE_GONE (what came before it is committed).  A frame
+ * that is malformed in any way is STORE_CORRUPTED, and nothing is applied.
+ * Blocks: on a thread.
+ */
+int ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
+    const unsigned char *frames, size_t len,
+    ngx_http_inventory_applied_t *out);
+
+/* writes a compact, consistent copy of the store to fd; blocks */
+int ngx_http_inventory_store_copy(ngx_http_inventory_store_t *st, int fd);
+
+/*
+ * Makes the store a copy of the one store_copy() wrote to the file path, in
+ * one write transaction.  Blocks.
+ */
+int ngx_http_inventory_store_install(ngx_http_inventory_store_t *st,
+    const char *path);
+
+/* every record of every database to cb, in a read transaction */
+int ngx_http_inventory_store_walk(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_record_pt cb, void *ctx);
 
 
 #endif /* _NGX_HTTP_INVENTORY_STORE_H_INCLUDED_ */

@@ -20,6 +20,11 @@
 #define NGX_HTTP_INVENTORY_SCHEMA_VERSION  1
 #define NGX_HTTP_INVENTORY_MAX_READERS     256
 
+/* the databases, in the order of ngx_http_inventory_db_names[] */
+#define NGX_HTTP_INVENTORY_DBS             10
+/* transactions the replication log keeps, the same on every copy */
+#define NGX_HTTP_INVENTORY_REPL_KEEP       4096
+
 /* results of one command besides LMDB's codes */
 #define NGX_HTTP_INVENTORY_EXEC_DONE       0
 #define NGX_HTTP_INVENTORY_EXEC_REJECT    -1
@@ -37,12 +42,20 @@ struct ngx_http_inventory_store_s {
     MDB_dbi                     idempotency;   /* key -> response */
     MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
     MDB_dbi                     low_stock;     /* location, sku -> "" */
+    MDB_dbi                     replication;   /* tx -> its changes */
+    MDB_dbi                     dbi[NGX_HTTP_INVENTORY_DBS];  /* by name */
+    /* the changes of the write transaction being run (store_repl.c) */
+    unsigned char              *rec;
+    size_t                      rec_len;
+    size_t                      rec_cap;
+    size_t                      rec_mark;      /* where the last change is */
     MDB_txn                    *rtxn;
     /* held shared by a transaction, exclusively to adopt a grown map */
     pthread_rwlock_t            remap;
     uint64_t                    idem_ttl;      /* ms */
     unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
     unsigned                    reading:1;
+    unsigned                    recording:1;
 };
 
 
@@ -67,6 +80,21 @@ int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
     ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
 int ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res);
+
+/* ngx_http_inventory_store_repl.c */
+extern const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS];
+int ngx_http_inventory_store_put(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags);
+int ngx_http_inventory_store_del(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
+int ngx_http_inventory_store_recorded(ngx_http_inventory_store_t *st,
+    MDB_dbi dbi, const MDB_val *key, const MDB_val *val);
+void ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st);
+int ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t seq, uint64_t at);
+void ngx_http_inventory_store_rec_drop(ngx_http_inventory_store_t *st);
+int ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
 
 /* ngx_http_inventory_store_idem.c */
 int ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,

@@ -51,7 +51,7 @@ ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,
     }
 
     if (idem.expires_at <= cmd->now) {
-        rc = mdb_del(txn, st->idempotency, &key, NULL);
+        rc = ngx_http_inventory_store_del(st, txn, st->idempotency, &key);
 
         if (rc == 0) {
             key.mv_data = kbuf;
@@ -59,7 +59,7 @@ ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,
                                                         idem.expires_at,
                                                         cmd->idem_key.data,
                                                         cmd->idem_key.len);
-            rc = mdb_del(txn, st->idem_expiry, &key, NULL);
+            rc = ngx_http_inventory_store_del(st, txn, st->idem_expiry, &key);
         }
 
         return (rc == 0 || rc == MDB_NOTFOUND)
@@ -122,6 +122,11 @@ ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
     memcpy((unsigned char *) val.mv_data + NGX_HTTP_INVENTORY_IDEM_HEADER_LEN,
            cmd->body, cmd->body_len);
 
+    rc = ngx_http_inventory_store_recorded(st, st->idempotency, &key, &val);
+    if (rc != 0) {
+        return rc;
+    }
+
     key.mv_data = kbuf;
     key.mv_size = ngx_http_inventory_expiry_key(kbuf, idem.expires_at,
                                                 cmd->idem_key.data,
@@ -129,7 +134,8 @@ ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
     val.mv_data = NULL;
     val.mv_size = 0;
 
-    return mdb_put(txn, st->idem_expiry, &key, &val, 0);
+    return ngx_http_inventory_store_put(st, txn, st->idem_expiry, &key, &val,
+                                        0);
 }
 
 
@@ -164,12 +170,12 @@ ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st, MDB_txn *txn,
         ikey.mv_data = (unsigned char *) key.mv_data + 8;
         ikey.mv_size = key.mv_size - 8;
 
-        rc = mdb_del(txn, st->idempotency, &ikey, NULL);
+        rc = ngx_http_inventory_store_del(st, txn, st->idempotency, &ikey);
         if (rc != 0 && rc != MDB_NOTFOUND) {
             break;
         }
 
-        rc = mdb_cursor_del(cur, 0);
+        rc = ngx_http_inventory_store_del(st, txn, st->idem_expiry, &key);
         if (rc != 0) {
             break;
         }

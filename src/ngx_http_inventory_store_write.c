@@ -238,6 +238,9 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
         clock.at = b->now;
     }
 
+    /* what the transaction changes, for the replication log */
+    ngx_http_inventory_store_rec_open(st);
+
     for (i = 0; rc == 0 && i < n; i++) {
         rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);
     }
@@ -254,7 +257,12 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
         }
     }
 
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_rec_close(st, txn, clock.seq, clock.at);
+    }
+
     if (rc != 0) {
+        ngx_http_inventory_store_rec_drop(st);
         mdb_txn_abort(txn);
 
     } else {
@@ -312,7 +320,8 @@ ngx_http_inventory_store_token(ngx_http_inventory_store_t *st, MDB_txn *txn,
         val.mv_data = buf;
         val.mv_size = sizeof(buf);
 
-        return mdb_put(txn, st->meta, &key, &val, 0);
+        return ngx_http_inventory_store_put(st, txn, st->meta, &key, &val,
+                                            0);
     }
 
     rc = mdb_get(txn, st->meta, &key, &val);
@@ -492,7 +501,7 @@ ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
     val.mv_size = ngx_http_inventory_reservation_encode(st->res_buf, res);
     val.mv_data = st->res_buf;
 
-    rc = mdb_put(txn, st->reservations, &key, &val,
+    rc = ngx_http_inventory_store_put(st, txn, st->reservations, &key, &val,
                  cmd->type == NGX_HTTP_INVENTORY_CMD_RESERVE
                  ? MDB_NOOVERWRITE : 0);
     if (rc != 0) {
@@ -505,14 +514,15 @@ ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
                                                 NGX_HTTP_INVENTORY_RES_ID_LEN);
 
     if (cmd->type != NGX_HTTP_INVENTORY_CMD_RESERVE) {
-        rc = mdb_del(txn, st->res_expiry, &key, NULL);
+        rc = ngx_http_inventory_store_del(st, txn, st->res_expiry, &key);
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
 
     val.mv_data = NULL;
     val.mv_size = 0;
 
-    return mdb_put(txn, st->res_expiry, &key, &val, 0);
+    return ngx_http_inventory_store_put(st, txn, st->res_expiry, &key, &val,
+                                        0);
 }
 
 
@@ -572,7 +582,8 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
         val.mv_data = rec;
         val.mv_size = ngx_http_inventory_event_encode(rec, ev);
 
-        rc = mdb_put(txn, st->log, &key, &val, MDB_APPEND);
+        rc = ngx_http_inventory_store_put(st, txn, st->log, &key, &val,
+                                          MDB_APPEND);
         if (rc != 0) {
             return rc;
         }
@@ -619,7 +630,7 @@ ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     val.mv_data = rec;
     val.mv_size = sizeof(rec);
 
-    rc = mdb_put(txn, st->items, &key, &val, 0);
+    rc = ngx_http_inventory_store_put(st, txn, st->items, &key, &val, 0);
     if (rc != 0) {
         return rc;
     }
@@ -636,10 +647,11 @@ ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     val.mv_size = 0;
 
     if (low) {
-        return mdb_put(txn, st->low_stock, &key, &val, 0);
+        return ngx_http_inventory_store_put(st, txn, st->low_stock, &key,
+                                            &val, 0);
     }
 
-    rc = mdb_del(txn, st->low_stock, &key, NULL);
+    rc = ngx_http_inventory_store_del(st, txn, st->low_stock, &key);
 
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -665,7 +677,8 @@ ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
     val.mv_data = rec;
     val.mv_size = sizeof(rec);
 
-    return mdb_put(txn, st->item_events, &key, &val, 0);
+    return ngx_http_inventory_store_put(st, txn, st->item_events, &key, &val,
+                                        0);
 }
 
 

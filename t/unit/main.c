@@ -14,6 +14,7 @@ main(void)
     test_render();
     test_pack();
     test_store();
+    test_repl();
     test_uri();
     test_proc();
 

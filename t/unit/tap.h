@@ -36,5 +36,6 @@ void test_uri(void);
 void test_proc(void);
 void test_render(void);
 void test_pack(void);
+void test_repl(void);
 
 #endif

@@ -1,0 +1,284 @@
+/*
+ * The store's replication: a follower made from a snapshot and then fed
+ * the primary's transactions holds the same bytes in every database;
+ * transactions it holds are skipped, a gap stops it, and a malformed frame
+ * changes nothing.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "helpers.h"
+#include "ngx_http_inventory_store_db.h"
+
+
+typedef struct {
+    unsigned char  *data;
+    size_t          len;
+    size_t          cap;
+} repl_buf_t;
+
+
+static int
+repl_frame(void *ctx, uint64_t tx, const unsigned char *rec, size_t len)
+{
+    repl_buf_t  *b = ctx;
+
+    if (b->len + 12 + len > b->cap) {
+        b->cap = (b->len + 12 + len) * 2;
+        b->data = realloc(b->data, b->cap);
+        if (b->data == NULL) {
+            return ENOMEM;
+        }
+    }
+
+    ngx_http_inventory_put_u64(b->data + b->len, tx);
+    ngx_http_inventory_put_u32(b->data + b->len + 8, (uint32_t) len);
+    memcpy(b->data + b->len + 12, rec, len);
+    b->len += 12 + len;
+
+    return 0;
+}
+
+
+static int
+repl_record(void *ctx, const char *db, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+    repl_buf_t  b;
+
+    b = *(repl_buf_t *) ctx;
+
+    /* the records, flattened: compared as one string */
+    if (repl_frame(&b, klen, key, klen) != 0
+        || repl_frame(&b, vlen, val, vlen) != 0
+        || repl_frame(&b, 0, (const unsigned char *) db, strlen(db)) != 0)
+    {
+        return ENOMEM;
+    }
+
+    *(repl_buf_t *) ctx = b;
+
+    return 0;
+}
+
+
+static int
+repl_same(ngx_http_inventory_store_t *a, ngx_http_inventory_store_t *b)
+{
+    int         same;
+    repl_buf_t  wa, wb;
+
+    memset(&wa, 0, sizeof(wa));
+    memset(&wb, 0, sizeof(wb));
+
+    same = ngx_http_inventory_store_read_begin(a) == 0
+           && ngx_http_inventory_store_walk(a, repl_record, &wa) == 0;
+    ngx_http_inventory_store_read_end(a);
+
+    same = same && ngx_http_inventory_store_read_begin(b) == 0
+           && ngx_http_inventory_store_walk(b, repl_record, &wb) == 0;
+    ngx_http_inventory_store_read_end(b);
+
+    same = same && wa.len == wb.len && wa.len > 0
+           && memcmp(wa.data, wb.data, wa.len) == 0;
+
+    free(wa.data);
+    free(wb.data);
+
+    return same;
+}
+
+
+/* the primary's transactions after the follower's last one */
+
+static int
+repl_fetch(ngx_http_inventory_store_t *from, ngx_http_inventory_store_t *to,
+    repl_buf_t *b)
+{
+    int                            rc;
+    ngx_http_inventory_identity_t  id;
+
+    b->len = 0;
+
+    rc = ngx_http_inventory_store_read_begin(to);
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_identity(to, &id);
+        ngx_http_inventory_store_read_end(to);
+    }
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_read_begin(from);
+    }
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_transactions(from, id.tx, id.tx_at,
+                                                   SIZE_MAX, repl_frame, b);
+        ngx_http_inventory_store_read_end(from);
+    }
+
+    return rc;
+}
+
+
+static int
+repl_pull(ngx_http_inventory_store_t *from, ngx_http_inventory_store_t *to,
+    repl_buf_t *b, ngx_http_inventory_applied_t *out)
+{
+    int  rc;
+
+    rc = repl_fetch(from, to, b);
+    if (rc != 0) {
+        return rc;
+    }
+
+    return ngx_http_inventory_store_replicate(to, b->data, b->len, out);
+}
+
+
+static void
+repl_writes(ngx_http_inventory_store_t *st, int round)
+{
+    char                               loc[16];
+    static char                        key[16];
+    ngx_http_inventory_cmd_t           c, *p;
+    ngx_http_inventory_store_batch_t   bt;
+
+    snprintf(loc, sizeof(loc), "loc-%d", round);
+
+    memset(&c, 0, sizeof(c));
+    c.type = NGX_HTTP_INVENTORY_CMD_COUNT;
+    c.sku = S("R-1");
+    c.location = S(loc);
+    c.on_hand = 3;
+    c.min_level = 5;
+    c.has_min_level = 1;
+    snprintf(key, sizeof(key), "repl-key-%d", round);
+    c.idem_key = S(key);
+    memset(c.fingerprint, round, 16);
+    p = &c;
+
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    bt.n = 1;
+    bt.now = 1000 + round;
+    (void) ngx_http_inventory_store_write(st, &bt);
+    free(c.body);
+}
+
+
+void
+test_repl(void)
+{
+    int                            fd, rc;
+    char                           da[] = "/tmp/inventory-unit-XXXXXX";
+    char                           db[] = "/tmp/inventory-unit-XXXXXX";
+    char                           copy[64], cmdline[160];
+    repl_buf_t                     b;
+    ngx_http_inventory_store_t    *a, *f;
+    ngx_http_inventory_applied_t   out;
+    ngx_http_inventory_identity_t  ia, ib;
+
+    if (mkdtemp(da) == NULL || mkdtemp(db) == NULL) {
+        ok(0, "mkdtemp");
+        return;
+    }
+
+    memset(&b, 0, sizeof(b));
+
+    is_int(ngx_http_inventory_store_open(&a, da, 4 << 20, 0,
+                                         NGX_HTTP_INVENTORY_STORE_CREATE),
+           0, "repl: primary opens");
+    is_int(ngx_http_inventory_store_open(&f, db, 4 << 20, 0,
+                                         NGX_HTTP_INVENTORY_STORE_CREATE),
+           0, "repl: follower opens");
+
+    repl_writes(a, 1);
+    repl_writes(a, 2);
+
+    /* a new follower: from a snapshot */
+    snprintf(copy, sizeof(copy), "%s/copy", db);
+    fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    is_int(ngx_http_inventory_store_copy(a, fd), 0, "repl: copy");
+    close(fd);
+    is_int(ngx_http_inventory_store_install(f, copy), 0, "repl: install");
+    ok(repl_same(a, f), "repl: the snapshot holds the same bytes");
+
+    (void) ngx_http_inventory_store_read_begin(f);
+    rc = ngx_http_inventory_store_identity(f, &ib);
+    ngx_http_inventory_store_read_end(f);
+    (void) ngx_http_inventory_store_read_begin(a);
+    (void) ngx_http_inventory_store_identity(a, &ia);
+    ngx_http_inventory_store_read_end(a);
+    ok(rc == 0 && memcmp(ia.store_id, ib.store_id, 16) == 0
+       && ib.epoch == 1 && ib.tx == 2 && ib.last_seq == ia.last_seq,
+       "repl: the follower takes the primary's identity and position");
+
+    /* then the transactions */
+    repl_writes(a, 3);
+    repl_writes(a, 4);
+    repl_writes(a, 3);     /* a replayed key: no transaction */
+
+    is_int(repl_pull(a, f, &b, &out), 0, "repl: applies");
+    ok(out.tx == 4 && out.count == 2 && out.seq == ia.last_seq + 4,
+       "repl: two transactions, to the primary's seq");
+    ok(repl_same(a, f), "repl: the same bytes after the transactions");
+
+    /* again: all skipped, nothing committed */
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out), 0,
+           "repl: transactions held already");
+    is_int(out.count, 0, "repl: are skipped");
+
+    /* malformed frames change nothing */
+    repl_writes(a, 5);
+    is_int(repl_fetch(a, f, &b), 0, "repl: one more");
+    ok(b.len > 12, "repl: one more transaction");
+    b.data[12] = 9;       /* the record's version */
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+           NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a bad version");
+    b.data[12] = 1;
+    ngx_http_inventory_put_u32(b.data + 8, (uint32_t) b.len);
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+           NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a length too long");
+    is_int(ngx_http_inventory_store_replicate(f, b.data, 7, &out),
+           NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a cut frame");
+
+    /* a change of an unknown database */
+    ngx_http_inventory_put_u32(b.data + 8, (uint32_t) (b.len - 12));
+    b.data[12 + 17 + 1] = NGX_HTTP_INVENTORY_DBS - 1;
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+           NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a change of the log");
+    ok(repl_same(a, f) == 0, "repl: nothing was applied");
+
+    /* a gap */
+    ngx_http_inventory_put_u64(b.data, 9);
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+           NGX_HTTP_INVENTORY_STORE_GONE, "repl: a gap");
+
+    /* another history at the same number is not continued */
+    (void) ngx_http_inventory_store_read_begin(a);
+    is_int(ngx_http_inventory_store_transactions(a, 4, 1, SIZE_MAX,
+                                                 repl_frame, &b),
+           NGX_HTTP_INVENTORY_STORE_GONE, "repl: another transaction 4");
+    is_int(ngx_http_inventory_store_transactions(a, 99, 0, SIZE_MAX,
+                                                 repl_frame, &b),
+           NGX_HTTP_INVENTORY_STORE_GONE, "repl: a follower ahead");
+    ngx_http_inventory_store_read_end(a);
+
+    is_int(repl_pull(a, f, &b, &out), 0, "repl: catches up");
+    ok(repl_same(a, f), "repl: the same bytes again");
+
+    free(b.data);
+    ngx_http_inventory_store_close(a);
+    ngx_http_inventory_store_close(f);
+
+    snprintf(cmdline, sizeof(cmdline), "rm -rf %s %s", da, db);
+    if (system(cmdline) != 0) {
+        ok(0, "cleanup");
+    }
+}
