@@ -196,3 +196,32 @@ ngx_http_inventory_method(ngx_http_request_t *r)
         return 0;
     }
 }
+
+
+/*
+ * Begins a read for the request, and keeps the seq of the snapshot it
+ * reads for its Inventory-Seq.
+ */
+
+int
+ngx_http_inventory_read_begin(ngx_http_request_t *r,
+    ngx_http_inventory_store_t *st)
+{
+    int                        rc;
+    uint64_t                   seq;
+    ngx_http_inventory_ctx_t  *ctx;
+
+    rc = ngx_http_inventory_store_read_begin(st);
+    if (rc != 0) {
+        return rc;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    if (ctx && ngx_http_inventory_store_last_seq(st, &seq) == 0) {
+        ctx->seq = seq;
+        ctx->seq_known = 1;
+    }
+
+    return 0;
+}

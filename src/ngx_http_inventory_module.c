@@ -922,7 +922,7 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    ngx_http_inventory_feed_init(imcf);
+    ngx_http_inventory_wait_init(imcf);
     ngx_http_inventory_expiry_start(cycle, imcf);
 
     imcf->reader_check.handler = ngx_http_inventory_reader_check;

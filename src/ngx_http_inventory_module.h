@@ -89,7 +89,7 @@ typedef struct {
     ngx_http_inventory_shctx_t *sh;
     ngx_event_t                 reader_check;
     ngx_event_t                 expiry;
-    ngx_event_t                 feed_poll;
+    ngx_event_t                 wait_poll;
     ngx_queue_t                 waiters;       /* long-polling requests */
     ngx_http_inventory_store_t *store;      /* this process's; NULL: closed */
     ngx_str_t                   thread_pool;
@@ -120,11 +120,17 @@ typedef struct {
     ngx_http_inventory_path_t   ids;
     void                       *inflight;      /* its idempotency key */
     uint64_t                    event_seq;
+    uint64_t                    seq;           /* Inventory-Seq */
+    ngx_uint_t                  seq_known;     /* unsigned: 1 */
     ngx_http_inventory_cmd_t   *cmd;
 } ngx_http_inventory_ctx_t;
 
 
 typedef void (*ngx_http_inventory_commit_pt)(void *data);
+
+/* a waiting request's answer: NGX_DECLINED to wait on (if not final) */
+typedef ngx_int_t (*ngx_http_inventory_wake_pt)(ngx_http_request_t *r,
+    void *data, ngx_uint_t final);
 
 
 extern ngx_module_t  ngx_http_inventory_module;
@@ -142,6 +148,8 @@ ngx_http_inventory_ctx_t *ngx_http_inventory_location_ctx(
     ngx_http_request_t *r);
 ngx_int_t ngx_http_inventory_preaccess(ngx_http_request_t *r);
 ngx_uint_t ngx_http_inventory_method(ngx_http_request_t *r);
+int ngx_http_inventory_read_begin(ngx_http_request_t *r,
+    ngx_http_inventory_store_t *st);
 
 /* ngx_http_inventory_read.c */
 ngx_int_t ngx_http_inventory_health(ngx_http_request_t *r);
@@ -157,9 +165,15 @@ ngx_int_t ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 
 /* ngx_http_inventory_feed.c */
-void ngx_http_inventory_feed_init(ngx_http_inventory_main_conf_t *imcf);
 ngx_int_t ngx_http_inventory_get_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
+
+/* ngx_http_inventory_wait.c */
+void ngx_http_inventory_wait_init(ngx_http_inventory_main_conf_t *imcf);
+ngx_int_t ngx_http_inventory_wait(ngx_http_request_t *r, uint64_t after,
+    ngx_uint_t on_tx, ngx_msec_t wait, ngx_http_inventory_wake_pt wake,
+    void *data);
+void ngx_http_inventory_wait_notify(void *data);
 
 /* ngx_http_inventory_write.c */
 ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,

@@ -132,7 +132,7 @@ ngx_http_inventory_get_item(ngx_http_request_t *r,
     }
 
     rc = before_epoch ? NGX_HTTP_INVENTORY_STORE_NOT_FOUND
-                      : ngx_http_inventory_store_read_begin(imcf->store);
+                      : ngx_http_inventory_read_begin(r, imcf->store);
 
     if (rc == 0) {
         rc = past ? ngx_http_inventory_store_item_as_of(imcf->store,
@@ -198,7 +198,7 @@ ngx_http_inventory_get_aggregate(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(imcf->store);
+    rc = ngx_http_inventory_read_begin(r, imcf->store);
 
     if (rc == 0) {
         rc = ngx_http_inventory_store_sku_items(imcf->store, ctx->ids.sku,
@@ -270,7 +270,7 @@ ngx_http_inventory_get_reservation(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_inventory_store_read_begin(imcf->store);
+    rc = ngx_http_inventory_read_begin(r, imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
@@ -330,7 +330,7 @@ ngx_http_inventory_get_item_events(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(imcf->store);
+    rc = ngx_http_inventory_read_begin(r, imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }
@@ -443,7 +443,7 @@ ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    rc = ngx_http_inventory_store_read_begin(imcf->store);
+    rc = ngx_http_inventory_read_begin(r, imcf->store);
     if (rc != 0) {
         return ngx_http_inventory_read_failed(r, rc);
     }

@@ -32,6 +32,7 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t                 *b;
     ngx_chain_t                out;
     ngx_table_elt_t           *h;
+    ngx_http_inventory_ctx_t  *ctx;
 
     /* our own If-Match and If-None-Match rules apply, not the filter's */
     r->disable_not_modified = 1;
@@ -62,6 +63,26 @@ ngx_http_inventory_send(ngx_http_request_t *r, ngx_uint_t status,
         h->value.len = ngx_sprintf(h->value.data, "\"%uL\"", etag)
                        - h->value.data;
         r->headers_out.etag = h;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_inventory_module);
+
+    /* an answer decided against the store says against which seq */
+    if (ctx && ctx->seq_known && status < 500) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Inventory-Seq");
+        h->value.len = ngx_sprintf(h->value.data, "%uL", ctx->seq)
+                       - h->value.data;
     }
 
     if (body && body->failed) {

@@ -368,7 +368,8 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
 
     cmd->now = clock->at;
     cmd->appended = 0;
-    cmd->last_seq = 0;
+    /* what the command was decided against, if it appends nothing */
+    cmd->last_seq = clock->seq;
 
     if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
         rc = ngx_http_inventory_store_purge(st, txn, cmd->now,

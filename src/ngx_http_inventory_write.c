@@ -305,7 +305,13 @@ ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
         ctx->inflight = NULL;
     }
 
-    ctx->event_seq = cmd->last_seq;
+    ctx->event_seq = cmd->appended ? cmd->last_seq : 0;
+
+    /* a store that failed decided nothing */
+    if (job->rc == 0 && cmd->status < 500) {
+        ctx->seq = cmd->last_seq;
+        ctx->seq_known = 1;
+    }
 
     rc = ngx_http_inventory_send_outcome(r, cmd);
 

@@ -46,7 +46,7 @@ like($text, qr{inventory route: "/v1/nowhere" is unknown},
      'a path no route serves');
 like($text, qr{inventory commit: \d+ commands \(\d+ of the zone\), \d+ events, rc: 0},
      'a group commit, its size (slots of the shared zone) and result');
-like($text, qr{inventory feed: waking a waiter after $seq, last seq \d+},
+like($text, qr{inventory: waking a waiter after $seq, now \d+},
      'a feed waiter woken');
 like($text, qr{inventory expiry: lease taken over from pid \d+},
      'the expiry lease taken');
