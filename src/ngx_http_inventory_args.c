@@ -1,6 +1,7 @@
 /*
- * Query arguments of a request: found and percent-decoded by the pure
- * parsers of uri.c, copied into the request's pool.
+ * What a request brings besides its path and body: query arguments (found
+ * and percent-decoded by the pure parsers of uri.c, copied into the
+ * request's pool) and request headers nginx does not keep by name.
  */
 
 #include <ngx_config.h>
@@ -65,4 +66,39 @@ ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
 {
     ngx_http_inventory_query_uint((char *) r->args.data, r->args.len, name,
                                   min, max, value, errs);
+}
+
+
+/* the first request header of that name; NULL when there is none */
+
+ngx_table_elt_t *
+ngx_http_inventory_header_in(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
 }

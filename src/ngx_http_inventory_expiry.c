@@ -37,8 +37,6 @@ typedef struct {
 
 
 static void ngx_http_inventory_expiry_tick(ngx_event_t *ev);
-static ngx_uint_t ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh,
-    ngx_log_t *log, uint64_t now);
 static void ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf,
     ngx_log_t *log, uint64_t now);
 static void ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job);
@@ -72,7 +70,9 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
     now = ngx_http_inventory_clock_now();
 
     if (imcf->sh && !imcf->sweeping
-        && ngx_http_inventory_lease(imcf->sh, ev->log, now))
+        && ngx_http_inventory_lease(&imcf->sh->lease_pid,
+                                    &imcf->sh->lease_until, ev->log, now,
+                                    NGX_HTTP_INVENTORY_LEASE))
     {
         ngx_http_inventory_sweep(imcf, ev->log, now);
     }
@@ -81,34 +81,38 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
 }
 
 
-static ngx_uint_t
-ngx_http_inventory_lease(ngx_http_inventory_shctx_t *sh, ngx_log_t *log,
-    uint64_t now)
+/*
+ * A lease in the zone, for what one worker at a time does: held by the
+ * caller, renewed; or taken over when it ran out or its holder is gone.
+ */
+
+ngx_uint_t
+ngx_http_inventory_lease(ngx_atomic_t *lease_pid, ngx_atomic_t *until,
+    ngx_log_t *log, uint64_t now, ngx_msec_t ms)
 {
     ngx_atomic_uint_t  pid;
 
-    pid = sh->lease_pid;
+    pid = *lease_pid;
 
     if (pid == (ngx_atomic_uint_t) ngx_pid) {
-        sh->lease_until = now + NGX_HTTP_INVENTORY_LEASE;
+        *until = now + ms;
         return 1;
     }
 
-    if (pid != 0 && sh->lease_until > now
+    if (pid != 0 && *until > now
         && (kill((ngx_pid_t) pid, 0) == 0 || ngx_errno != NGX_ESRCH))
     {
         return 0;
     }
 
-    if (!ngx_atomic_cmp_set(&sh->lease_pid, pid, (ngx_atomic_uint_t) ngx_pid))
-    {
+    if (!ngx_atomic_cmp_set(lease_pid, pid, (ngx_atomic_uint_t) ngx_pid)) {
         return 0;
     }
 
-    sh->lease_until = now + NGX_HTTP_INVENTORY_LEASE;
+    *until = now + ms;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "inventory expiry: lease taken over from pid %uA", pid);
+                   "inventory: lease taken over from pid %uA", pid);
 
     return 1;
 }

@@ -17,7 +17,6 @@
 #define NGX_HTTP_INVENTORY_READER_CHECK       10000
 
 
-static ngx_int_t ngx_http_inventory_add_variables(ngx_conf_t *cf);
 static void *ngx_http_inventory_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf);
 static ngx_http_handler_pt ngx_http_inventory_content_handler(
@@ -47,8 +46,6 @@ static ngx_int_t ngx_http_inventory_reachable(ngx_cycle_t *cycle,
 static ngx_int_t ngx_http_inventory_init_process(ngx_cycle_t *cycle);
 static void ngx_http_inventory_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_inventory_reader_check(ngx_event_t *ev);
-static ngx_int_t ngx_http_inventory_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_conf_num_bounds_t  ngx_http_inventory_batch_bounds = {
@@ -89,6 +86,20 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       ngx_http_inventory_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_INVENTORY_SERVES_METRICS,
+      NULL },
+
+    { ngx_string("inventory_replication"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_inventory_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_INVENTORY_SERVES_REPLICATION,
+      NULL },
+
+    { ngx_string("inventory_follow"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_inventory_follow_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("inventory_reservation_ttl"),
@@ -154,100 +165,6 @@ ngx_module_t  ngx_http_inventory_module = {
 };
 
 
-static ngx_http_variable_t  ngx_http_inventory_vars[] = {
-
-    { ngx_string("inventory_sku"), NULL, ngx_http_inventory_variable,
-      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("inventory_location"), NULL, ngx_http_inventory_variable,
-      1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("inventory_event_seq"), NULL, ngx_http_inventory_variable,
-      2, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
-
-
-static ngx_int_t
-ngx_http_inventory_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_inventory_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_inventory_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    u_char                         *p;
-    ngx_http_inventory_str_t        s;
-    ngx_http_inventory_ctx_t       *ctx;
-    ngx_http_inventory_loc_conf_t  *ilcf;
-
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
-
-    ctx = (ilcf->serves == NGX_HTTP_INVENTORY_SERVES_API)
-          ? ngx_http_inventory_request_ctx(r)
-          : ngx_http_inventory_saved_ctx(r);
-
-    if (ctx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    switch (data) {
-
-    case 0:
-    case 1:
-        s = (data == 0) ? ctx->ids.sku : ctx->ids.location;
-
-        /* only identifiers the API accepts: nothing else is ever a key */
-        if (s.len == 0 || !ngx_http_inventory_id_valid(s.data, s.len)) {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-
-        v->data = (u_char *) s.data;
-        v->len = s.len;
-        break;
-
-    default:
-        if (ctx->event_seq == 0) {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-
-        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        v->data = p;
-        v->len = ngx_sprintf(p, "%uL", ctx->event_seq) - p;
-        break;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
 static void *
 ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
 {
@@ -270,6 +187,8 @@ ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
     imcf->sync = NGX_CONF_UNSET;
     imcf->idempotency_ttl = NGX_CONF_UNSET_MSEC;
     imcf->batch_max = NGX_CONF_UNSET_UINT;
+    imcf->follow_wait = NGX_CONF_UNSET_MSEC;
+    imcf->follow_max_lag = NGX_CONF_UNSET_MSEC;
 
     return imcf;
 }
@@ -286,6 +205,8 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(imcf->idempotency_ttl, 24 * 60 * 60 * 1000);
 
     ngx_conf_init_uint_value(imcf->batch_max, NGX_HTTP_INVENTORY_BATCH_MAX);
+    ngx_conf_init_msec_value(imcf->follow_wait, 1000);
+    ngx_conf_init_msec_value(imcf->follow_max_lag, 10000);
 
     if (imcf->thread_pool.data == NULL) {
         ngx_str_set(&imcf->thread_pool, "default");
@@ -305,6 +226,9 @@ ngx_http_inventory_content_handler(ngx_uint_t serves)
 
     case NGX_HTTP_INVENTORY_SERVES_METRICS:
         return ngx_http_inventory_metrics_handler;
+
+    case NGX_HTTP_INVENTORY_SERVES_REPLICATION:
+        return ngx_http_inventory_replication_handler;
 
     default:
         return NULL;
@@ -923,7 +847,14 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_inventory_wait_init(imcf);
-    ngx_http_inventory_expiry_start(cycle, imcf);
+
+    /* a follower's expiries come from its primary, as transactions */
+    if (imcf->follow_url.len) {
+        ngx_http_inventory_follow_start(cycle, imcf);
+
+    } else {
+        ngx_http_inventory_expiry_start(cycle, imcf);
+    }
 
     imcf->reader_check.handler = ngx_http_inventory_reader_check;
     imcf->reader_check.data = imcf;
@@ -947,6 +878,7 @@ ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_inventory_follow_exit(imcf);
     ngx_http_inventory_commit_exit(imcf->committer);
     ngx_http_inventory_store_close(imcf->store);
     imcf->store = NULL;

@@ -33,8 +33,37 @@
 #define NGX_HTTP_INVENTORY_LATENCIES  13
 
 
+/* the replication protocol a stream serves and a follower speaks */
+#define NGX_HTTP_INVENTORY_REPL_VERSION  "1"
+
+/* a follower's apply lag histogram: bounds in ms, and +Inf */
+#define NGX_HTTP_INVENTORY_LAG_BUCKETS  11
+#define NGX_HTTP_INVENTORY_LAG_BOUNDS                                        \
+    { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000 }
+
+
 typedef struct ngx_http_inventory_commit_sh_s
     ngx_http_inventory_commit_sh_t;
+
+
+/* replication, as workers share it */
+typedef struct {
+    ngx_atomic_t                pid;           /* the worker that follows */
+    ngx_atomic_t                until;         /* its lease, ms */
+    ngx_atomic_t                connected;
+    ngx_atomic_t                refused;       /* the primary's is another */
+    ngx_atomic_t                heard_at;      /* ms: its last answer */
+    ngx_atomic_t                primary_seq;   /* as it last said */
+    ngx_atomic_t                primary_tx;
+    ngx_atomic_t                transactions;  /* applied */
+    ngx_atomic_t                bytes;
+    ngx_atomic_t                reconnects;
+    ngx_atomic_t                snapshots;
+    ngx_atomic_t                lag[NGX_HTTP_INVENTORY_LAG_BUCKETS];
+    ngx_atomic_t                lag_ms;        /* their sum */
+    ngx_atomic_t                served_transactions;
+    ngx_atomic_t                served_snapshots;
+} ngx_http_inventory_repl_sh_t;
 
 
 typedef struct {
@@ -57,6 +86,7 @@ typedef struct {
     ngx_atomic_t                write_errors;
     ngx_atomic_t                store_error;   /* of the last commit, or 0 */
     ngx_atomic_t                commit_overflow;  /* writes without a slot */
+    ngx_http_inventory_repl_sh_t  repl;
     ngx_http_inventory_commit_sh_t  *commit;   /* NULL: no room for it */
 } ngx_http_inventory_shctx_t;
 
@@ -99,6 +129,14 @@ typedef struct {
     ngx_uint_t                  sweeping;     /* unsigned: 1 */
     ngx_uint_t                  purge_behind; /* unsigned: 1 */
     ngx_uint_t                  used;        /* unsigned: 1 */
+    /* inventory_follow: a follower of the node at follow_url */
+    ngx_str_t                   follow_url;  /* empty: a primary */
+    ngx_addr_t                  follow;
+    ngx_str_t                   follow_host; /* host:port */
+    ngx_str_t                   follow_uri;  /* the stream's prefix */
+    ngx_msec_t                  follow_wait;
+    ngx_msec_t                  follow_max_lag;
+    void                       *follower;    /* this worker's (follow.c) */
 } ngx_http_inventory_main_conf_t;
 
 
@@ -106,6 +144,7 @@ typedef struct {
 #define NGX_HTTP_INVENTORY_SERVES_NONE     0
 #define NGX_HTTP_INVENTORY_SERVES_API      1
 #define NGX_HTTP_INVENTORY_SERVES_METRICS  2
+#define NGX_HTTP_INVENTORY_SERVES_REPLICATION  3
 
 
 typedef struct {
@@ -135,6 +174,9 @@ typedef ngx_int_t (*ngx_http_inventory_wake_pt)(ngx_http_request_t *r,
 
 extern ngx_module_t  ngx_http_inventory_module;
 
+
+/* ngx_http_inventory_variables.c */
+ngx_int_t ngx_http_inventory_add_variables(ngx_conf_t *cf);
 
 /* ngx_http_inventory_handler.c */
 ngx_int_t ngx_http_inventory_handler(ngx_http_request_t *r);
@@ -187,6 +229,18 @@ void ngx_http_inventory_inflight_release(void *handle);
 /* ngx_http_inventory_expiry.c */
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,
+    ngx_log_t *log, uint64_t now, ngx_msec_t ms);
+
+/* ngx_http_inventory_replication.c */
+ngx_int_t ngx_http_inventory_replication_handler(ngx_http_request_t *r);
+
+/* ngx_http_inventory_follow.c */
+char *ngx_http_inventory_follow_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+void ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_follow_exit(ngx_http_inventory_main_conf_t *imcf);
 
 /* ngx_http_inventory_commit.c */
 ngx_http_inventory_commit_sh_t *ngx_http_inventory_commit_zone_init(
@@ -209,6 +263,8 @@ ngx_int_t ngx_http_inventory_arg_raw(ngx_http_request_t *r, const char *name,
 void ngx_http_inventory_arg_uint(ngx_http_request_t *r, const char *name,
     uint64_t min, uint64_t max, uint64_t *value,
     ngx_http_inventory_errors_t *errs);
+ngx_table_elt_t *ngx_http_inventory_header_in(ngx_http_request_t *r,
+    const char *name);
 
 /* ngx_http_inventory_response.c */
 void *ngx_http_inventory_palloc(void *pool, size_t size);
@@ -228,6 +284,8 @@ ngx_int_t ngx_http_inventory_reject(ngx_http_request_t *r, unsigned code,
 ngx_int_t ngx_http_inventory_not_allowed(ngx_http_request_t *r,
     ngx_str_t *allow);
 ngx_int_t ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc);
+ngx_int_t ngx_http_inventory_retry_later(ngx_http_request_t *r, unsigned code,
+    const char *detail, ngx_str_t *primary);
 
 /* ngx_http_inventory_metrics.c */
 ngx_int_t ngx_http_inventory_metrics_handler(ngx_http_request_t *r);

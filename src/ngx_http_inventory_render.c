@@ -68,7 +68,11 @@ static const ngx_http_inventory_problem_type_t
     { "idempotency-key-in-flight", 409,
       "A request with this idempotency key is in progress" },
     { "storage-full", 507, "Storage full" },
-    { "unavailable", 503, "Service unavailable" }
+    { "unavailable", 503, "Service unavailable" },
+    { "not-primary", 503, "This node is not the primary" },
+    { "replica-behind", 503, "This replica is behind" },
+    { "store-mismatch", 409, "Another store" },
+    { "snapshot-required", 410, "A snapshot is required" }
 };
 
 
@@ -111,6 +115,11 @@ ngx_http_inventory_render_problem(yajl_gen g,
     if (p->state) {
         ngx_http_inventory_gen_key_str(g, "state", p->state,
                                        strlen(p->state));
+    }
+
+    if (p->primary) {
+        ngx_http_inventory_gen_key_str(g, "primary", p->primary,
+                                       strlen(p->primary));
     }
 
     if (p->shorts) {

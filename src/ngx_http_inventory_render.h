@@ -25,6 +25,10 @@ typedef enum {
     NGX_HTTP_INVENTORY_P_IDEMPOTENCY_KEY_IN_FLIGHT,
     NGX_HTTP_INVENTORY_P_STORAGE_FULL,
     NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+    NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
+    NGX_HTTP_INVENTORY_P_REPLICA_BEHIND,
+    NGX_HTTP_INVENTORY_P_STORE_MISMATCH,
+    NGX_HTTP_INVENTORY_P_SNAPSHOT_REQUIRED,
     NGX_HTTP_INVENTORY_P_LAST
 } ngx_http_inventory_problem_e;
 
@@ -36,6 +40,7 @@ typedef struct {
     int64_t                         available;
     uint64_t                        version;
     const char                     *state;
+    const char                     *primary;   /* its URL, for not-primary */
     const ngx_http_inventory_cmd_t *shorts;    /* lines short of stock */
     unsigned                        has_available:1;
     unsigned                        has_version:1;

@@ -231,3 +231,46 @@ ngx_http_inventory_read_failed(ngx_http_request_t *r, int rc)
     return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
                                      "the store cannot be read", NULL);
 }
+
+
+/*
+ * 503 not-primary or replica-behind: with Retry-After, and the primary's
+ * URL when this node knows it.
+ */
+
+ngx_int_t
+ngx_http_inventory_retry_later(ngx_http_request_t *r, unsigned code,
+    const char *detail, ngx_str_t *primary)
+{
+    ngx_table_elt_t               *h;
+    ngx_http_inventory_problem_t   p;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "1");
+
+    ngx_memzero(&p, sizeof(ngx_http_inventory_problem_t));
+    p.code = code;
+    p.detail = detail;
+
+    if (primary && primary->len) {
+        p.primary = (char *) ngx_pnalloc(r->pool, primary->len + 1);
+        if (p.primary == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        (void) ngx_cpystrn((u_char *) p.primary, primary->data,
+                           primary->len + 1);
+    }
+
+    return ngx_http_inventory_send_problem(r, &p);
+}

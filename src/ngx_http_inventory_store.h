@@ -350,6 +350,7 @@ typedef struct {
     uint64_t                    tx;            /* the last one; 0: none */
     uint64_t                    seq;           /* the last seq after it */
     uint64_t                    at;            /* its time on the primary */
+    uint64_t                    first_at;      /* the first one's */
     size_t                      count;
     size_t                      bytes;
 } ngx_http_inventory_applied_t;

@@ -454,6 +454,10 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
                 break;
             }
 
+            if (out->count == 0) {
+                out->first_at = at;
+            }
+
             last = tx;
             out->tx = tx;
             out->seq = seq;

@@ -126,49 +126,29 @@ static ngx_int_t
 ngx_http_inventory_idempotency_key(ngx_http_request_t *r,
     ngx_http_inventory_cmd_t *cmd)
 {
-    ngx_uint_t        i, k;
-    ngx_list_part_t  *part;
+    ngx_uint_t        k;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    h = ngx_http_inventory_header_in(r, "Idempotency-Key");
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NGX_OK;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != sizeof("Idempotency-Key") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
-                               h[i].key.len) != 0)
-        {
-            continue;
-        }
-
-        if (h[i].value.len == 0
-            || h[i].value.len > NGX_HTTP_INVENTORY_IDEM_KEY_MAX)
-        {
-            return NGX_ERROR;
-        }
-
-        for (k = 0; k < h[i].value.len; k++) {
-            if (h[i].value.data[k] < 0x21 || h[i].value.data[k] > 0x7e) {
-                return NGX_ERROR;
-            }
-        }
-
-        cmd->idem_key.data = (char *) h[i].value.data;
-        cmd->idem_key.len = h[i].value.len;
-
+    if (h == NULL) {
         return NGX_OK;
     }
+
+    if (h->value.len == 0 || h->value.len > NGX_HTTP_INVENTORY_IDEM_KEY_MAX) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < h->value.len; k++) {
+        if (h->value.data[k] < 0x21 || h->value.data[k] > 0x7e) {
+            return NGX_ERROR;
+        }
+    }
+
+    cmd->idem_key.data = (char *) h->value.data;
+    cmd->idem_key.len = h->value.len;
+
+    return NGX_OK;
 }
 
 

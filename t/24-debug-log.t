@@ -48,7 +48,7 @@ like($text, qr{inventory commit: \d+ commands \(\d+ of the zone\), \d+ events, r
      'a group commit, its size (slots of the shared zone) and result');
 like($text, qr{inventory: waking a waiter after $seq, now \d+},
      'a feed waiter woken');
-like($text, qr{inventory expiry: lease taken over from pid \d+},
+like($text, qr{inventory: lease taken over from pid \d+},
      'the expiry lease taken');
 like($text, qr{inventory expiry: [1-9]\d* due, purge: \d},
      'a sweep of due reservations');

@@ -1,0 +1,1199 @@
+/*
+ * The follower: with "inventory_follow URL", one worker at a time (a lease
+ * in the zone, as the expiry sweep's) follows the node whose replication
+ * stream is at URL, over HTTP/1.1 on its event loop.  An empty store starts
+ * from a snapshot (also when the primary can no longer continue this
+ * store's history); then the transactions after the store's last one,
+ * long-polled, each response's transactions applied on the thread pool in
+ * one local transaction.  The position is the store's own last
+ * transaction, so a restart, a kill -9 or a lost connection resumes with no
+ * gap and no duplicate.  The event loop never waits on the disk: the
+ * snapshot's bytes, its installation and every apply run on the pool.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+#define NGX_HTTP_INVENTORY_FOLLOW_TICK       250       /* ms */
+#define NGX_HTTP_INVENTORY_FOLLOW_LEASE      1500      /* ms */
+#define NGX_HTTP_INVENTORY_FOLLOW_POLL       20        /* s a poll waits */
+#define NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT    10000     /* ms beyond it */
+#define NGX_HTTP_INVENTORY_FOLLOW_BACKOFF    100       /* ms, doubling */
+#define NGX_HTTP_INVENTORY_FOLLOW_BACKOFF_MAX  5000
+#define NGX_HTTP_INVENTORY_FOLLOW_HEAD       8192
+#define NGX_HTTP_INVENTORY_FOLLOW_BODY_MAX   (64 * 1024 * 1024)
+#define NGX_HTTP_INVENTORY_FOLLOW_CHUNK      (1024 * 1024)
+
+
+typedef enum {
+    ngx_http_inventory_follow_idle = 0,
+    ngx_http_inventory_follow_sending,
+    ngx_http_inventory_follow_reading,
+    ngx_http_inventory_follow_working      /* a task on the pool */
+} ngx_http_inventory_follow_state_e;
+
+
+typedef enum {
+    ngx_http_inventory_task_apply = 0,
+    ngx_http_inventory_task_write,
+    ngx_http_inventory_task_install
+} ngx_http_inventory_task_e;
+
+
+typedef struct {
+    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_log_t                  *log;
+    ngx_event_t                 tick;
+    ngx_peer_connection_t       pc;
+    ngx_buf_t                  *head;       /* the request, then the answer */
+    ngx_http_request_t         *parse;      /* nginx's parsers' state */
+    ngx_http_status_t           status;
+    ngx_http_inventory_follow_state_e  state;
+    ngx_uint_t                  head_done;
+    ngx_uint_t                  snapshot;   /* this request asks for one */
+    ngx_uint_t                  want_snapshot;
+    ngx_uint_t                  empty;      /* the store holds nothing */
+    ngx_uint_t                  keepalive;
+    ngx_uint_t                  answers;    /* on this connection */
+    ngx_uint_t                  refused;
+    off_t                       length;     /* of the answer's body */
+    off_t                       received;
+    u_char                     *body;
+    size_t                      body_len;
+    size_t                      body_size;
+    ngx_fd_t                    file;       /* the snapshot, being written */
+    off_t                       file_off;
+    u_char                     *path;
+    ngx_msec_t                  backoff;
+    ngx_msec_t                  retry_at;
+    unsigned char               store_id[16];    /* the primary's */
+    unsigned char               own_id[16];
+    ngx_thread_task_t          *task;
+    ngx_http_inventory_task_e   task_kind;
+    int                         task_rc;
+    ngx_http_inventory_applied_t  applied;
+} ngx_http_inventory_follower_t;
+
+
+static void ngx_http_inventory_follow_tick(ngx_event_t *ev);
+static void ngx_http_inventory_follow_connect(
+    ngx_http_inventory_follower_t *f);
+static ngx_int_t ngx_http_inventory_follow_request(
+    ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_write(ngx_event_t *wev);
+static void ngx_http_inventory_follow_read(ngx_event_t *rev);
+static ngx_int_t ngx_http_inventory_follow_head(
+    ngx_http_inventory_follower_t *f);
+static ngx_int_t ngx_http_inventory_follow_header(
+    ngx_http_inventory_follower_t *f, ngx_str_t *name, ngx_str_t *value);
+static void ngx_http_inventory_follow_answer(
+    ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_refused(
+    ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_fail(ngx_http_inventory_follower_t *f,
+    const char *why);
+static void ngx_http_inventory_follow_close(ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_post(ngx_http_inventory_follower_t *f,
+    ngx_http_inventory_task_e kind);
+static void ngx_http_inventory_follow_task(void *data, ngx_log_t *log);
+static void ngx_http_inventory_follow_done(ngx_event_t *ev);
+static void ngx_http_inventory_follow_applied(
+    ngx_http_inventory_follower_t *f);
+
+
+/* inventory_follow URL [wait=TIME] [max_lag=TIME] */
+
+char *
+ngx_http_inventory_follow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    ngx_int_t    ms;
+    ngx_str_t   *value, s;
+    ngx_url_t    u;
+    ngx_uint_t   i;
+    ngx_msec_t  *set;
+
+    if (imcf->follow_url.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len <= sizeof("http://") - 1
+        || ngx_strncasecmp(value[1].data, (u_char *) "http://",
+                           sizeof("http://") - 1) != 0
+        || value[1].data[value[1].len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "inventory_follow needs the http:// URL of an "
+                           "inventory_replication location, ending in "
+                           "\"/\", not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = value[1].data + sizeof("http://") - 1;
+    u.url.len = value[1].len - (sizeof("http://") - 1);
+    u.default_port = 80;
+    u.uri_part = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"",
+                           u.err ? u.err : "no address", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->follow_url = value[1];
+    imcf->follow = u.addrs[0];
+    imcf->follow_uri = u.uri;
+
+    imcf->follow_host.data = ngx_pnalloc(cf->pool, u.host.len + NGX_INT_T_LEN
+                                                   + 1);
+    if (imcf->follow_host.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->follow_host.len = ngx_sprintf(imcf->follow_host.data, "%V:%d",
+                                        &u.host, (int) u.port)
+                            - imcf->follow_host.data;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "wait=", sizeof("wait=") - 1) == 0) {
+            s.data = value[i].data + sizeof("wait=") - 1;
+            s.len = value[i].len - (sizeof("wait=") - 1);
+            set = &imcf->follow_wait;
+
+        } else if (ngx_strncmp(value[i].data, "max_lag=",
+                               sizeof("max_lag=") - 1)
+                   == 0)
+        {
+            s.data = value[i].data + sizeof("max_lag=") - 1;
+            s.len = value[i].len - (sizeof("max_lag=") - 1);
+            set = &imcf->follow_max_lag;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        ms = ngx_parse_time(&s, 0);
+
+        if (ms == NGX_ERROR || ms > 60 * 60 * 1000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        *set = (ngx_msec_t) ms;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+void
+ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_http_inventory_follower_t  *f;
+
+    f = ngx_pcalloc(cycle->pool, sizeof(ngx_http_inventory_follower_t));
+    if (f == NULL) {
+        return;
+    }
+
+    f->imcf = imcf;
+    f->log = cycle->log;
+    f->file = NGX_INVALID_FILE;
+
+    f->path = ngx_pnalloc(cycle->pool, imcf->store_path.len
+                                       + sizeof("/snapshot.tmp"));
+    f->task = ngx_thread_task_alloc(cycle->pool, 0);
+    f->parse = ngx_pcalloc(cycle->pool, sizeof(ngx_http_request_t));
+    f->head = ngx_create_temp_buf(cycle->pool,
+                                  NGX_HTTP_INVENTORY_FOLLOW_HEAD);
+
+    if (f->path == NULL || f->task == NULL || f->parse == NULL
+        || f->head == NULL)
+    {
+        return;
+    }
+
+    ngx_sprintf(f->path, "%V/snapshot.tmp%Z", &imcf->store_path);
+
+    f->task->ctx = f;
+    f->task->handler = ngx_http_inventory_follow_task;
+    f->task->event.handler = ngx_http_inventory_follow_done;
+    f->task->event.data = f;
+
+    f->tick.handler = ngx_http_inventory_follow_tick;
+    f->tick.data = f;
+    f->tick.log = cycle->log;
+    f->tick.cancelable = 1;
+
+    imcf->follower = f;
+
+    ngx_add_timer(&f->tick, NGX_HTTP_INVENTORY_FOLLOW_TICK);
+}
+
+
+/* a worker that exits hands the follow to another one at once */
+
+void
+ngx_http_inventory_follow_exit(ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_http_inventory_follower_t  *f;
+
+    f = imcf->follower;
+
+    if (f == NULL) {
+        return;
+    }
+
+    ngx_http_inventory_follow_close(f);
+
+    if (imcf->sh) {
+        (void) ngx_atomic_cmp_set(&imcf->sh->repl.pid,
+                                  (ngx_atomic_uint_t) ngx_pid, 0);
+    }
+}
+
+
+static void
+ngx_http_inventory_follow_tick(ngx_event_t *ev)
+{
+    ngx_http_inventory_follower_t  *f = ev->data;
+
+    ngx_http_inventory_repl_sh_t  *rsh;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        if (f->state != ngx_http_inventory_follow_working) {
+            ngx_http_inventory_follow_exit(f->imcf);
+        }
+
+        return;
+    }
+
+    if (f->imcf->sh == NULL || f->imcf->store == NULL) {
+        return;
+    }
+
+    rsh = &f->imcf->sh->repl;
+
+    if (!ngx_http_inventory_lease(&rsh->pid, &rsh->until, ev->log,
+                                  ngx_http_inventory_clock_now(),
+                                  NGX_HTTP_INVENTORY_FOLLOW_LEASE))
+    {
+        /* another worker follows: this one's connection, if any, ends */
+        if (f->state != ngx_http_inventory_follow_working) {
+            ngx_http_inventory_follow_close(f);
+        }
+
+        ngx_add_timer(ev, NGX_HTTP_INVENTORY_FOLLOW_TICK);
+        return;
+    }
+
+    if (f->state == ngx_http_inventory_follow_idle
+        && (ngx_msec_int_t) (ngx_current_msec - f->retry_at) >= 0)
+    {
+        ngx_http_inventory_follow_connect(f);
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_INVENTORY_FOLLOW_TICK);
+}
+
+
+static void
+ngx_http_inventory_follow_connect(ngx_http_inventory_follower_t *f)
+{
+    ngx_int_t                        rc;
+    ngx_connection_t                *c;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = f->imcf;
+
+    ngx_memzero(&f->pc, sizeof(ngx_peer_connection_t));
+    f->pc.sockaddr = imcf->follow.sockaddr;
+    f->pc.socklen = imcf->follow.socklen;
+    f->pc.name = &imcf->follow.name;
+    f->pc.get = ngx_event_get_peer;
+    f->pc.log = f->log;
+    f->pc.log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(&f->pc);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        f->pc.connection = NULL;
+        ngx_http_inventory_follow_fail(f, "cannot connect");
+        return;
+    }
+
+    c = f->pc.connection;
+    c->data = f;
+    c->pool = ngx_create_pool(1024, f->log);
+
+    if (c->pool == NULL) {
+        ngx_http_inventory_follow_fail(f, "no memory");
+        return;
+    }
+
+    c->log = f->log;
+    c->read->log = f->log;
+    c->write->log = f->log;
+    c->read->handler = ngx_http_inventory_follow_read;
+    c->write->handler = ngx_http_inventory_follow_write;
+
+    /* a worker shutting down does not wait for a long poll to end */
+    c->read->cancelable = 1;
+    c->write->cancelable = 1;
+
+    f->answers = 0;
+    f->state = ngx_http_inventory_follow_sending;
+
+    if (ngx_http_inventory_follow_request(f) != NGX_OK) {
+        ngx_http_inventory_follow_fail(f, "the store cannot be read");
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        ngx_add_timer(c->write, NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+        return;
+    }
+
+    ngx_http_inventory_follow_write(c->write);
+}
+
+
+/*
+ * The next request, from the store's own position: a snapshot when the
+ * store is empty or must start again, else the transactions after its
+ * last one.
+ */
+
+static ngx_int_t
+ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
+{
+    int                              rc;
+    u_char                          *p, hex[32];
+    ngx_buf_t                       *b;
+    ngx_http_inventory_identity_t    id;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = f->imcf;
+
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_identity(imcf->store, &id);
+        ngx_http_inventory_store_read_end(imcf->store);
+    }
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, f->log, 0,
+                      "inventory follow: reading the store failed: %s",
+                      ngx_http_inventory_store_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(f->own_id, id.store_id, sizeof(f->own_id));
+    ngx_hex_dump(hex, id.store_id, sizeof(id.store_id));
+
+    f->empty = (id.tx == 0 && id.last_seq == 0);
+    f->snapshot = f->empty || f->want_snapshot;
+
+    b = f->head;
+    b->pos = b->start;
+    p = b->start;
+
+    if (f->snapshot) {
+        p = ngx_sprintf(p, "GET %Vsnapshot HTTP/1.1" CRLF, &imcf->follow_uri);
+
+    } else {
+        p = ngx_sprintf(p, "GET %Vtransactions?after=%uL&check=%uL&wait=%d"
+                        " HTTP/1.1" CRLF "Inventory-Store-Id: %*s" CRLF,
+                        &imcf->follow_uri, id.tx, id.tx_at,
+                        NGX_HTTP_INVENTORY_FOLLOW_POLL, (size_t) 32, hex);
+    }
+
+    p = ngx_sprintf(p, "Host: %V" CRLF
+                    "Inventory-Replication: "
+                    NGX_HTTP_INVENTORY_REPL_VERSION CRLF
+                    "User-Agent: nginx-inventory-follower" CRLF CRLF,
+                    &imcf->follow_host);
+
+    b->last = p;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_inventory_follow_write(ngx_event_t *wev)
+{
+    ssize_t                         n;
+    ngx_buf_t                      *b;
+    ngx_connection_t               *c;
+    ngx_http_inventory_follower_t  *f;
+
+    c = wev->data;
+    f = c->data;
+    b = f->head;
+
+    if (wev->timedout) {
+        ngx_http_inventory_follow_fail(f, "sending timed out");
+        return;
+    }
+
+    if (f->state != ngx_http_inventory_follow_sending) {
+        (void) ngx_handle_write_event(wev, 0);
+        return;
+    }
+
+    while (b->pos < b->last) {
+        n = c->send(c, b->pos, b->last - b->pos);
+
+        if (n == NGX_AGAIN) {
+            if (!wev->timer_set) {
+                ngx_add_timer(wev, NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+            }
+
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_http_inventory_follow_fail(f, "sending failed");
+            }
+
+            return;
+        }
+
+        if (n <= 0) {
+            ngx_http_inventory_follow_fail(f, "sending failed");
+            return;
+        }
+
+        b->pos += n;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    /* the answer: status line and headers into the same buffer */
+    b->pos = b->start;
+    b->last = b->start;
+    ngx_memzero(f->parse, sizeof(ngx_http_request_t));
+    ngx_memzero(&f->status, sizeof(ngx_http_status_t));
+    f->head_done = 0;
+    f->keepalive = 1;
+    f->length = -1;
+    f->received = 0;
+    f->body_len = 0;
+    f->state = ngx_http_inventory_follow_reading;
+
+    ngx_add_timer(c->read, (f->snapshot ? 0 : NGX_HTTP_INVENTORY_FOLLOW_POLL
+                                              * 1000)
+                           + NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+
+    ngx_http_inventory_follow_read(c->read);
+}
+
+
+static void
+ngx_http_inventory_follow_read(ngx_event_t *rev)
+{
+    size_t                          size;
+    ssize_t                         n;
+    ngx_int_t                       rc;
+    ngx_buf_t                      *b;
+    ngx_connection_t               *c;
+    ngx_http_inventory_follower_t  *f;
+
+    c = rev->data;
+    f = c->data;
+    b = f->head;
+
+    if (rev->timedout) {
+        ngx_http_inventory_follow_fail(f, "the primary did not answer in "
+                                          "time");
+        return;
+    }
+
+    /* between answers, or while a task runs: resumed by its completion */
+    if (f->state != ngx_http_inventory_follow_reading) {
+        if (f->state == ngx_http_inventory_follow_idle) {
+            return;
+        }
+
+        if (f->state == ngx_http_inventory_follow_sending && rev->ready) {
+            /* the primary closed an idle connection, or sent garbage */
+            n = c->recv(c, b->last, 1);
+
+            if (n != NGX_AGAIN) {
+                ngx_http_inventory_follow_fail(f, "closed by the primary");
+                return;
+            }
+        }
+
+        (void) ngx_handle_read_event(rev, 0);
+        return;
+    }
+
+    for ( ;; ) {
+
+        if (!f->head_done) {
+            if (b->last == b->end) {
+                ngx_http_inventory_follow_fail(f, "the answer's head is too "
+                                                  "long");
+                return;
+            }
+
+            n = c->recv(c, b->last, b->end - b->last);
+
+            if (n == NGX_AGAIN) {
+                break;
+            }
+
+            if (n <= 0) {
+                ngx_http_inventory_follow_fail(f, "closed by the primary");
+                return;
+            }
+
+            b->last += n;
+
+            rc = ngx_http_inventory_follow_head(f);
+
+            if (rc == NGX_AGAIN) {
+                continue;
+            }
+
+            if (rc != NGX_OK) {
+                return;
+            }
+
+            continue;
+        }
+
+        if (f->received == f->length) {
+            if (rev->timer_set) {
+                ngx_del_timer(rev);
+            }
+
+            ngx_http_inventory_follow_answer(f);
+            return;
+        }
+
+        if (f->body_len == f->body_size) {
+            /* a snapshot's full chunk goes to the file first */
+            ngx_http_inventory_follow_post(f, ngx_http_inventory_task_write);
+            return;
+        }
+
+        size = ngx_min(f->body_size - f->body_len,
+                       (size_t) (f->length - f->received));
+
+        n = c->recv(c, f->body + f->body_len, size);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n <= 0) {
+            ngx_http_inventory_follow_fail(f, "closed by the primary in the "
+                                              "middle of an answer");
+            return;
+        }
+
+        f->body_len += n;
+        f->received += n;
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_inventory_follow_fail(f, "reading failed");
+        return;
+    }
+
+    if (rev->timer_set) {
+        ngx_del_timer(rev);
+    }
+
+    ngx_add_timer(rev, (f->snapshot ? 0 : NGX_HTTP_INVENTORY_FOLLOW_POLL
+                                          * 1000)
+                       + NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+}
+
+
+/*
+ * The status line and headers, with nginx's own parsers; once whole, the
+ * body's buffer: the answer's length at most (a snapshot: a chunk), with
+ * the bytes already read moved into it.
+ */
+
+static ngx_int_t
+ngx_http_inventory_follow_head(ngx_http_inventory_follower_t *f)
+{
+    size_t              rest;
+    ngx_int_t           rc;
+    ngx_buf_t          *b;
+    ngx_str_t           name, value;
+    ngx_http_request_t *r;
+
+    b = f->head;
+    r = f->parse;
+
+    if (f->status.code == 0) {
+        rc = ngx_http_parse_status_line(r, b, &f->status);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_inventory_follow_fail(f, "the primary's answer is not "
+                                              "HTTP");
+            return NGX_ERROR;
+        }
+
+        r->state = 0;
+    }
+
+    for ( ;; ) {
+        rc = ngx_http_parse_header_line(r, b, 1);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
+            break;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_http_inventory_follow_fail(f, "the primary's answer has an "
+                                              "invalid header");
+            return NGX_ERROR;
+        }
+
+        name.data = r->header_name_start;
+        name.len = r->header_name_end - r->header_name_start;
+        value.data = r->header_start;
+        value.len = r->header_end - r->header_start;
+
+        if (ngx_http_inventory_follow_header(f, &name, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    f->head_done = 1;
+
+    if (f->status.code == NGX_HTTP_NO_CONTENT
+        || f->status.code == NGX_HTTP_NOT_MODIFIED)
+    {
+        f->length = 0;
+    }
+
+    if (f->length < 0) {
+        ngx_http_inventory_follow_fail(f, "the primary's answer has no "
+                                          "Content-Length");
+        return NGX_ERROR;
+    }
+
+    if (f->snapshot && f->status.code == NGX_HTTP_OK) {
+        /* another store's snapshot never replaces what this one holds */
+        if (!f->empty
+            && ngx_memcmp(f->store_id, f->own_id, sizeof(f->own_id)) != 0)
+        {
+            ngx_http_inventory_follow_refused(f);
+            return NGX_ERROR;
+        }
+
+        f->body_size = NGX_HTTP_INVENTORY_FOLLOW_CHUNK;
+
+    } else if (f->length > NGX_HTTP_INVENTORY_FOLLOW_BODY_MAX) {
+        ngx_http_inventory_follow_fail(f, "the primary's answer is too "
+                                          "long");
+        return NGX_ERROR;
+
+    } else {
+        f->body_size = (size_t) f->length;
+    }
+
+    f->body = ngx_alloc(f->body_size ? f->body_size : 1, f->log);
+    if (f->body == NULL) {
+        ngx_http_inventory_follow_fail(f, "no memory");
+        return NGX_ERROR;
+    }
+
+    rest = ngx_min((size_t) (b->last - b->pos), (size_t) f->length);
+    rest = ngx_min(rest, f->body_size);
+
+    f->body_len = rest;
+    f->received = rest;
+    ngx_memcpy(f->body, b->pos, rest);
+    b->pos += rest;
+
+    /* the head buffer is smaller than a chunk: what is left is too much */
+    if (b->pos < b->last) {
+        ngx_http_inventory_follow_fail(f, "the primary sent more than its "
+                                          "answer");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_inventory_follow_header(ngx_http_inventory_follower_t *f,
+    ngx_str_t *name, ngx_str_t *value)
+{
+    u_char                        *p;
+    off_t                          n;
+    ngx_int_t                      hex;
+    ngx_uint_t                     i;
+    ngx_http_inventory_repl_sh_t  *rsh;
+
+    rsh = &f->imcf->sh->repl;
+
+#define ngx_http_inventory_is(h)                                            \
+    (name->len == sizeof(h) - 1                                             \
+     && ngx_strncasecmp(name->data, (u_char *) h, name->len) == 0)
+
+    if (ngx_http_inventory_is("Content-Length")) {
+        n = ngx_atoof(value->data, value->len);
+
+        if (n < 0 || f->length >= 0) {
+            ngx_http_inventory_follow_fail(f, "the primary's answer has an "
+                                              "invalid Content-Length");
+            return NGX_ERROR;
+        }
+
+        f->length = n;
+
+    } else if (ngx_http_inventory_is("Transfer-Encoding")) {
+        ngx_http_inventory_follow_fail(f, "the primary's answer is chunked");
+        return NGX_ERROR;
+
+    } else if (ngx_http_inventory_is("Connection")) {
+        if (value->len == sizeof("close") - 1
+            && ngx_strncasecmp(value->data, (u_char *) "close", value->len)
+               == 0)
+        {
+            f->keepalive = 0;
+        }
+
+    } else if (ngx_http_inventory_is("Inventory-Store-Id")) {
+        p = f->store_id;
+
+        ngx_memzero(f->store_id, sizeof(f->store_id));
+
+        for (i = 0; value->len == 32 && i < 16; i++) {
+            hex = ngx_hextoi(value->data + 2 * i, 2);
+
+            if (hex == NGX_ERROR) {
+                ngx_memzero(f->store_id, sizeof(f->store_id));
+                break;
+            }
+
+            p[i] = (u_char) hex;
+        }
+
+    } else if (ngx_http_inventory_is("Inventory-Seq")) {
+        n = ngx_atoof(value->data, value->len);
+        if (n >= 0) {
+            rsh->primary_seq = (ngx_atomic_uint_t) n;
+        }
+
+    } else if (ngx_http_inventory_is("Inventory-Replication-Tx")) {
+        n = ngx_atoof(value->data, value->len);
+        if (n >= 0) {
+            rsh->primary_tx = (ngx_atomic_uint_t) n;
+        }
+    }
+
+#undef ngx_http_inventory_is
+
+    return NGX_OK;
+}
+
+
+/* a whole answer is in (a snapshot's last chunk still in the buffer) */
+
+static void
+ngx_http_inventory_follow_answer(ngx_http_inventory_follower_t *f)
+{
+    ngx_http_inventory_repl_sh_t  *rsh;
+
+    rsh = &f->imcf->sh->repl;
+
+    rsh->heard_at = ngx_http_inventory_clock_now();
+    rsh->connected = 1;
+    f->answers++;
+
+    switch (f->status.code) {
+
+    case NGX_HTTP_OK:
+        if (f->snapshot) {
+            ngx_http_inventory_follow_post(f, ngx_http_inventory_task_write);
+
+        } else {
+            ngx_http_inventory_follow_post(f, ngx_http_inventory_task_apply);
+        }
+
+        return;
+
+    case NGX_HTTP_NO_CONTENT:
+        rsh->refused = 0;
+        ngx_http_inventory_follow_next(f);
+        return;
+
+    case NGX_HTTP_CONFLICT:
+        ngx_http_inventory_follow_refused(f);
+        return;
+
+    case 410:
+        ngx_log_error(NGX_LOG_WARN, f->log, 0,
+                      "inventory follow: %V cannot continue this store's "
+                      "history: starting again from a snapshot",
+                      &f->imcf->follow_url);
+        f->want_snapshot = 1;
+        ngx_http_inventory_follow_next(f);
+        return;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, f->log, 0,
+                      "inventory follow: %V answered %ui: \"%*s\"",
+                      &f->imcf->follow_url, f->status.code,
+                      ngx_min(f->body_len, 200), f->body);
+        ngx_http_inventory_follow_fail(f, NULL);
+        return;
+    }
+}
+
+
+/* the next request on the same connection, or a new one */
+
+static void
+ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f)
+{
+    ngx_connection_t  *c;
+
+    ngx_free(f->body);
+    f->body = NULL;
+    f->backoff = 0;
+
+    c = f->pc.connection;
+
+    if (c == NULL || !f->keepalive || ngx_exiting || ngx_quit
+        || ngx_terminate || f->imcf->sh->repl.pid != (ngx_atomic_uint_t) ngx_pid)
+    {
+        ngx_http_inventory_follow_close(f);
+        f->retry_at = ngx_current_msec;
+        return;
+    }
+
+    f->state = ngx_http_inventory_follow_sending;
+
+    if (ngx_http_inventory_follow_request(f) != NGX_OK) {
+        ngx_http_inventory_follow_fail(f, "the store cannot be read");
+        return;
+    }
+
+    ngx_http_inventory_follow_write(c->write);
+}
+
+
+static void
+ngx_http_inventory_follow_refused(ngx_http_inventory_follower_t *f)
+{
+    u_char  own[32], theirs[32];
+
+    ngx_hex_dump(own, f->own_id, sizeof(f->own_id));
+    ngx_hex_dump(theirs, f->store_id, sizeof(f->store_id));
+
+    if (!f->refused) {
+        ngx_log_error(NGX_LOG_ERR, f->log, 0,
+                      "inventory follow: %V serves another store (store_id "
+                      "%*s), this store is %*s: nothing is applied; a "
+                      "follower needs an empty store or a copy of the "
+                      "primary's", &f->imcf->follow_url, (size_t) 32, theirs,
+                      (size_t) 32, own);
+    }
+
+    f->refused = 1;
+    f->imcf->sh->repl.refused = 1;
+    f->backoff = NGX_HTTP_INVENTORY_FOLLOW_BACKOFF_MAX / 2;
+
+    ngx_http_inventory_follow_fail(f, NULL);
+}
+
+
+/* closes the connection and tries again later, each time later */
+
+static void
+ngx_http_inventory_follow_fail(ngx_http_inventory_follower_t *f,
+    const char *why)
+{
+    ngx_uint_t  answered, level;
+
+    answered = (f->answers > 0);
+
+    /* a connection that had served may be closed by the primary at will */
+    level = answered ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    if (why) {
+        ngx_log_error(level, f->log, 0, "inventory follow: %V: %s",
+                      &f->imcf->follow_url, why);
+    }
+
+    ngx_http_inventory_follow_close(f);
+
+    if (f->imcf->sh) {
+        f->imcf->sh->repl.connected = 0;
+        (void) ngx_atomic_fetch_add(&f->imcf->sh->repl.reconnects, 1);
+    }
+
+    /* a connection that had served closes now and then: again at once */
+    if (answered && f->backoff == 0) {
+        f->retry_at = ngx_current_msec;
+        f->backoff = NGX_HTTP_INVENTORY_FOLLOW_BACKOFF;
+        return;
+    }
+
+    f->backoff = f->backoff ? ngx_min(f->backoff * 2,
+                                      NGX_HTTP_INVENTORY_FOLLOW_BACKOFF_MAX)
+                            : NGX_HTTP_INVENTORY_FOLLOW_BACKOFF;
+    f->retry_at = ngx_current_msec + f->backoff;
+}
+
+
+static void
+ngx_http_inventory_follow_close(ngx_http_inventory_follower_t *f)
+{
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c;
+
+    c = f->pc.connection;
+
+    if (c) {
+        pool = c->pool;
+        ngx_close_connection(c);
+        f->pc.connection = NULL;
+
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+    }
+
+    if (f->state != ngx_http_inventory_follow_working) {
+        ngx_free(f->body);
+        f->body = NULL;
+        f->state = ngx_http_inventory_follow_idle;
+    }
+}
+
+
+static void
+ngx_http_inventory_follow_post(ngx_http_inventory_follower_t *f,
+    ngx_http_inventory_task_e kind)
+{
+    ngx_thread_pool_t  *tp;
+
+    tp = ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle,
+                             &f->imcf->thread_pool);
+
+    f->task_kind = kind;
+    f->task_rc = 0;
+    f->state = ngx_http_inventory_follow_working;
+
+    if (tp == NULL || ngx_thread_task_post(tp, f->task) != NGX_OK) {
+        f->state = ngx_http_inventory_follow_reading;
+        ngx_http_inventory_follow_fail(f, "cannot post to the thread pool");
+    }
+}
+
+
+/* on a pool thread */
+
+static void
+ngx_http_inventory_follow_task(void *data, ngx_log_t *log)
+{
+    ngx_http_inventory_follower_t  *f = data;
+
+    ssize_t  n;
+    size_t   done;
+
+    switch (f->task_kind) {
+
+    case ngx_http_inventory_task_apply:
+        f->task_rc = ngx_http_inventory_store_replicate(f->imcf->store,
+                                                        f->body, f->body_len,
+                                                        &f->applied);
+        return;
+
+    case ngx_http_inventory_task_write:
+        if (f->file == NGX_INVALID_FILE) {
+            f->file = ngx_open_file(f->path, NGX_FILE_WRONLY,
+                                    NGX_FILE_TRUNCATE, 0600);
+            f->file_off = 0;
+
+            if (f->file == NGX_INVALID_FILE) {
+                f->task_rc = ngx_errno;
+                return;
+            }
+        }
+
+        for (done = 0; done < f->body_len; done += n) {
+            n = pwrite(f->file, f->body + done, f->body_len - done,
+                       f->file_off + done);
+
+            if (n <= 0) {
+                f->task_rc = n < 0 ? ngx_errno : EIO;
+                return;
+            }
+        }
+
+        f->file_off += f->body_len;
+        return;
+
+    default: /* ngx_http_inventory_task_install */
+        if (ngx_close_file(f->file) == NGX_FILE_ERROR) {
+            f->task_rc = ngx_errno;
+        }
+
+        f->file = NGX_INVALID_FILE;
+
+        if (f->task_rc == 0) {
+            f->task_rc = ngx_http_inventory_store_install(f->imcf->store,
+                                                      (char *) f->path);
+        }
+
+        (void) ngx_delete_file(f->path);
+        return;
+    }
+}
+
+
+/* on the event loop, once the task is done */
+
+static void
+ngx_http_inventory_follow_done(ngx_event_t *ev)
+{
+    ngx_http_inventory_follower_t  *f = ev->data;
+
+    ngx_connection_t  *c;
+
+    c = f->pc.connection;
+    f->state = ngx_http_inventory_follow_reading;
+
+    if (f->task_rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, f->log, 0,
+                      "inventory follow: %s from %V failed: %s",
+                      f->task_kind == ngx_http_inventory_task_apply
+                      ? "applying transactions" : "taking a snapshot",
+                      &f->imcf->follow_url,
+                      ngx_http_inventory_store_strerror(f->task_rc));
+
+        if (f->file != NGX_INVALID_FILE) {
+            (void) ngx_close_file(f->file);
+            f->file = NGX_INVALID_FILE;
+        }
+
+        /* a gap: ask again from the store's own position */
+        if (f->task_rc == NGX_HTTP_INVENTORY_STORE_GONE) {
+            ngx_http_inventory_follow_applied(f);
+            ngx_http_inventory_follow_next(f);
+            return;
+        }
+
+        ngx_http_inventory_follow_fail(f, NULL);
+        return;
+    }
+
+    switch (f->task_kind) {
+
+    case ngx_http_inventory_task_apply:
+        ngx_http_inventory_follow_applied(f);
+        ngx_http_inventory_follow_next(f);
+        return;
+
+    case ngx_http_inventory_task_write:
+        f->body_len = 0;
+
+        if (f->received == f->length) {
+            ngx_http_inventory_follow_post(f,
+                                           ngx_http_inventory_task_install);
+            return;
+        }
+
+        /* the rest of the snapshot */
+        if (c && !ngx_exiting) {
+            ngx_http_inventory_follow_read(c->read);
+
+        } else {
+            ngx_http_inventory_follow_fail(f, NULL);
+        }
+
+        return;
+
+    default: /* ngx_http_inventory_task_install */
+        ngx_log_error(NGX_LOG_NOTICE, f->log, 0,
+                      "inventory follow: the store is now a copy of %V's "
+                      "(%O bytes)", &f->imcf->follow_url, f->file_off);
+
+        f->want_snapshot = 0;
+        f->refused = 0;
+        f->imcf->sh->repl.refused = 0;
+        (void) ngx_atomic_fetch_add(&f->imcf->sh->repl.snapshots, 1);
+
+        ngx_memzero(&f->applied, sizeof(ngx_http_inventory_applied_t));
+        ngx_http_inventory_follow_applied(f);
+        ngx_http_inventory_follow_next(f);
+        return;
+    }
+}
+
+
+/* what was applied: counted, and the waiting readers woken */
+
+static void
+ngx_http_inventory_follow_applied(ngx_http_inventory_follower_t *f)
+{
+    uint64_t                       now, lag;
+    ngx_uint_t                     i;
+    ngx_http_inventory_repl_sh_t  *rsh;
+    static const uint64_t          bounds[NGX_HTTP_INVENTORY_LAG_BUCKETS - 1]
+                                       = NGX_HTTP_INVENTORY_LAG_BOUNDS;
+
+    rsh = &f->imcf->sh->repl;
+    now = ngx_http_inventory_clock_now();
+
+    if (f->applied.count) {
+        (void) ngx_atomic_fetch_add(&rsh->transactions, f->applied.count);
+        (void) ngx_atomic_fetch_add(&rsh->bytes, f->applied.bytes);
+
+        /*
+         * From the primary's commit to this one, of the oldest transaction
+         * of the lot: the one that waited longest.  Both clocks are wall
+         * clocks, so across machines it is as good as their sync.
+         */
+        lag = now > f->applied.first_at ? now - f->applied.first_at : 0;
+
+        for (i = 0; i < NGX_HTTP_INVENTORY_LAG_BUCKETS - 1; i++) {
+            if (lag <= bounds[i]) {
+                break;
+            }
+        }
+
+        (void) ngx_atomic_fetch_add(&rsh->lag[i], 1);
+        (void) ngx_atomic_fetch_add(&rsh->lag_ms, lag);
+    }
+
+    ngx_http_inventory_wait_notify(f->imcf);
+}
