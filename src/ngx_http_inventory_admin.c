@@ -7,9 +7,13 @@
  *                                    recompute projections and indexes
  *   inventory-admin dump STORE [--after SEQ]
  *                                    the log as JSON lines
+ *   inventory-admin dump STORE --all every record of every database, a
+ *                                    line each: database, key and value
+ *                                    in hex (copies compare equal)
+ *   inventory-admin info STORE       its role, store_id, epoch and seq
  *   inventory-admin stats STORE      counts and sizes, as JSON
  *
- * verify, dump and stats only read (LMDB read transactions), so they are
+ * verify, dump, info and stats only read (LMDB read transactions), so they are
  * safe while nginx serves.  Exit status: 0 fine, 1 verify found a
  * difference, 2 the command could not run.
  */
@@ -34,6 +38,11 @@ static int ngx_http_inventory_admin_rebuild(ngx_http_inventory_store_t *st,
     int force);
 static int ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st,
     uint64_t after);
+static int ngx_http_inventory_admin_dump_all(ngx_http_inventory_store_t *st);
+static int ngx_http_inventory_admin_record(void *ctx, const char *db,
+    const void *key, size_t klen, const void *val, size_t vlen);
+static int ngx_http_inventory_admin_info(ngx_http_inventory_store_t *st,
+    const char *path);
 static int ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st);
 static int ngx_http_inventory_admin_readers(ngx_http_inventory_store_t *st);
 static int ngx_http_inventory_admin_event(void *ctx,
@@ -43,7 +52,7 @@ static int ngx_http_inventory_admin_event(void *ctx,
 int
 main(int argc, char **argv)
 {
-    int                         rc, force;
+    int                         rc, force, all, i;
     char                        file[4096];
     int64_t                     seq;
     unsigned                    flags;
@@ -52,34 +61,53 @@ main(int argc, char **argv)
     ngx_http_inventory_store_t *st;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: %s verify|rebuild|dump|stats STORE "
-                        "[--take-write-lock] [--after SEQ]\n", argv[0]);
+        fprintf(stderr, "usage: %s verify|rebuild|dump|info|stats STORE "
+                        "[--take-write-lock] [--after SEQ] [--all]\n",
+                argv[0]);
         return 2;
     }
 
     cmd = argv[1];
-    path = argv[2];
+    path = NULL;
     force = 0;
+    all = 0;
     after = 0;
 
-    if (argc == 4 && strcmp(argv[3], "--take-write-lock") == 0
-        && strcmp(cmd, "rebuild") == 0)
-    {
-        force = 1;
-
-    } else if (argc == 5 && strcmp(argv[3], "--after") == 0
-               && strcmp(cmd, "dump") == 0)
-    {
-        if (ngx_http_inventory_parse_int(argv[4], strlen(argv[4]), &seq) != 0
-            || seq < 0)
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--take-write-lock") == 0
+            && strcmp(cmd, "rebuild") == 0)
         {
-            fprintf(stderr, "%s: --after takes a seq, 0 or more\n", argv[0]);
+            force = 1;
+
+        } else if (strcmp(argv[i], "--all") == 0 && strcmp(cmd, "dump") == 0)
+        {
+            all = 1;
+
+        } else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc
+                   && strcmp(cmd, "dump") == 0)
+        {
+            i++;
+
+            if (ngx_http_inventory_parse_int(argv[i], strlen(argv[i]), &seq)
+                != 0 || seq < 0)
+            {
+                fprintf(stderr, "%s: --after takes a seq, 0 or more\n",
+                        argv[0]);
+                return 2;
+            }
+
+            after = (uint64_t) seq;
+
+        } else if (path == NULL && argv[i][0] != '-') {
+            path = argv[i];
+
+        } else {
+            fprintf(stderr, "%s: unexpected arguments\n", argv[0]);
             return 2;
         }
+    }
 
-        after = (uint64_t) seq;
-
-    } else if (argc != 3) {
+    if (path == NULL || (all && after)) {
         fprintf(stderr, "%s: unexpected arguments\n", argv[0]);
         return 2;
     }
@@ -110,7 +138,11 @@ main(int argc, char **argv)
         rc = ngx_http_inventory_admin_rebuild(st, force);
 
     } else if (strcmp(cmd, "dump") == 0) {
-        rc = ngx_http_inventory_admin_dump(st, after);
+        rc = all ? ngx_http_inventory_admin_dump_all(st)
+                 : ngx_http_inventory_admin_dump(st, after);
+
+    } else if (strcmp(cmd, "info") == 0) {
+        rc = ngx_http_inventory_admin_info(st, path);
 
     } else if (strcmp(cmd, "stats") == 0) {
         rc = ngx_http_inventory_admin_stats(st);
@@ -233,6 +265,109 @@ ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st, uint64_t after)
         fprintf(stderr, "dump: %s\n", ngx_http_inventory_store_strerror(rc));
         return 2;
     }
+
+    return fflush(stdout) == 0 ? 0 : 2;
+}
+
+
+/* every database, in hex: two copies of one store print the same bytes */
+
+static int
+ngx_http_inventory_admin_dump_all(ngx_http_inventory_store_t *st)
+{
+    int  rc;
+
+    rc = ngx_http_inventory_store_read_begin(st);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_walk(st, ngx_http_inventory_admin_record,
+                                           stdout);
+        ngx_http_inventory_store_read_end(st);
+    }
+
+    if (rc != 0) {
+        fprintf(stderr, "dump: %s\n", ngx_http_inventory_store_strerror(rc));
+        return 2;
+    }
+
+    return fflush(stdout) == 0 ? 0 : 2;
+}
+
+
+static int
+ngx_http_inventory_admin_record(void *ctx, const char *db, const void *key,
+    size_t klen, const void *val, size_t vlen)
+{
+    size_t                i;
+    const unsigned char  *p;
+
+    fputs(db, ctx);
+    fputc('\t', ctx);
+
+    for (p = key, i = 0; i < klen; i++) {
+        fprintf(ctx, "%02x", p[i]);
+    }
+
+    fputc('\t', ctx);
+
+    for (p = val, i = 0; i < vlen; i++) {
+        fprintf(ctx, "%02x", p[i]);
+    }
+
+    return fputc('\n', ctx) == EOF ? EIO : 0;
+}
+
+
+/*
+ * Who the store is.  Its role is what the nginx serving it was last
+ * configured as (the file "role" it keeps beside the store).
+ */
+
+static int
+ngx_http_inventory_admin_info(ngx_http_inventory_store_t *st,
+    const char *path)
+{
+    int                            rc;
+    char                           file[4096], role[16], hex[33];
+    FILE                          *f;
+    size_t                         i, n;
+    ngx_http_inventory_identity_t  id;
+
+    rc = ngx_http_inventory_store_read_begin(st);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_identity(st, &id);
+        ngx_http_inventory_store_read_end(st);
+    }
+
+    if (rc != 0) {
+        fprintf(stderr, "info: %s\n", ngx_http_inventory_store_strerror(rc));
+        return 2;
+    }
+
+    strcpy(role, "unknown");
+    snprintf(file, sizeof(file), "%s/role", path);
+
+    f = fopen(file, "r");
+    if (f) {
+        n = fread(role, 1, sizeof(role) - 1, f);
+        role[n] = '\0';
+        role[strcspn(role, "\n")] = '\0';
+        fclose(f);
+
+        if (strcmp(role, "primary") != 0 && strcmp(role, "follower") != 0) {
+            strcpy(role, "unknown");
+        }
+    }
+
+    for (i = 0; i < sizeof(id.store_id); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", id.store_id[i]);
+    }
+
+    printf("{\"role\":\"%s\",\"store_id\":\"%s\",\"epoch\":%llu,"
+           "\"last_seq\":%llu,\"replication_tx\":%llu}\n", role, hex,
+           (unsigned long long) id.epoch, (unsigned long long) id.last_seq,
+           (unsigned long long) id.tx);
 
     return fflush(stdout) == 0 ? 0 : 2;
 }

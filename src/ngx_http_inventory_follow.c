@@ -612,6 +612,9 @@ ngx_http_inventory_follow_read(ngx_event_t *rev)
 
         f->body_len += n;
         f->received += n;
+
+        /* a long snapshot is news from the primary all along */
+        f->imcf->sh->repl.heard_at = ngx_http_inventory_clock_now();
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
@@ -1196,4 +1199,54 @@ ngx_http_inventory_follow_applied(ngx_http_inventory_follower_t *f)
     }
 
     ngx_http_inventory_wait_notify(f->imcf);
+}
+
+
+/*
+ * A follower's state for health and metrics: the store's own position,
+ * and how far behind the primary it was when last heard.  NGX_DECLINED on
+ * a primary.
+ */
+
+ngx_int_t
+ngx_http_inventory_follow_status(ngx_http_inventory_main_conf_t *imcf,
+    ngx_http_inventory_follow_status_t *fs)
+{
+    int                             rc;
+    uint64_t                        now;
+    ngx_http_inventory_repl_sh_t   *rsh;
+    ngx_http_inventory_identity_t   id;
+
+    ngx_memzero(fs, sizeof(ngx_http_inventory_follow_status_t));
+
+    if (imcf->follow_url.len == 0 || imcf->sh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_identity(imcf->store, &id);
+        ngx_http_inventory_store_read_end(imcf->store);
+    }
+
+    if (rc != 0) {
+        return NGX_ERROR;
+    }
+
+    rsh = &imcf->sh->repl;
+    now = ngx_http_inventory_clock_now();
+
+    fs->connected = rsh->connected ? 1 : 0;
+    fs->refused = rsh->refused ? 1 : 0;
+    fs->silent = (now - rsh->heard_at > imcf->follow_max_lag);
+    fs->applied_seq = id.last_seq;
+    fs->primary_seq = ngx_max((uint64_t) rsh->primary_seq, id.last_seq);
+
+    /* behind: how long ago the primary committed what is applied last */
+    if (rsh->primary_tx > id.tx && now > id.tx_at) {
+        fs->lag_ms = now - id.tx_at;
+    }
+
+    return NGX_OK;
 }

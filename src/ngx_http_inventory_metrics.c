@@ -20,6 +20,8 @@ static u_char *ngx_http_inventory_metrics_requests(u_char *p, u_char *last,
     ngx_http_inventory_shctx_t *sh);
 static u_char *ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
     ngx_http_inventory_shctx_t *sh);
+static u_char *ngx_http_inventory_metrics_replication(u_char *p,
+    u_char *last, ngx_http_inventory_main_conf_t *imcf);
 
 
 static ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
@@ -262,6 +264,10 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       stat.last_seq);
     }
 
+    if (sh) {
+        p = ngx_http_inventory_metrics_replication(p, last, imcf);
+    }
+
     body.len = p - body.data;
     body.failed = 0;
 
@@ -371,6 +377,102 @@ ngx_http_inventory_metrics_latency(u_char *p, u_char *last,
     }
 
     return p;
+}
+
+
+/*
+ * The stream this node serves, and on a follower what it applied.  The
+ * lag buckets are the first ten of the request durations' (1 ms to 1 s),
+ * then +Inf.
+ */
+
+static u_char *
+ngx_http_inventory_metrics_replication(u_char *p, u_char *last,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_uint_t                          b;
+    ngx_atomic_uint_t                   n;
+    ngx_http_inventory_repl_sh_t       *rsh;
+    ngx_http_inventory_follow_status_t  fs;
+
+    rsh = &imcf->sh->repl;
+
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_served_"
+                                  "transactions_total", "counter",
+                                  "Transactions sent to followers.",
+                                  rsh->served_transactions);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_served_"
+                                  "snapshots_total", "counter",
+                                  "Snapshots sent to new followers.",
+                                  rsh->served_snapshots);
+
+    if (ngx_http_inventory_follow_status(imcf, &fs) != NGX_OK) {
+        return p;
+    }
+
+    p = ngx_http_inventory_metric(p, last, "inventory_replication_connected",
+                                  "gauge", "1 while the primary answers.",
+                                  fs.connected);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_applied_seq",
+                                  "gauge", "The last seq applied here.",
+                                  fs.applied_seq);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_primary_seq",
+                                  "gauge",
+                                  "The primary's last seq, as last heard.",
+                                  fs.primary_seq);
+    p = ngx_slprintf(p, last,
+                     "# HELP inventory_replication_lag_seconds How long ago "
+                     "the primary committed the last transaction applied "
+                     "here, while it has newer ones (0: caught up).\n"
+                     "# TYPE inventory_replication_lag_seconds gauge\n"
+                     "inventory_replication_lag_seconds %uL.%03uL\n",
+                     fs.lag_ms / 1000, fs.lag_ms % 1000);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_transactions_"
+                                  "applied_total", "counter",
+                                  "The primary's transactions applied.",
+                                  rsh->transactions);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_bytes_applied_total",
+                                  "counter",
+                                  "Bytes of the primary's transactions "
+                                  "applied.", rsh->bytes);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_reconnects_total",
+                                  "counter",
+                                  "Connections to the primary lost or "
+                                  "refused.", rsh->reconnects);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_snapshots_total",
+                                  "counter",
+                                  "Snapshots of the primary installed.",
+                                  rsh->snapshots);
+
+    p = ngx_slprintf(p, last,
+                     "# HELP inventory_replication_apply_lag_seconds From a "
+                     "transaction's commit on the primary to its commit "
+                     "here, for the oldest of each lot applied.\n"
+                     "# TYPE inventory_replication_apply_lag_seconds "
+                     "histogram\n");
+
+    for (n = 0, b = 0; b < NGX_HTTP_INVENTORY_LAG_BUCKETS; b++) {
+        n += rsh->lag[b];
+        p = ngx_slprintf(p, last,
+                         "inventory_replication_apply_lag_seconds_bucket"
+                         "{le=\"%s\"} %uA\n",
+                         b < NGX_HTTP_INVENTORY_LAG_BUCKETS - 1
+                         ? ngx_http_inventory_latency_names[b] : "+Inf", n);
+    }
+
+    return ngx_slprintf(p, last,
+                        "inventory_replication_apply_lag_seconds_sum "
+                        "%uA.%03uA\n"
+                        "inventory_replication_apply_lag_seconds_count %uA\n",
+                        rsh->lag_ms / 1000, rsh->lag_ms % 1000, n);
 }
 
 

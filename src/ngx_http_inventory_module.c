@@ -37,6 +37,8 @@ static ngx_int_t ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_inventory_check_store(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf);
+static ngx_int_t ngx_http_inventory_write_role(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf);
 static ngx_int_t ngx_http_inventory_worker_user(ngx_conf_t *cf,
     ngx_uid_t *uid, ngx_gid_t *gid);
 static ngx_int_t ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle,
@@ -634,9 +636,58 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
 
     ngx_http_inventory_store_close(st);
 
+    if (ngx_http_inventory_write_role(cf, imcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* the databases may have just been created by root */
     return ngx_http_inventory_prepare_dir(cf->cycle, &imcf->store_path, uid,
                                           gid);
+}
+
+
+/* what the store is served as, for inventory-admin info */
+
+static ngx_int_t
+ngx_http_inventory_write_role(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    u_char      *name;
+    ngx_fd_t     fd;
+    ngx_str_t    role;
+    ngx_uint_t   ok;
+
+    if (imcf->follow_url.len) {
+        ngx_str_set(&role, "follower\n");
+
+    } else {
+        ngx_str_set(&role, "primary\n");
+    }
+
+    name = ngx_pnalloc(cf->pool, imcf->store_path.len + sizeof("/role"));
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(name, "%V/role%Z", &imcf->store_path);
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", name);
+        return NGX_ERROR;
+    }
+
+    ok = (ngx_write_fd(fd, role.data, role.len) == (ssize_t) role.len);
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR || !ok) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
+                      "writing \"%s\" failed", name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

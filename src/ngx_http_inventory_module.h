@@ -236,11 +236,23 @@ ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,
 ngx_int_t ngx_http_inventory_replication_handler(ngx_http_request_t *r);
 
 /* ngx_http_inventory_follow.c */
+typedef struct {
+    uint64_t                    applied_seq;
+    uint64_t                    primary_seq;
+    uint64_t                    lag_ms;
+    unsigned                    connected:1;
+    unsigned                    refused:1;     /* another store */
+    unsigned                    silent:1;      /* for longer than max_lag */
+} ngx_http_inventory_follow_status_t;
+
 char *ngx_http_inventory_follow_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 void ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_follow_exit(ngx_http_inventory_main_conf_t *imcf);
+ngx_int_t ngx_http_inventory_follow_status(
+    ngx_http_inventory_main_conf_t *imcf,
+    ngx_http_inventory_follow_status_t *fs);
 
 /* ngx_http_inventory_commit.c */
 ngx_http_inventory_commit_sh_t *ngx_http_inventory_commit_zone_init(

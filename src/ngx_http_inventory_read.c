@@ -45,6 +45,8 @@ ngx_http_inventory_health(ngx_http_request_t *r)
     int                               rc;
     ngx_http_inventory_buf_t          body;
     ngx_http_inventory_health_t       health;
+    ngx_http_inventory_identity_t     id;
+    ngx_http_inventory_follow_status_t  fs;
     ngx_http_inventory_store_stat_t   stat;
     ngx_http_inventory_main_conf_t   *imcf;
 
@@ -79,12 +81,60 @@ ngx_http_inventory_health(ngx_http_request_t *r)
                                          "the store is nearly full", NULL);
     }
 
+    ngx_memzero(&health, sizeof(ngx_http_inventory_health_t));
+
+    rc = ngx_http_inventory_store_read_begin(imcf->store);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_identity(imcf->store, &id);
+        ngx_http_inventory_store_read_end(imcf->store);
+    }
+
+    if (rc != 0) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the store cannot be read", NULL);
+    }
+
     health.map_size = stat.map_size;
     health.used = stat.used;
     health.last_seq = stat.last_seq;
     health.readers = stat.readers;
     health.max_readers = stat.max_readers;
     health.sync = imcf->sync ? 1 : 0;
+    health.role = imcf->follow_url.len ? "follower" : "primary";
+    health.epoch = id.epoch;
+    *ngx_hex_dump((u_char *) health.store_id, id.store_id,
+                  sizeof(id.store_id)) = '\0';
+
+    rc = ngx_http_inventory_follow_status(imcf, &fs);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                         "the store cannot be read", NULL);
+    }
+
+    if (rc == NGX_OK) {
+        if (fs.refused) {
+            return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                    "the primary serves another store: "
+                                    "nothing is applied", NULL);
+        }
+
+        if (fs.silent) {
+            return ngx_http_inventory_reject(r,
+                                    NGX_HTTP_INVENTORY_P_UNAVAILABLE,
+                                    "nothing was heard from the primary "
+                                    "for longer than max_lag", NULL);
+        }
+
+        health.primary = (char *) imcf->follow_url.data;
+        health.primary_len = imcf->follow_url.len;
+        health.connected = fs.connected;
+        health.applied_seq = fs.applied_seq;
+        health.primary_seq = fs.primary_seq;
+        health.lag_ms = fs.lag_ms;
+    }
 
     ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
     ngx_http_inventory_render_health(&body, &health);

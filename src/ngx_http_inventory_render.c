@@ -699,6 +699,10 @@ ngx_http_inventory_render_health_cb(yajl_gen g, const void *data)
 
     yajl_gen_map_open(g);
     ngx_http_inventory_gen_key_str(g, "status", "ok", sizeof("ok") - 1);
+    ngx_http_inventory_gen_key_str(g, "role", h->role, strlen(h->role));
+    ngx_http_inventory_gen_key_str(g, "store_id", h->store_id,
+                                   strlen(h->store_id));
+    ngx_http_inventory_gen_key_int(g, "epoch", (int64_t) h->epoch);
     ngx_http_inventory_gen_str(g, "store");
     yajl_gen_map_open(g);
     ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) h->map_size);
@@ -709,6 +713,22 @@ ngx_http_inventory_render_health_cb(yajl_gen g, const void *data)
     ngx_http_inventory_gen_str(g, "sync");
     yajl_gen_bool(g, h->sync);
     yajl_gen_map_close(g);
+
+    if (h->primary) {
+        ngx_http_inventory_gen_str(g, "replication");
+        yajl_gen_map_open(g);
+        ngx_http_inventory_gen_key_str(g, "primary", h->primary,
+                                       h->primary_len);
+        ngx_http_inventory_gen_str(g, "connected");
+        yajl_gen_bool(g, h->connected);
+        ngx_http_inventory_gen_key_int(g, "applied_seq",
+                                       (int64_t) h->applied_seq);
+        ngx_http_inventory_gen_key_int(g, "primary_seq",
+                                       (int64_t) h->primary_seq);
+        ngx_http_inventory_gen_key_int(g, "lag_ms", (int64_t) h->lag_ms);
+        yajl_gen_map_close(g);
+    }
+
     yajl_gen_map_close(g);
 }
 

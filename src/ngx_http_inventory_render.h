@@ -61,6 +61,16 @@ typedef struct {
     uint64_t                    last_seq;
     unsigned                    readers;
     unsigned                    max_readers;
+    const char                 *role;
+    char                        store_id[33];
+    uint64_t                    epoch;
+    /* a follower's replication; primary is NULL on a primary */
+    const char                 *primary;
+    size_t                      primary_len;
+    uint64_t                    applied_seq;
+    uint64_t                    primary_seq;
+    uint64_t                    lag_ms;
+    unsigned                    connected:1;
     unsigned                    sync:1;
 } ngx_http_inventory_health_t;
 

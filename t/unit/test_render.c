@@ -147,13 +147,39 @@ test_render_reads(void)
     h.readers = 3;
     h.max_readers = 256;
     h.sync = 1;
+    h.role = "primary";
+    strcpy(h.store_id, "00112233445566778899aabbccddeeff");
+    h.epoch = 1;
 
     ngx_http_inventory_buf_init(&b, NULL, NULL);
     ngx_http_inventory_render_health(&b, &h);
-    ok(body_is(&b, "{\"status\":\"ok\",\"store\":{\"map_size\":1048576,"
+    ok(body_is(&b, "{\"status\":\"ok\",\"role\":\"primary\","
+                   "\"store_id\":\"00112233445566778899aabbccddeeff\","
+                   "\"epoch\":1,\"store\":{\"map_size\":1048576,"
                    "\"used\":32768,\"last_seq\":7,\"readers\":3,"
                    "\"max_readers\":256,\"sync\":true}}"),
        "render: health");
+
+    h.role = "follower";
+    h.primary = "http://10.0.0.1:8080/replication/";
+    h.primary_len = strlen(h.primary);
+    h.connected = 1;
+    h.applied_seq = 7;
+    h.primary_seq = 9;
+    h.lag_ms = 12;
+
+    ngx_http_inventory_buf_init(&b, NULL, NULL);
+    ngx_http_inventory_render_health(&b, &h);
+    ok(body_is(&b, "{\"status\":\"ok\",\"role\":\"follower\","
+                   "\"store_id\":\"00112233445566778899aabbccddeeff\","
+                   "\"epoch\":1,\"store\":{\"map_size\":1048576,"
+                   "\"used\":32768,\"last_seq\":7,\"readers\":3,"
+                   "\"max_readers\":256,\"sync\":true},"
+                   "\"replication\":{\"primary\":"
+                   "\"http://10.0.0.1:8080/replication/\","
+                   "\"connected\":true,\"applied_seq\":7,"
+                   "\"primary_seq\":9,\"lag_ms\":12}}"),
+       "render: a follower's health");
 
     {
         ngx_http_inventory_count_t  counts[] = {
