@@ -745,7 +745,7 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path,
     u_char            *dir, *file;
     ngx_uint_t         i;
     ngx_file_info_t    fi;
-    static const char *files[] = { "data.mdb", "lock.mdb" };
+    static const char *files[] = { "data.mdb", "lock.mdb", "role" };
 
     dir = ngx_pnalloc(cycle->pool, path->len + 1);
     if (dir == NULL) {
@@ -788,7 +788,7 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         if (i == 0) {
             ngx_sprintf(file, "%V%Z", path);
 

@@ -2,8 +2,9 @@
  * Shared declarations of the nginx side of the module: configuration,
  * request context, the shared-memory zone, and the entry points of each
  * file, grouped by the file that defines them.  Calls go one way: module ->
- * handler -> {read, write, feed} -> {commit, inflight} -> response -> the
- * pure core and the store.
+ * handler -> {read, write, feed, replication} -> follow -> wait ->
+ * {commit, inflight} -> {ctx, response, lease} -> the pure core and the
+ * store.
  */
 
 #ifndef _NGX_HTTP_INVENTORY_MODULE_H_INCLUDED_
@@ -229,6 +230,8 @@ void ngx_http_inventory_inflight_release(void *handle);
 /* ngx_http_inventory_expiry.c */
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+
+/* ngx_http_inventory_lease.c */
 ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,
     ngx_log_t *log, uint64_t now, ngx_msec_t ms);
 

@@ -71,9 +71,10 @@ static ngx_int_t ngx_http_inventory_repl_header(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_inventory_replication_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                  allow, name;
-    ngx_table_elt_t           *h;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t                     allow, name;
+    ngx_table_elt_t              *h;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_inventory_errors_t   errs;
 
     if (!(r->method & NGX_HTTP_GET)) {
         ngx_str_set(&allow, "GET");
@@ -87,11 +88,16 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
         || ngx_strncmp(h->value.data, NGX_HTTP_INVENTORY_REPL_VERSION,
                        h->value.len) != 0)
     {
+        errs.n = 0;
+        ngx_http_inventory_error_set(&errs, "Inventory-Replication",
+                                     "must be "
+                                     NGX_HTTP_INVENTORY_REPL_VERSION
+                                     ", the protocol version served here");
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "this node serves replication protocol "
-                                    "version " NGX_HTTP_INVENTORY_REPL_VERSION
-                                    " (header Inventory-Replication)", NULL);
+                                    "version " NGX_HTTP_INVENTORY_REPL_VERSION,
+                                    &errs);
     }
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "ngx_http_inventory_store_db.h"
 
@@ -17,6 +18,8 @@ static int ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st,
     MDB_txn *txn, unsigned flags);
 static int ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st,
     MDB_txn *txn, unsigned flags);
+static int ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
 static int ngx_http_inventory_store_count_reader(const char *line,
     void *ctx);
 
@@ -328,6 +331,56 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
     /* a store made before stores had an identity gets one */
     return (flags & NGX_HTTP_INVENTORY_STORE_CREATE)
            ? ngx_http_inventory_store_identify(st, txn) : 0;
+}
+
+
+/*
+ * Created with the store (and given to a store made before they existed):
+ * a random store_id, and epoch 1.
+ */
+
+static int
+ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
+    MDB_txn *txn)
+{
+    int            rc;
+    MDB_val        key, val;
+    unsigned char  buf[16];
+
+    key.mv_data = (void *) "store_id";
+    key.mv_size = sizeof("store_id") - 1;
+
+    rc = mdb_get(txn, st->meta, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        if (getrandom(buf, sizeof(buf), 0) != (ssize_t) sizeof(buf)) {
+            return errno ? errno : EIO;
+        }
+
+        val.mv_data = buf;
+        val.mv_size = sizeof(buf);
+
+        rc = mdb_put(txn, st->meta, &key, &val, 0);
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    key.mv_data = (void *) "epoch";
+    key.mv_size = sizeof("epoch") - 1;
+
+    rc = mdb_get(txn, st->meta, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        ngx_http_inventory_put_u64(buf, 1);
+        val.mv_data = buf;
+        val.mv_size = 8;
+
+        rc = mdb_put(txn, st->meta, &key, &val, 0);
+    }
+
+    return rc;
 }
 
 

@@ -93,8 +93,6 @@ void ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st);
 int ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t seq, uint64_t at);
 void ngx_http_inventory_store_rec_drop(ngx_http_inventory_store_t *st);
-int ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
-    MDB_txn *txn);
 
 /* ngx_http_inventory_store_idem.c */
 int ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,

@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "ngx_http_inventory_store_db.h"
@@ -622,56 +621,6 @@ ngx_http_inventory_store_identity(ngx_http_inventory_store_t *st,
     id->tx = tx;
 
     return ngx_http_inventory_store_last_seq(st, &id->last_seq);
-}
-
-
-/*
- * Created with the store (and given to a store made before they existed):
- * a random store_id, and epoch 1.
- */
-
-int
-ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
-    MDB_txn *txn)
-{
-    int            rc;
-    MDB_val        key, val;
-    unsigned char  buf[16];
-
-    key.mv_data = (void *) "store_id";
-    key.mv_size = sizeof("store_id") - 1;
-
-    rc = mdb_get(txn, st->meta, &key, &val);
-
-    if (rc == MDB_NOTFOUND) {
-        if (getrandom(buf, sizeof(buf), 0) != (ssize_t) sizeof(buf)) {
-            return errno ? errno : EIO;
-        }
-
-        val.mv_data = buf;
-        val.mv_size = sizeof(buf);
-
-        rc = mdb_put(txn, st->meta, &key, &val, 0);
-    }
-
-    if (rc != 0) {
-        return rc;
-    }
-
-    key.mv_data = (void *) "epoch";
-    key.mv_size = sizeof("epoch") - 1;
-
-    rc = mdb_get(txn, st->meta, &key, &val);
-
-    if (rc == MDB_NOTFOUND) {
-        ngx_http_inventory_put_u64(buf, 1);
-        val.mv_data = buf;
-        val.mv_size = 8;
-
-        rc = mdb_put(txn, st->meta, &key, &val, 0);
-    }
-
-    return rc;
 }
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 # How the module's files depend on each other, read from the functions the
 # built objects define and call (nm): calls go one way (module -> handler ->
-# {read, write, feed} -> {commit, inflight} -> response -> the store -> the
-# pure core), with no circle between files; only the store's files call
+# {read, write, feed, replication} -> follow -> wait -> {commit, inflight}
+# -> {ctx, response, lease} -> the store -> the pure core), with no circle between files; only the store's files call
 # LMDB (the admin tool's checker is one of them); only json.c and render.c
 # write JSON; the pure core and the store use nothing of nginx.
 use strict;
@@ -52,10 +52,11 @@ for my $f (keys %needs) {
 
 # ranks: a file calls only files of a lower rank
 my %rank = (module => 9, admin => 9,
-            handler => 8, metrics => 8,
-            read => 7, write => 7, feed => 7, expiry => 7,
+            variables => 8.5, handler => 8, metrics => 8,
+            read => 7, write => 7, feed => 7, expiry => 7, replication => 7,
+            follow => 6.8, wait => 6.5,
             commit => 6, inflight => 6, commit_zone => 5.5,
-            ctx => 5, args => 5, response => 5);
+            ctx => 5, args => 5, response => 5, lease => 5);
 my @pure = qw(core codec json validate render pack uri proc);
 my %pure = map { $_ => 1 } @pure;
 for my $f (keys %defines) {
