@@ -424,6 +424,12 @@ ngx_http_inventory_metrics_replication(u_char *p, u_char *last,
                                   "gauge",
                                   "The primary's last seq, as last heard.",
                                   fs.primary_seq);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_lag_events",
+                                  "gauge",
+                                  "Events the primary had, as last heard, "
+                                  "that are not applied here.",
+                                  fs.primary_seq - fs.applied_seq);
     p = ngx_slprintf(p, last,
                      "# HELP inventory_replication_lag_seconds How long ago "
                      "the primary committed the last transaction applied "
