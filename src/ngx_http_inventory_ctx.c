@@ -111,6 +111,11 @@ ngx_http_inventory_location_ctx(ngx_http_request_t *r)
         ctx->route = NGX_HTTP_INVENTORY_ROUTE_METRICS;
     }
 
+    if (ctx && ilcf->serves == NGX_HTTP_INVENTORY_SERVES_REPLICATION) {
+        ctx->rt = NULL;
+        ctx->route = NGX_HTTP_INVENTORY_ROUTE_REPLICATION;
+    }
+
     return ctx;
 }
 

@@ -16,12 +16,15 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
+#include "ngx_http_inventory_codec.h"
 
 
 #define NGX_HTTP_INVENTORY_FOLLOW_TICK       250       /* ms */
 #define NGX_HTTP_INVENTORY_FOLLOW_LEASE      1500      /* ms */
 #define NGX_HTTP_INVENTORY_FOLLOW_POLL       20        /* s a poll waits */
 #define NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT    10000     /* ms beyond it */
+/* the primary writes the whole copy before it sends a byte of it */
+#define NGX_HTTP_INVENTORY_FOLLOW_SNAPSHOT_TIMEOUT  600000
 #define NGX_HTTP_INVENTORY_FOLLOW_BACKOFF    100       /* ms, doubling */
 #define NGX_HTTP_INVENTORY_FOLLOW_BACKOFF_MAX  5000
 #define NGX_HTTP_INVENTORY_FOLLOW_HEAD       8192
@@ -57,6 +60,8 @@ typedef struct {
     ngx_uint_t                  snapshot;   /* this request asks for one */
     ngx_uint_t                  want_snapshot;
     ngx_uint_t                  empty;      /* the store holds nothing */
+    ngx_uint_t                  seeded;     /* a snapshot was installed */
+    ngx_uint_t                  poll;       /* s a long poll waits */
     ngx_uint_t                  keepalive;
     ngx_uint_t                  answers;    /* on this connection */
     ngx_uint_t                  refused;
@@ -86,6 +91,8 @@ static ngx_int_t ngx_http_inventory_follow_request(
     ngx_http_inventory_follower_t *f);
 static void ngx_http_inventory_follow_write(ngx_event_t *wev);
 static void ngx_http_inventory_follow_read(ngx_event_t *rev);
+static ngx_msec_t ngx_http_inventory_follow_timeout(
+    ngx_http_inventory_follower_t *f);
 static ngx_int_t ngx_http_inventory_follow_head(
     ngx_http_inventory_follower_t *f);
 static ngx_int_t ngx_http_inventory_follow_header(
@@ -151,6 +158,9 @@ ngx_http_inventory_follow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     imcf->follow_url = value[1];
+
+    /* a follower with no location of the module still follows */
+    imcf->used = 1;
     imcf->follow = u.addrs[0];
     imcf->follow_uri = u.uri;
 
@@ -229,6 +239,10 @@ ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
     }
 
     ngx_sprintf(f->path, "%V/snapshot.tmp%Z", &imcf->store_path);
+
+    /* an idle primary answers each poll in time for health's max_lag */
+    f->poll = ngx_min(NGX_HTTP_INVENTORY_FOLLOW_POLL,
+                      ngx_max(imcf->follow_max_lag / 2000, 1));
 
     f->task->ctx = f;
     f->task->handler = ngx_http_inventory_follow_task;
@@ -407,8 +421,9 @@ ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
     ngx_memcpy(f->own_id, id.store_id, sizeof(f->own_id));
     ngx_hex_dump(hex, id.store_id, sizeof(id.store_id));
 
+    /* an empty primary's snapshot leaves the store empty: once is enough */
     f->empty = (id.tx == 0 && id.last_seq == 0);
-    f->snapshot = f->empty || f->want_snapshot;
+    f->snapshot = (f->empty && !f->seeded) || f->want_snapshot;
 
     b = f->head;
     b->pos = b->start;
@@ -420,8 +435,8 @@ ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
     } else {
         p = ngx_sprintf(p, "GET %Vtransactions?after=%uL&check=%uL&wait=%d"
                         " HTTP/1.1" CRLF "Inventory-Store-Id: %*s" CRLF,
-                        &imcf->follow_uri, id.tx, id.tx_at,
-                        NGX_HTTP_INVENTORY_FOLLOW_POLL, (size_t) 32, hex);
+                        &imcf->follow_uri, id.tx, id.tx_at, f->poll,
+                        (size_t) 32, hex);
     }
 
     p = ngx_sprintf(p, "Host: %V" CRLF
@@ -490,6 +505,7 @@ ngx_http_inventory_follow_write(ngx_event_t *wev)
     b->last = b->start;
     ngx_memzero(f->parse, sizeof(ngx_http_request_t));
     ngx_memzero(&f->status, sizeof(ngx_http_status_t));
+    ngx_memzero(f->store_id, sizeof(f->store_id));
     f->head_done = 0;
     f->keepalive = 1;
     f->length = -1;
@@ -497,9 +513,7 @@ ngx_http_inventory_follow_write(ngx_event_t *wev)
     f->body_len = 0;
     f->state = ngx_http_inventory_follow_reading;
 
-    ngx_add_timer(c->read, (f->snapshot ? 0 : NGX_HTTP_INVENTORY_FOLLOW_POLL
-                                              * 1000)
-                           + NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+    ngx_add_timer(c->read, ngx_http_inventory_follow_timeout(f));
 
     ngx_http_inventory_follow_read(c->read);
 }
@@ -626,9 +640,17 @@ ngx_http_inventory_follow_read(ngx_event_t *rev)
         ngx_del_timer(rev);
     }
 
-    ngx_add_timer(rev, (f->snapshot ? 0 : NGX_HTTP_INVENTORY_FOLLOW_POLL
-                                          * 1000)
-                       + NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT);
+    ngx_add_timer(rev, ngx_http_inventory_follow_timeout(f));
+}
+
+
+/* how long the primary may be silent in the middle of an answer */
+
+static ngx_msec_t
+ngx_http_inventory_follow_timeout(ngx_http_inventory_follower_t *f)
+{
+    return f->snapshot ? NGX_HTTP_INVENTORY_FOLLOW_SNAPSHOT_TIMEOUT
+                       : f->poll * 1000 + NGX_HTTP_INVENTORY_FOLLOW_TIMEOUT;
 }
 
 
@@ -844,11 +866,15 @@ ngx_http_inventory_follow_answer(ngx_http_inventory_follower_t *f)
     case NGX_HTTP_OK:
         if (f->snapshot) {
             ngx_http_inventory_follow_post(f, ngx_http_inventory_task_write);
-
-        } else {
-            ngx_http_inventory_follow_post(f, ngx_http_inventory_task_apply);
+            return;
         }
 
+        /* the first record's time (store_repl.c's layout), for lag_ms */
+        if (f->body_len >= 12 + 17 && rsh->pending_at == 0) {
+            rsh->pending_at = ngx_http_inventory_get_u64(f->body + 12 + 9);
+        }
+
+        ngx_http_inventory_follow_post(f, ngx_http_inventory_task_apply);
         return;
 
     case NGX_HTTP_NO_CONTENT:
@@ -1115,6 +1141,13 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
             return;
         }
 
+        /* transactions that cannot be applied as they are: start again */
+        if (f->task_rc == NGX_HTTP_INVENTORY_STORE_CORRUPTED
+            && f->task_kind == ngx_http_inventory_task_apply)
+        {
+            f->want_snapshot = 1;
+        }
+
         ngx_http_inventory_follow_fail(f, NULL);
         return;
     }
@@ -1151,6 +1184,7 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
                       "(%O bytes)", &f->imcf->follow_url, f->file_off);
 
         f->want_snapshot = 0;
+        f->seeded = 1;
         f->refused = 0;
         f->imcf->sh->repl.refused = 0;
         (void) ngx_atomic_fetch_add(&f->imcf->sh->repl.snapshots, 1);
@@ -1198,6 +1232,11 @@ ngx_http_inventory_follow_applied(ngx_http_inventory_follower_t *f)
         (void) ngx_atomic_fetch_add(&rsh->lag_ms, lag);
     }
 
+    /* caught up with what the primary had when it answered */
+    if (f->applied.tx >= rsh->primary_tx || f->task_rc != 0) {
+        rsh->pending_at = 0;
+    }
+
     ngx_http_inventory_wait_notify(f->imcf);
 }
 
@@ -1243,9 +1282,9 @@ ngx_http_inventory_follow_status(ngx_http_inventory_main_conf_t *imcf,
     fs->applied_seq = id.last_seq;
     fs->primary_seq = ngx_max((uint64_t) rsh->primary_seq, id.last_seq);
 
-    /* behind: how long ago the primary committed what is applied last */
-    if (rsh->primary_tx > id.tx && now > id.tx_at) {
-        fs->lag_ms = now - id.tx_at;
+    /* behind: how long the oldest transaction known here has waited */
+    if (rsh->pending_at && now > rsh->pending_at) {
+        fs->lag_ms = now - rsh->pending_at;
     }
 
     return NGX_OK;

@@ -25,8 +25,8 @@ static u_char *ngx_http_inventory_metrics_replication(u_char *p,
 
 
 static ngx_uint_t  ngx_http_inventory_statuses[NGX_HTTP_INVENTORY_STATUSES] = {
-    200, 201, 304, 400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 429,
-    500, 503, 507, 0
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 410, 412, 413, 415, 422,
+    429, 500, 503, 507, 0
 };
 
 

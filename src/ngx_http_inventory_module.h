@@ -28,7 +28,7 @@
 
 
 /* response statuses counted per route; the last slot takes the rest */
-#define NGX_HTTP_INVENTORY_STATUSES  18
+#define NGX_HTTP_INVENTORY_STATUSES  20
 
 /* request duration histogram buckets per route, +Inf included */
 #define NGX_HTTP_INVENTORY_LATENCIES  13
@@ -56,6 +56,7 @@ typedef struct {
     ngx_atomic_t                heard_at;      /* ms: its last answer */
     ngx_atomic_t                primary_seq;   /* as it last said */
     ngx_atomic_t                primary_tx;
+    ngx_atomic_t                pending_at;    /* ms: the oldest not applied */
     ngx_atomic_t                transactions;  /* applied */
     ngx_atomic_t                bytes;
     ngx_atomic_t                reconnects;

@@ -73,11 +73,15 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
 {
     ngx_str_t                     allow, name;
     ngx_table_elt_t              *h;
+    const ngx_http_inventory_route_t  *rt;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_inventory_errors_t   errs;
 
-    if (!(r->method & NGX_HTTP_GET)) {
-        ngx_str_set(&allow, "GET");
+    rt = ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_REPLICATION);
+
+    if (!(ngx_http_inventory_method(r) & rt->methods)) {
+        allow.data = (u_char *) rt->allow;
+        allow.len = ngx_strlen(rt->allow);
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 

@@ -49,6 +49,8 @@ struct ngx_http_inventory_store_s {
     size_t                      rec_len;
     size_t                      rec_cap;
     size_t                      rec_mark;      /* where the last change is */
+    uint64_t                    rec_seq;       /* the last seq before it */
+    uint64_t                    rec_events;    /* the log puts in it */
     MDB_txn                    *rtxn;
     /* held shared by a transaction, exclusively to adopt a grown map */
     pthread_rwlock_t            remap;
@@ -89,7 +91,8 @@ int ngx_http_inventory_store_del(ngx_http_inventory_store_t *st,
     MDB_txn *txn, MDB_dbi dbi, MDB_val *key);
 int ngx_http_inventory_store_recorded(ngx_http_inventory_store_t *st,
     MDB_dbi dbi, const MDB_val *key, const MDB_val *val);
-void ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st);
+void ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st,
+    uint64_t seq);
 int ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t seq, uint64_t at);
 void ngx_http_inventory_store_rec_drop(ngx_http_inventory_store_t *st);

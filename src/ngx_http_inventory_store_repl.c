@@ -45,6 +45,7 @@ static int ngx_http_inventory_store_load_db(MDB_txn *from, MDB_txn *to,
     const char *name, MDB_dbi dbi);
 
 
+/* "log" is database 1: a record's events are its puts there */
 const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS] = {
     "meta", "log", "items", "item_events", "reservations",
     "reservation_expiry", "idempotency", "idempotency_expiry", "low_stock",
@@ -156,6 +157,10 @@ ngx_http_inventory_store_record(ngx_http_inventory_store_t *st, unsigned op,
     st->rec_mark = st->rec_len;
     p = st->rec + st->rec_len;
 
+    if (db == 1 && op == NGX_HTTP_INVENTORY_OP_PUT) {
+        st->rec_events++;
+    }
+
     p[0] = (unsigned char) op;
     p[1] = (unsigned char) db;
     ngx_http_inventory_put_u32(p + 2, (uint32_t) key->mv_size);
@@ -175,11 +180,14 @@ ngx_http_inventory_store_record(ngx_http_inventory_store_t *st, unsigned op,
 
 
 void
-ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st)
+ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st,
+    uint64_t seq)
 {
     st->recording = 1;
     st->rec_len = NGX_HTTP_INVENTORY_REC_HEADER;
     st->rec_mark = st->rec_len;
+    st->rec_seq = seq;
+    st->rec_events = 0;
 }
 
 
@@ -197,6 +205,15 @@ ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
     uint64_t  tx;
 
     st->recording = 0;
+
+    /*
+     * Every event the transaction appended must be in its record: a
+     * transaction that would leave followers without some of its changes
+     * is not committed.
+     */
+    if (seq - st->rec_seq != st->rec_events) {
+        return MDB_CORRUPTED;
+    }
 
     if (st->rec_len == NGX_HTTP_INVENTORY_REC_HEADER) {
         return 0;
@@ -402,7 +419,7 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
 {
     int       rc, gap;
     size_t    rlen;
-    uint64_t  tx, last, seq, at;
+    uint64_t  tx, last, seq, at, logged;
     MDB_txn  *txn;
     MDB_val   rec;
 
@@ -442,6 +459,16 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
 
         if (tx == last + 1) {
             rc = ngx_http_inventory_store_replay(st, txn, p + 12, rlen);
+
+            /* a record whose events do not lead to its seq is no copy */
+            if (rc == 0) {
+                rc = ngx_http_inventory_store_last_key(txn, st->log,
+                                                       &logged);
+
+                if (rc == 0 && logged != seq) {
+                    rc = MDB_CORRUPTED;
+                }
+            }
 
             if (rc == 0) {
                 rec.mv_data = (void *) (p + 12);

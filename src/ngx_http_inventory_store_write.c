@@ -239,7 +239,7 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
     }
 
     /* what the transaction changes, for the replication log */
-    ngx_http_inventory_store_rec_open(st);
+    ngx_http_inventory_store_rec_open(st, clock.seq);
 
     for (i = 0; rc == 0 && i < n; i++) {
         rc = ngx_http_inventory_store_run(st, txn, cmds[i], &clock);

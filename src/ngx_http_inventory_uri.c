@@ -92,7 +92,12 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
     { "low-stock", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
       NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
-      "low_stock", 0 }
+      "low_stock", 0 },
+
+    /* the inventory_replication location's */
+    { NULL, 0, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_REPLICATION,
+      NGX_HTTP_INVENTORY_M_GET, "GET", "replication", 0 }
 };
 
 
