@@ -1,7 +1,8 @@
 # docs/openapi.yaml: valid OpenAPI 3.1 (the official schema, through
 # @seriousme/openapi-schema-validator, and every Schema Object compiled by
 # Ajv in strict mode); it describes exactly the routes and methods of the
-# module's route table (src/ngx_http_inventory_uri.c) and /metrics, and
+# module's route table (src/ngx_http_inventory_uri.c), /metrics and the
+# replication stream's resources (src/ngx_http_inventory_replication.c), and
 # every problem code the module emits (src/ngx_http_inventory_render.c) at
 # its status; live answers of the module for every route and most statuses
 # match the operations' response schemas and headers, and request bodies
@@ -430,6 +431,19 @@ my ($mallow) = ($routes // '')
                =~ /NGX_HTTP_INVENTORY_ROUTE_METRICS,\s*[^,]+,\s*"([^"]+)"/;
 ok($mallow, '/metrics: the methods it allows');
 $want{'/metrics'} = { map { $_ => 1 } split /,\s*/, $mallow // '' };
+
+# the replication stream's resources, served below the prefix of a location
+# with inventory_replication (/replication/ in the spec, as in
+# conf/nginx.conf), with the methods the route table's entry allows
+my $stream = slurp("$ROOT/src/ngx_http_inventory_replication.c") // '';
+my @stream = $stream =~ /ngx_strncmp\(name\.data,\s*"(\w+)",\s*name\.len\)/g;
+my ($sallow) = ($routes // '')
+               =~ /NGX_HTTP_INVENTORY_ROUTE_REPLICATION,\s*[^,]+,\s*"([^"]+)"/;
+ok(@stream >= 2 && $sallow,
+   "the replication stream's resources: @stream (Allow: "
+   . ($sallow // 'none') . ')');
+$want{"/replication/$_"} = { map { $_ => 1 } split /,\s*/, $sallow // '' }
+    for @stream;
 
 my %have;    # path => { METHOD => 1 }, from the spec
 for my $p (keys %{ $spec->{paths} // {} }) {

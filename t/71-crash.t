@@ -784,16 +784,6 @@ sub lock_holder {
     return undef;
 }
 
-sub two_workers {
-    my ($gone, $t) = @_;
-    my $deadline = time + $t;
-    while (time < $deadline) {
-        my @w = $n->worker_pids;
-        return @w if @w == 2 && !grep { $_ == ($gone // 0) } @w;
-        sleep 0.02;
-    }
-    return ();
-}
 
 {
     my $label = '(b)';
@@ -802,7 +792,7 @@ sub two_workers {
     my ($ctl, $acked, $unknown) = run_load('b', 'b', sub {
         sleep 0.5;
         for my $k (1 .. $KILLS) {
-            my @w = two_workers(undef, 15);
+            my @w = $n->workers_now(15);
             if (!@w) { push @p, "kill $k: not 2 workers"; last }
             sleep 0.1 + rand 0.3;
             my $victim;
@@ -816,7 +806,7 @@ sub two_workers {
             my $dead = "worker process $victim exited on signal 9";
             $n->allow_log(qr/\[alert\] \d+#\d+: \Q$dead\E$/);
             kill 'KILL', $victim;
-            my @now = two_workers($victim, 15);
+            my @now = $n->workers_now(15, $victim);
             push @p, "kill $k: no new worker within 15 s of killing "
                      . "$victim (workers now: " . join(' ', $n->worker_pids)
                      . ')' unless @now;

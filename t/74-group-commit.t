@@ -212,16 +212,6 @@ sub lock_holder {
     return undef;
 }
 
-sub two_workers {
-    my ($n, $gone, $t) = @_;
-    my $deadline = time + $t;
-    while (time < $deadline) {
-        my @w = $n->worker_pids;
-        return @w if @w == 2 && !grep { $gone->{$_} } @w;
-        sleep 0.02;
-    }
-    return ();
-}
 
 # --- the load of (a) and (b) ---------------------------------------------
 
@@ -346,7 +336,7 @@ sub kill_rounds {
     my (%gone, @kills, @p, @probe_ms, @at);
     my $key = 0;
     for my $r (1 .. $rounds) {
-        my @w = two_workers($n, \%gone, 15);
+        my @w = $n->workers_now(15, keys %gone);
         if (!@w) { push @p, "round $r: not 2 workers within 15 s"; last }
         sleep 0.3 + rand 0.3;
         # a connection to each worker, opened before the kill

@@ -8,18 +8,21 @@ package InvTest;
 #
 # Sections, in this order:
 #   files and processes   slurp, which, free_port, pid_alive, wait_gone,
-#                         parallel, run_logged; the sanitizer environment
+#                         parallel, parallel_start/parallel_stop,
+#                         run_logged; the sanitizer environment
 #   instances             start, stop, restart, reload, reconfigure, the
 #                         error log; binary upgrade (upgrade_begin, upgrade)
 #   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
-#                         the API's routes (ipath, get, put_item, ...)
+#                         the API's routes (ipath, get, put_item, ...),
+#                         random_write
 #   assertions            json_type, show, problem_ok, item_ok,
 #                         reservation_ok, counts_ok, unchanged, replay_ok
 #   events and the feed   item_events, items_snapshot, event_pages,
-#                         feed_pages, last_seq, replay_events
+#                         feed_pages, last_seq, replay_events;
+#                         a follower's applied_seq, wait_applied
 #   metrics               parse_metrics, metrics, metric_value
 #   store and admin tool  admin_run, verify_ok, owner_problems,
-#                         write_lock_tid
+#                         write_lock_tid, same_store_ok
 #   time                  ts_ms, sleep_until
 
 use strict;
@@ -43,14 +46,16 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
     encode_json decode_json TS_RE RES_ID_RE
     slurp which free_port pid_alive wait_gone parallel run_logged
+    parallel_start parallel_stop
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
+    random_write
     json_type show problem_ok item_problems item_ok reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
     item_events items_snapshot event_pages feed_pages last_seq
-    replay_events
+    replay_events applied_seq wait_applied
     parse_metrics metrics metric_value
-    admin_run verify_ok owner_problems write_lock_tid
+    admin_run verify_ok owner_problems write_lock_tid same_store_ok
     ts_ms sleep_until
 );
 
@@ -136,14 +141,26 @@ sub wait_gone {
 
 sub parallel {
     my ($n, $code) = @_;
+    my $h = _spawn($n, $code);
+    waitpid $_, 0 for @{ $h->{pids} };
+    return map { slurp("$h->{tmp}/$_") // 'DIED: child wrote no result' }
+           0 .. $n - 1;
+}
+
+# the children of parallel and parallel_start: each runs $code->($i, $stop)
+# and leaves its string in a file
+sub _spawn {
+    my ($n, $code) = @_;
     my $tmp = tempdir('inventory-par-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $flag = "$tmp/stop";
+    my $stop = sub { -e $flag };
     STDOUT->flush;
     STDERR->flush;
     my @pids;
     for my $i (0 .. $n - 1) {
         my $pid = fork // die "fork: $!";
         if (!$pid) {
-            my $out = eval { $code->($i) };
+            my $out = eval { $code->($i, $stop) };
             $out = 'DIED: ' . ($@ || 'unknown') if $@;
             $out //= '';
             if (open my $fh, '>', "$tmp/$i.tmp") {
@@ -155,9 +172,7 @@ sub parallel {
         }
         push @pids, $pid;
     }
-    waitpid $_, 0 for @pids;
-    return map { slurp("$tmp/$_") // 'DIED: child wrote no result' }
-           0 .. $n - 1;
+    return { tmp => $tmp, flag => $flag, pids => \@pids, n => $n };
 }
 
 
@@ -180,6 +195,35 @@ sub run_logged {
     waitpid $pid, 0;
     my $rc = $?;
     return ($rc, slurp($out) // '');
+}
+
+# --------------------------------------------------------------------------
+# parallel_start($n, sub { my ($i, $stop) = @_; ...; return $string }): as
+# parallel, but returns a handle at once while the $n children run (each
+# loops until $stop->() is true).  parallel_stop($h, $timeout) asks them to
+# end and returns their strings in order; a child still running $timeout
+# seconds (default 30) later is killed and returns "DIED: ...".
+
+sub parallel_start { _spawn(@_) }
+
+sub parallel_stop {
+    my ($h, $timeout) = @_;
+    if (open my $fh, '>', $h->{flag}) { close $fh }
+    my $deadline = time + ($timeout // 30);
+    my %left = map { $_ => 1 } @{ $h->{pids} };
+    while (%left) {
+        for my $p (keys %left) {
+            delete $left{$p} if waitpid($p, POSIX::WNOHANG()) != 0;
+        }
+        last unless %left;
+        if (time > $deadline) {
+            for my $p (keys %left) { kill 'KILL', $p; waitpid $p, 0 }
+            last;
+        }
+        sleep 0.02;
+    }
+    return map { slurp("$h->{tmp}/$_") // 'DIED: did not stop in time' }
+           0 .. $h->{n} - 1;
 }
 
 # --------------------------------------------------------------------------
@@ -428,6 +472,34 @@ sub _kill_all {
     my @w = $self->worker_pids;
     kill 'KILL', $m if $m && pid_alive($m);
     kill 'KILL', $_ for grep { pid_alive($_) } @w;
+}
+
+# $n->workers_now($t, @gone): the instance's workers once there are as many
+# as it runs and none is one of @gone, within $t s; () if not
+sub workers_now {
+    my ($self, $t, @gone) = @_;
+    my %gone = map { $_ => 1 } grep { defined } @gone;
+    my $deadline = time + $t;
+    while (time < $deadline) {
+        my @w = $self->worker_pids;
+        return @w if @w == $self->{workers} && !grep { $gone{$_} } @w;
+        sleep 0.02;
+    }
+    return ();
+}
+
+# $n->crash: the whole instance dies at once, as in a power cut: the master
+# is stopped (it respawns nothing), then it and its workers get SIGKILL.
+# Returns the pids still alive 15 s later (none, normally); the instance
+# can then be started again with $n->_launch.
+sub crash {
+    my ($self) = @_;
+    my $m = $self->master_pid;
+    kill 'STOP', $m;
+    my @w = $self->worker_pids;
+    kill 'KILL', $m, @w;
+    $self->{running} = 0;
+    return grep { !wait_gone($_, 15) } $m, @w;
 }
 
 sub stop {
@@ -942,6 +1014,87 @@ sub idem_key { ('Idempotency-Key' => $_[0]) }
 # replayed($r): the answer carries Idempotent-Replayed: true
 sub replayed {
     (($_[0]{headers} // {})->{'idempotent-replayed'} // '') eq 'true';
+}
+
+# random_write($n, \%st): one write of a random kind on the items
+# $st->{items} (["SKU/LOC", ...]): a count (PUT), an adjustment, a
+# reservation of one item or a cart of two, the commit or release of one of
+# the reservations it made (kept in $st->{active}), a transfer between two
+# locations of a SKU; a third of them with an Idempotency-Key
+# "$st->{tag}-N".  Reservations last $st->{ttl} seconds (default 600).
+# Returns { kind, paths (the items written), id (the reservation), r (the
+# answer), ok (the status is one the kind may get: its 2xx, or the 404 or
+# 409 of a refusal) }.
+my %WRITE_OK = (
+    put => [200, 201, 409], adjust => [200, 201, 404, 409],
+    reserve => [201, 404, 409], cart => [201, 404, 409],
+    commit => [200, 409], release => [200, 409],
+    transfer => [200, 404, 409],
+);
+
+sub random_write {
+    my ($n, $st) = @_;
+    my @items = @{ $st->{items} };
+    my $it = $items[rand @items];
+    my ($sku, $loc) = split m{/}, $it;
+    my @other = grep { m{^\Q$sku\E/} && $_ ne $it } @items;
+    my $act = $st->{active} //= [];
+    my %h;
+    %h = ('Idempotency-Key' => ($st->{tag} // 'rw') . '-' . ++$st->{keyn})
+        if rand() < 1 / 3;
+    my %o = (headers => \%h);
+    my $x = rand 100;
+    my %w;
+    if ($x < 15) {
+        %w = (kind => 'put', paths => [$it],
+              r => $n->req(PUT => "/v1/inventory/$it", %o, json => {
+                  on_hand => 500 + int rand 1000,
+                  (rand() < 0.5 ? (min_level => int rand 600) : ()) }));
+    } elsif ($x < 40) {
+        my $d = (1 + int rand 20) * (rand() < 0.4 ? -1 : 1);
+        %w = (kind => 'adjust', paths => [$it],
+              r => $n->req(POST => "/v1/inventory/$it/adjustments", %o,
+                           json => { delta => $d }));
+    } elsif ($x < 55) {
+        %w = (kind => 'reserve', paths => [$it],
+              r => $n->req(POST => "/v1/inventory/$it/reservations", %o,
+                           json => { quantity => 1 + int rand 3,
+                                     ttl_seconds => $st->{ttl} // 600 }));
+    } elsif ($x < 65 && @items > 1) {
+        my $two;
+        do { $two = $items[rand @items] } while $two eq $it;
+        my @l = map { my ($s, $l) = split m{/}; { sku => $s, location => $l,
+                      quantity => 1 + int rand 3 } } $it, $two;
+        %w = (kind => 'cart', paths => [$it, $two],
+              r => $n->req(POST => '/v1/reservations', %o,
+                           json => { lines => \@l,
+                                     ttl_seconds => $st->{ttl} // 600 }));
+    } elsif ($x < 85 && @$act) {
+        my $id = splice @$act, int rand @$act, 1;
+        my $op = rand() < 0.5 ? 'commit' : 'release';
+        %w = (kind => $op, id => $id, paths => [],
+              r => $n->req(POST => "/v1/reservations/$id/$op", %o));
+    } elsif (@other) {
+        my $to = $other[rand @other];
+        my (undef, $tl) = split m{/}, $to;
+        %w = (kind => 'transfer', paths => [$it, $to],
+              r => $n->req(POST => '/v1/transfers', %o, json => {
+                  sku => $sku, from => $loc, to => $tl,
+                  quantity => 1 + int rand 10 }));
+    } else {
+        %w = (kind => 'adjust', paths => [$it],
+              r => $n->req(POST => "/v1/inventory/$it/adjustments", %o,
+                           json => { delta => 1 + int rand 20 }));
+    }
+    $w{key} = $h{'Idempotency-Key'};
+    if ($w{kind} =~ /^(?:reserve|cart)\z/ && $w{r}{status} == 201
+        && ref $w{r}{json} eq 'HASH' && defined $w{r}{json}{id})
+    {
+        $w{id} = $w{r}{json}{id};
+        push @$act, $w{id};
+    }
+    $w{ok} = grep { $_ == $w{r}{status} } @{ $WRITE_OK{ $w{kind} } };
+    return \%w;
 }
 
 # ==========================================================================
@@ -1576,6 +1729,33 @@ sub replay_events {
     return (\%s, \@p);
 }
 
+# applied_seq($n): a follower's replication.applied_seq from GET
+# /v1/health; undef when the answer has none
+sub applied_seq {
+    my ($n) = @_;
+    my $j = $n->req(GET => '/v1/health')->{json};
+    return undef unless ref $j eq 'HASH' && ref $j->{replication} eq 'HASH';
+    return $j->{replication}{applied_seq};
+}
+
+# wait_applied($n, $seq, $seconds): polls a follower until its health shows
+# applied_seq >= $seq and its own feed's last_seq is $seq or more; true
+# when it did within $seconds (default 30).  False after 3 s already when
+# the feed has $seq but the health shows no applied_seq at all.
+sub wait_applied {
+    my ($n, $seq, $t) = @_;
+    my $deadline = time + ($t // 30);
+    my $none;
+    while (1) {
+        my $a = applied_seq($n);
+        my $fed = last_seq($n) >= $seq;
+        return 1 if defined $a && $a >= $seq && $fed;
+        $none = defined $a || !$fed ? undef : $none // time;
+        return 0 if time > $deadline || ($none && time - $none > 3);
+        sleep 0.05;
+    }
+}
+
 
 # ==========================================================================
 # metrics
@@ -1684,6 +1864,75 @@ sub write_lock_tid {
     return undef unless length $buf >= 80
                         && unpack('L', $buf) == 0xBEEFC0DE;
     return unpack('l', substr($buf, 64, 4)) & 0x3fffffff;
+}
+
+# same_store_ok(\@dirs, $label): the stores hold the same records (a
+# follower at its primary's seq): inventory-admin dump (the log) and
+# dump --all (every database: name, key hex, value hex a line) of each
+# store give the first's output byte for byte; the log's seqs are 1..N
+# without a gap or a duplicate; verify passes on each.  One test per
+# check; returns true when every one passed.
+sub same_store_ok {
+    my ($dirs, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my (@dump, @all);
+    my $ok = 1;
+    for my $d (@$dirs) {
+        my ($rc, $out, $err) = admin_run('dump', $d);
+        my ($rc2, $out2, $err2) = admin_run('dump', '--all', $d);
+        my @bad = grep { !/\A[^\t\n]+\t[0-9a-f]*\t[0-9a-f]*\z/ }
+                  split /\n/, $out2;
+        my $t = Test::More::ok($rc == 0 && $rc2 == 0 && $err eq ''
+                               && $err2 eq '' && length $out2 && !@bad
+                               && $out2 =~ /\n\z/,
+            "dump and dump --all of $d: exit 0, one 'db<TAB>key hex<TAB>"
+            . "value hex' a line ($label)");
+        Test::More::diag("dump: exit $rc, stderr $err\ndump --all: exit "
+            . "$rc2, stderr $err2\n"
+            . join("\n", @bad[0 .. ($#bad > 5 ? 5 : $#bad)])) unless $t;
+        $ok &&= $t;
+        push @dump, $out;
+        push @all, $out2;
+    }
+    my @seq = map { /"seq":(\d+)/ ? $1 : -1 } split /\n/, $dump[0];
+    my @gap = grep { $seq[$_] != $_ + 1 } 0 .. $#seq;
+    my @g = @gap[0 .. ($#gap > 10 ? 10 : $#gap)];
+    my $t = Test::More::ok(!@gap, "the log's seqs are 1.." . @seq
+                                  . ", no gap, no duplicate ($label)");
+    Test::More::diag('at lines ' . join(' ', map { $_ + 1 } @g)
+                     . ': seqs ' . join(' ', @seq[@g])) unless $t;
+    $ok &&= $t;
+    for my $i (1 .. $#$dirs) {
+        for my $c (['dump', \@dump], ['dump --all', \@all]) {
+            my ($what, $o) = @$c;
+            my $same = Test::More::ok($o->[$i] eq $o->[0], "$what of "
+                . "$dirs->[$i] is that of $dirs->[0], byte for byte "
+                . "($label)");
+            Test::More::diag(_first_difference($o->[0], $o->[$i]))
+                unless $same;
+            $ok &&= $same;
+        }
+    }
+    for my $d (@$dirs) {
+        my $v = verify_ok($d, scalar @seq, "$label: $d");
+        $ok &&= defined $v && $v == @seq;
+    }
+    return $ok;
+}
+
+# _first_difference($a, $b): where two outputs first differ, for a
+# diagnostic
+sub _first_difference {
+    my ($x, $y) = @_;
+    my @a = split /\n/, $x, -1;
+    my @b = split /\n/, $y, -1;
+    my $i = 0;
+    $i++ while $i < @a && $i < @b && $a[$i] eq $b[$i];
+    my $cut = sub { my $s = $_[0] // '(none)';
+                    length $s > 300 ? substr($s, 0, 300) . '...' : $s };
+    return sprintf "%d and %d lines; the first difference at line %d:\n"
+                   . "  first:  %s\n  second: %s", scalar @a, scalar @b,
+                   $i + 1, $cut->($a[$i]), $cut->($b[$i]);
 }
 
 # ==========================================================================
