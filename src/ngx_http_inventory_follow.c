@@ -56,6 +56,7 @@ typedef struct {
     ngx_http_request_t         *parse;      /* nginx's parsers' state */
     ngx_http_status_t           status;
     ngx_http_inventory_follow_state_e  state;
+    ngx_uint_t                  status_done;
     ngx_uint_t                  head_done;
     ngx_uint_t                  snapshot;   /* this request asks for one */
     ngx_uint_t                  want_snapshot;
@@ -506,6 +507,7 @@ ngx_http_inventory_follow_write(ngx_event_t *wev)
     ngx_memzero(f->parse, sizeof(ngx_http_request_t));
     ngx_memzero(&f->status, sizeof(ngx_http_status_t));
     ngx_memzero(f->store_id, sizeof(f->store_id));
+    f->status_done = 0;
     f->head_done = 0;
     f->keepalive = 1;
     f->length = -1;
@@ -672,7 +674,8 @@ ngx_http_inventory_follow_head(ngx_http_inventory_follower_t *f)
     b = f->head;
     r = f->parse;
 
-    if (f->status.code == 0) {
+    /* the parser sets the code before the line is whole */
+    if (!f->status_done) {
         rc = ngx_http_parse_status_line(r, b, &f->status);
 
         if (rc == NGX_AGAIN) {
@@ -685,6 +688,7 @@ ngx_http_inventory_follow_head(ngx_http_inventory_follower_t *f)
             return NGX_ERROR;
         }
 
+        f->status_done = 1;
         r->state = 0;
     }
 
@@ -920,7 +924,8 @@ ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f)
     c = f->pc.connection;
 
     if (c == NULL || !f->keepalive || ngx_exiting || ngx_quit
-        || ngx_terminate || f->imcf->sh->repl.pid != (ngx_atomic_uint_t) ngx_pid)
+        || ngx_terminate
+        || f->imcf->sh->repl.pid != (ngx_atomic_uint_t) ngx_pid)
     {
         ngx_http_inventory_follow_close(f);
         f->retry_at = ngx_current_msec;
@@ -1116,18 +1121,24 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
 {
     ngx_http_inventory_follower_t  *f = ev->data;
 
+    ngx_uint_t         apply, bad;
     ngx_connection_t  *c;
 
     c = f->pc.connection;
     f->state = ngx_http_inventory_follow_reading;
 
     if (f->task_rc != 0) {
+        apply = (f->task_kind == ngx_http_inventory_task_apply);
+        bad = (f->task_rc == NGX_HTTP_INVENTORY_STORE_CORRUPTED);
+
         ngx_log_error(NGX_LOG_ERR, f->log, 0,
                       "inventory follow: %s from %V failed: %s",
-                      f->task_kind == ngx_http_inventory_task_apply
-                      ? "applying transactions" : "taking a snapshot",
+                      apply ? "applying transactions" : "taking a snapshot",
                       &f->imcf->follow_url,
-                      ngx_http_inventory_store_strerror(f->task_rc));
+                      apply && bad ? "they are malformed, or do not lead to "
+                                     "the seq they name"
+                                   : ngx_http_inventory_store_strerror(
+                                                               f->task_rc));
 
         if (f->file != NGX_INVALID_FILE) {
             (void) ngx_close_file(f->file);
@@ -1142,9 +1153,7 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
         }
 
         /* transactions that cannot be applied as they are: start again */
-        if (f->task_rc == NGX_HTTP_INVENTORY_STORE_CORRUPTED
-            && f->task_kind == ngx_http_inventory_task_apply)
-        {
+        if (apply && bad) {
             f->want_snapshot = 1;
         }
 

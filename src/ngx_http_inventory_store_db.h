@@ -56,8 +56,13 @@ struct ngx_http_inventory_store_s {
     pthread_rwlock_t            remap;
     uint64_t                    idem_ttl;      /* ms */
     unsigned char               res_buf[NGX_HTTP_INVENTORY_RES_RECORD_MAX];
-    unsigned                    reading:1;
-    unsigned                    recording:1;
+    /*
+     * Whole words, not bit-fields: the event loop sets "reading" while a
+     * pool thread sets "recording", and bits of one word written by two
+     * threads lose each other's writes.
+     */
+    unsigned                    reading;
+    unsigned                    recording;
 };
 
 
