@@ -30,6 +30,9 @@
 #define NGX_HTTP_INVENTORY_FOLLOW_HEAD       8192
 #define NGX_HTTP_INVENTORY_FOLLOW_BODY_MAX   (64 * 1024 * 1024)
 #define NGX_HTTP_INVENTORY_FOLLOW_CHUNK      (1024 * 1024)
+/* after a small lot, the next request waits this long for more */
+#define NGX_HTTP_INVENTORY_FOLLOW_LINGER     5         /* ms */
+#define NGX_HTTP_INVENTORY_FOLLOW_LOT        8         /* transactions */
 
 
 typedef enum {
@@ -51,6 +54,7 @@ typedef struct {
     ngx_http_inventory_main_conf_t  *imcf;
     ngx_log_t                  *log;
     ngx_event_t                 tick;
+    ngx_event_t                 linger;
     ngx_peer_connection_t       pc;
     ngx_buf_t                  *head;       /* the request, then the answer */
     ngx_http_request_t         *parse;      /* nginx's parsers' state */
@@ -100,6 +104,7 @@ static ngx_int_t ngx_http_inventory_follow_header(
     ngx_http_inventory_follower_t *f, ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_inventory_follow_answer(
     ngx_http_inventory_follower_t *f);
+static void ngx_http_inventory_follow_lingered(ngx_event_t *ev);
 static void ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f);
 static void ngx_http_inventory_follow_refused(
     ngx_http_inventory_follower_t *f);
@@ -254,6 +259,11 @@ ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
     f->tick.data = f;
     f->tick.log = cycle->log;
     f->tick.cancelable = 1;
+
+    f->linger.handler = ngx_http_inventory_follow_lingered;
+    f->linger.data = f;
+    f->linger.log = cycle->log;
+    f->linger.cancelable = 1;
 
     imcf->follower = f;
 
@@ -910,6 +920,13 @@ ngx_http_inventory_follow_answer(ngx_http_inventory_follower_t *f)
 }
 
 
+static void
+ngx_http_inventory_follow_lingered(ngx_event_t *ev)
+{
+    ngx_http_inventory_follow_next(ev->data);
+}
+
+
 /* the next request on the same connection, or a new one */
 
 static void
@@ -1014,6 +1031,11 @@ ngx_http_inventory_follow_close(ngx_http_inventory_follower_t *f)
     ngx_connection_t  *c;
 
     c = f->pc.connection;
+
+    /* the next request of a closed connection is never sent */
+    if (f->linger.timer_set) {
+        ngx_del_timer(&f->linger);
+    }
 
     if (c) {
         pool = c->pool;
@@ -1165,6 +1187,21 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
 
     case ngx_http_inventory_task_apply:
         ngx_http_inventory_follow_applied(f);
+
+        /*
+         * A small lot: the primary commits more meanwhile, and one local
+         * commit of them all costs this store (and a disk it may share
+         * with the primary) less than one for every few.
+         */
+        if (f->applied.count < NGX_HTTP_INVENTORY_FOLLOW_LOT && c) {
+            ngx_free(f->body);
+            f->body = NULL;
+            f->state = ngx_http_inventory_follow_sending;
+            f->head->pos = f->head->last;
+            ngx_add_timer(&f->linger, NGX_HTTP_INVENTORY_FOLLOW_LINGER);
+            return;
+        }
+
         ngx_http_inventory_follow_next(f);
         return;
 
