@@ -754,6 +754,14 @@ ngx_http_inventory_follow_head(ngx_http_inventory_follower_t *f)
 
         f->body_size = NGX_HTTP_INVENTORY_FOLLOW_CHUNK;
 
+        /* a snapshot cut off before is started again from its first byte */
+        if (f->file != NGX_INVALID_FILE) {
+            (void) ngx_close_file(f->file);
+            f->file = NGX_INVALID_FILE;
+        }
+
+        f->file_off = 0;
+
     } else if (f->length > NGX_HTTP_INVENTORY_FOLLOW_BODY_MAX) {
         ngx_http_inventory_follow_fail(f, "the primary's answer is too "
                                           "long");
