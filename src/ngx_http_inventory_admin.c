@@ -37,13 +37,14 @@ static void ngx_http_inventory_admin_problem(void *ctx, const char *line);
 static int ngx_http_inventory_admin_rebuild(ngx_http_inventory_store_t *st,
     int force);
 static int ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st,
-    uint64_t after);
-static int ngx_http_inventory_admin_dump_all(ngx_http_inventory_store_t *st);
+    uint64_t after, int all);
 static int ngx_http_inventory_admin_record(void *ctx, const char *db,
     const void *key, size_t klen, const void *val, size_t vlen);
 static int ngx_http_inventory_admin_info(ngx_http_inventory_store_t *st,
     const char *path);
 static int ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st);
+static int ngx_http_inventory_admin_print(
+    const ngx_http_inventory_count_t *counts, size_t n, const char *cmd);
 static int ngx_http_inventory_admin_readers(ngx_http_inventory_store_t *st);
 static int ngx_http_inventory_admin_event(void *ctx,
     const ngx_http_inventory_event_t *ev);
@@ -138,8 +139,7 @@ main(int argc, char **argv)
         rc = ngx_http_inventory_admin_rebuild(st, force);
 
     } else if (strcmp(cmd, "dump") == 0) {
-        rc = all ? ngx_http_inventory_admin_dump_all(st)
-                 : ngx_http_inventory_admin_dump(st, after);
+        rc = ngx_http_inventory_admin_dump(st, after, all);
 
     } else if (strcmp(cmd, "info") == 0) {
         rc = ngx_http_inventory_admin_info(st, path);
@@ -248,40 +248,21 @@ ngx_http_inventory_admin_rebuild(ngx_http_inventory_store_t *st, int force)
 /* the log as the feed renders it, one event a line */
 
 static int
-ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st, uint64_t after)
+ngx_http_inventory_admin_dump(ngx_http_inventory_store_t *st, uint64_t after,
+    int all)
 {
     int  rc;
 
     rc = ngx_http_inventory_store_read_begin(st);
 
+    /* all: every database in hex, the same bytes for two copies of one */
     if (rc == 0) {
-        rc = ngx_http_inventory_store_log(st, after, SIZE_MAX,
-                                          ngx_http_inventory_admin_event,
-                                          stdout);
-        ngx_http_inventory_store_read_end(st);
-    }
-
-    if (rc != 0) {
-        fprintf(stderr, "dump: %s\n", ngx_http_inventory_store_strerror(rc));
-        return 2;
-    }
-
-    return fflush(stdout) == 0 ? 0 : 2;
-}
-
-
-/* every database, in hex: two copies of one store print the same bytes */
-
-static int
-ngx_http_inventory_admin_dump_all(ngx_http_inventory_store_t *st)
-{
-    int  rc;
-
-    rc = ngx_http_inventory_store_read_begin(st);
-
-    if (rc == 0) {
-        rc = ngx_http_inventory_store_walk(st, ngx_http_inventory_admin_record,
-                                           stdout);
+        rc = all ? ngx_http_inventory_store_walk(st,
+                                              ngx_http_inventory_admin_record,
+                                              stdout)
+                 : ngx_http_inventory_store_log(st, after, SIZE_MAX,
+                                              ngx_http_inventory_admin_event,
+                                              stdout);
         ngx_http_inventory_store_read_end(st);
     }
 
@@ -332,6 +313,10 @@ ngx_http_inventory_admin_info(ngx_http_inventory_store_t *st,
     FILE                          *f;
     size_t                         i, n;
     ngx_http_inventory_identity_t  id;
+    ngx_http_inventory_count_t     counts[] = {
+        { "role", 0, NULL }, { "store_id", 0, NULL }, { "epoch", 0, NULL },
+        { "last_seq", 0, NULL }, { "replication_tx", 0, NULL }
+    };
 
     rc = ngx_http_inventory_store_read_begin(st);
 
@@ -364,12 +349,15 @@ ngx_http_inventory_admin_info(ngx_http_inventory_store_t *st,
         snprintf(hex + 2 * i, 3, "%02x", id.store_id[i]);
     }
 
-    printf("{\"role\":\"%s\",\"store_id\":\"%s\",\"epoch\":%llu,"
-           "\"last_seq\":%llu,\"replication_tx\":%llu}\n", role, hex,
-           (unsigned long long) id.epoch, (unsigned long long) id.last_seq,
-           (unsigned long long) id.tx);
+    counts[0].text = role;
+    counts[1].text = hex;
+    counts[2].value = id.epoch;
+    counts[3].value = id.last_seq;
+    counts[4].value = id.tx;
 
-    return fflush(stdout) == 0 ? 0 : 2;
+    return ngx_http_inventory_admin_print(counts,
+                                          sizeof(counts) / sizeof(counts[0]),
+                                          "info");
 }
 
 
@@ -400,14 +388,14 @@ static int
 ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st)
 {
     int                                rc, readers;
-    ngx_http_inventory_buf_t           b;
     ngx_http_inventory_store_stat_t    stat;
     ngx_http_inventory_store_counts_t  n;
     ngx_http_inventory_count_t         counts[] = {
-        { "last_seq", 0 }, { "events", 0 }, { "items", 0 },
-        { "reservations", 0 }, { "active_reservations", 0 },
-        { "low_stock", 0 }, { "idempotency_keys", 0 }, { "map_size", 0 },
-        { "used", 0 }, { "readers", 0 }
+        { "last_seq", 0, NULL }, { "events", 0, NULL },
+        { "items", 0, NULL }, { "reservations", 0, NULL },
+        { "active_reservations", 0, NULL }, { "low_stock", 0, NULL },
+        { "idempotency_keys", 0, NULL }, { "map_size", 0, NULL },
+        { "used", 0, NULL }, { "readers", 0, NULL }
     };
 
     /* before this tool takes reader slots of its own */
@@ -434,17 +422,31 @@ ngx_http_inventory_admin_stats(ngx_http_inventory_store_t *st)
     counts[8].value = stat.used;
     counts[9].value = (uint64_t) readers;
 
+    return ngx_http_inventory_admin_print(counts,
+                                          sizeof(counts) / sizeof(counts[0]),
+                                          "stats");
+}
+
+
+/* a JSON object of counts on a line of stdout */
+
+static int
+ngx_http_inventory_admin_print(const ngx_http_inventory_count_t *counts,
+    size_t n, const char *cmd)
+{
+    int                       rc;
+    ngx_http_inventory_buf_t  b;
+
     ngx_http_inventory_buf_init(&b, NULL, NULL);
-    ngx_http_inventory_render_counts(&b, counts,
-                                     sizeof(counts) / sizeof(counts[0]));
+    ngx_http_inventory_render_counts(&b, counts, n);
 
     rc = (b.failed || fwrite(b.data, 1, b.len, stdout) != b.len
-          || fputc('\n', stdout) == EOF);
+          || fputc('\n', stdout) == EOF || fflush(stdout) != 0);
 
     free(b.data);
 
     if (rc) {
-        fprintf(stderr, "stats: the output failed\n");
+        fprintf(stderr, "%s: the output failed\n", cmd);
         return 2;
     }
 

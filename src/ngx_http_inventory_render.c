@@ -758,6 +758,13 @@ ngx_http_inventory_render_counts_cb(yajl_gen g, const void *data)
     yajl_gen_map_open(g);
 
     for (i = 0; i < c->n; i++) {
+        if (c->counts[i].text) {
+            ngx_http_inventory_gen_key_str(g, c->counts[i].name,
+                                           c->counts[i].text,
+                                           strlen(c->counts[i].text));
+            continue;
+        }
+
         ngx_http_inventory_gen_key_int(g, c->counts[i].name,
                                        (int64_t) c->counts[i].value);
     }

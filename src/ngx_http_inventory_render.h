@@ -79,6 +79,7 @@ typedef struct {
 typedef struct {
     const char                 *name;
     uint64_t                    value;
+    const char                 *text;          /* if set: instead of value */
 } ngx_http_inventory_count_t;
 
 

@@ -95,6 +95,13 @@ ok(length $dumps[0] && $dumps[0] eq $dumps[1] && $dumps[1] eq $dumps[2],
    'dump --all is the same on all three');
 verify_ok($_->datadir, undef, 'an example node') for $f1, $f2;
 
+# the stream is counted as a route of its own on the node that serves it
+my $m = InvTest::metrics($p) // {};
+ok(($m->{'inventory_requests_total{route="replication",status="200"}'} // 0)
+   > 0, 'the primary counts the stream it serves as route "replication"');
+ok(($m->{inventory_replication_served_transactions_total} // 0) > 0,
+   'and the transactions it served');
+
 # the primary gone: writes 503 problem+json, reads go on
 $p->stop;
 $f1->allow_log(qr/connect\(\) failed|upstream|inventory follow/);

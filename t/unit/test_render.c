@@ -183,13 +183,20 @@ test_render_reads(void)
 
     {
         ngx_http_inventory_count_t  counts[] = {
-            { "last_seq", 7 }, { "events", 7 }, { "readers", 0 }
+            { "last_seq", 7, NULL }, { "events", 7, NULL },
+            { "readers", 0, NULL }, { "role", 0, "primary" }
         };
 
         ngx_http_inventory_buf_init(&b, NULL, NULL);
         ngx_http_inventory_render_counts(&b, counts, 3);
         ok(body_is(&b, "{\"last_seq\":7,\"events\":7,\"readers\":0}"),
            "render: counts, as inventory-admin stats prints them");
+
+        ngx_http_inventory_buf_init(&b, NULL, NULL);
+        ngx_http_inventory_render_counts(&b, counts, 4);
+        ok(body_is(&b, "{\"last_seq\":7,\"events\":7,\"readers\":0,"
+                       "\"role\":\"primary\"}"),
+           "render: counts with a text, as inventory-admin info prints them");
     }
 }
 
