@@ -375,6 +375,10 @@ ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
                         " HTTP/1.1" CRLF "Inventory-Store-Id: %*s" CRLF,
                         &imcf->follow_uri, id.tx, id.tx_at, f->poll,
                         (size_t) 32, hex);
+
+        /* the primary learns what this node holds: its store's last tx */
+        ngx_hex_dump(hex, imcf->node_id, sizeof(imcf->node_id));
+        p = ngx_sprintf(p, "Inventory-Node-Id: %*s" CRLF, (size_t) 32, hex);
     }
 
     p = ngx_sprintf(p, "Host: %V" CRLF
@@ -768,9 +772,12 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
         /*
          * A small lot: the primary commits more meanwhile, and one local
          * commit of them all costs this store (and a disk it may share
-         * with the primary) less than one for every few.
+         * with the primary) less than one for every few.  Not when the
+         * primary's writes wait for what this follower holds.
          */
-        if (f->applied.count < NGX_HTTP_INVENTORY_FOLLOW_LOT && c) {
+        if (f->applied.count < NGX_HTTP_INVENTORY_FOLLOW_LOT && c
+            && !f->prompt)
+        {
             ngx_free(f->body);
             f->body = NULL;
             f->state = ngx_http_inventory_follow_sending;

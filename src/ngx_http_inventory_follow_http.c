@@ -80,6 +80,7 @@ ngx_http_inventory_follow_write(ngx_event_t *wev)
     f->status_done = 0;
     f->head_done = 0;
     f->keepalive = 1;
+    f->prompt = 0;
     f->length = -1;
     f->received = 0;
     f->body_len = 0;
@@ -393,6 +394,9 @@ ngx_http_inventory_follow_header(ngx_http_inventory_follower_t *f,
         if (n >= 0) {
             rsh->primary_seq = (ngx_atomic_uint_t) n;
         }
+
+    } else if (ngx_http_inventory_is("Inventory-Sync-Replicas")) {
+        f->prompt = (ngx_atoi(value->data, value->len) > 0);
 
     } else if (ngx_http_inventory_is("Inventory-Replication-Tx")) {
         n = ngx_atoof(value->data, value->len);

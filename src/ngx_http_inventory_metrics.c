@@ -407,6 +407,28 @@ ngx_http_inventory_metrics_replication(u_char *p, u_char *last,
                                   "snapshots_total", "counter",
                                   "Snapshots sent to new followers.",
                                   rsh->served_snapshots);
+    p = ngx_http_inventory_metric(p, last, "inventory_replication_followers",
+                                  "gauge",
+                                  "Followers that asked for transactions "
+                                  "in the last 25 s.",
+                                  ngx_http_inventory_sync_followers(imcf));
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_sync_replicas",
+                                  "gauge",
+                                  "Followers a write's answer waits for.",
+                                  imcf->follow_url.len
+                                  ? 0 : imcf->sync_replicas);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_sync_waits_total",
+                                  "counter",
+                                  "Write answers that waited for sync "
+                                  "followers.", rsh->sync_waits);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_replication_sync_timeouts_"
+                                  "total", "counter",
+                                  "Write answers that were 503 "
+                                  "replication-timeout.",
+                                  rsh->sync_timeouts);
 
     if (ngx_http_inventory_follow_status(imcf, &fs) != NGX_OK) {
         return p;

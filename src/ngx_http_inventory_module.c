@@ -37,8 +37,6 @@ static ngx_int_t ngx_http_inventory_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_inventory_check_store(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf);
-static ngx_int_t ngx_http_inventory_write_role(ngx_conf_t *cf,
-    ngx_http_inventory_main_conf_t *imcf);
 static ngx_int_t ngx_http_inventory_worker_user(ngx_conf_t *cf,
     ngx_uid_t *uid, ngx_gid_t *gid);
 static ngx_int_t ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle,
@@ -100,6 +98,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
     { ngx_string("inventory_follow"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_inventory_follow_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("inventory_sync_replicas"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_inventory_sync_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -191,6 +196,7 @@ ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
     imcf->batch_max = NGX_CONF_UNSET_UINT;
     imcf->follow_wait = NGX_CONF_UNSET_MSEC;
     imcf->follow_max_lag = NGX_CONF_UNSET_MSEC;
+    imcf->sync_timeout = NGX_CONF_UNSET_MSEC;
 
     return imcf;
 }
@@ -209,6 +215,7 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(imcf->batch_max, NGX_HTTP_INVENTORY_BATCH_MAX);
     ngx_conf_init_msec_value(imcf->follow_wait, 1000);
     ngx_conf_init_msec_value(imcf->follow_max_lag, 10000);
+    ngx_conf_init_msec_value(imcf->sync_timeout, 5000);
 
     if (imcf->thread_pool.data == NULL) {
         ngx_str_set(&imcf->thread_pool, "default");
@@ -636,58 +643,13 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
 
     ngx_http_inventory_store_close(st);
 
-    if (ngx_http_inventory_write_role(cf, imcf) != NGX_OK) {
+    if (ngx_http_inventory_node_files(cf, imcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
     /* the databases may have just been created by root */
     return ngx_http_inventory_prepare_dir(cf->cycle, &imcf->store_path, uid,
                                           gid);
-}
-
-
-/* what the store is served as, for inventory-admin info */
-
-static ngx_int_t
-ngx_http_inventory_write_role(ngx_conf_t *cf,
-    ngx_http_inventory_main_conf_t *imcf)
-{
-    u_char      *name;
-    ngx_fd_t     fd;
-    ngx_str_t    role;
-    ngx_uint_t   ok;
-
-    if (imcf->follow_url.len) {
-        ngx_str_set(&role, "follower\n");
-
-    } else {
-        ngx_str_set(&role, "primary\n");
-    }
-
-    name = ngx_pnalloc(cf->pool, imcf->store_path.len + sizeof("/role"));
-    if (name == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(name, "%V/role%Z", &imcf->store_path);
-
-    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
-                       NGX_FILE_DEFAULT_ACCESS);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      ngx_open_file_n " \"%s\" failed", name);
-        return NGX_ERROR;
-    }
-
-    ok = (ngx_write_fd(fd, role.data, role.len) == (ssize_t) role.len);
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR || !ok) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno,
-                      "writing \"%s\" failed", name);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -745,7 +707,8 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path,
     u_char            *dir, *file;
     ngx_uint_t         i;
     ngx_file_info_t    fi;
-    static const char *files[] = { "data.mdb", "lock.mdb", "role" };
+    static const char *files[] = { "data.mdb", "lock.mdb", "role",
+                                   "node_id" };
 
     dir = ngx_pnalloc(cycle->pool, path->len + 1);
     if (dir == NULL) {
@@ -788,7 +751,7 @@ ngx_http_inventory_prepare_dir(ngx_cycle_t *cycle, ngx_str_t *path,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 1 + sizeof(files) / sizeof(files[0]); i++) {
         if (i == 0) {
             ngx_sprintf(file, "%V%Z", path);
 

@@ -2,7 +2,7 @@
  * Shared declarations of the nginx side of the module: configuration,
  * request context, the shared-memory zone, and the entry points of each
  * file, grouped by the file that defines them.  Calls go one way: module ->
- * handler -> {read, write, feed, replication} -> follow -> wait ->
+ * handler -> {read, write, feed, replication} -> follow -> sync -> wait ->
  * {commit, inflight} -> {ctx, response, lease} -> the pure core and the
  * store.
  */
@@ -43,8 +43,20 @@
     { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000 }
 
 
+/* followers a primary keeps acknowledgements of (inventory_sync_replicas) */
+#define NGX_HTTP_INVENTORY_PEERS  16
+
+
 typedef struct ngx_http_inventory_commit_sh_s
     ngx_http_inventory_commit_sh_t;
+
+
+/* a follower, as its requests for transactions tell the node it follows */
+typedef struct {
+    u_char                      node[16];      /* zero: a free slot */
+    ngx_atomic_t                seq;           /* durable on it */
+    ngx_atomic_t                heard_at;      /* ms */
+} ngx_http_inventory_peer_t;
 
 
 /* replication, as workers share it */
@@ -65,6 +77,9 @@ typedef struct {
     ngx_atomic_t                lag_ms;        /* their sum */
     ngx_atomic_t                served_transactions;
     ngx_atomic_t                served_snapshots;
+    ngx_atomic_t                sync_waits;    /* answers that waited */
+    ngx_atomic_t                sync_timeouts;
+    ngx_http_inventory_peer_t   peers[NGX_HTTP_INVENTORY_PEERS];
 } ngx_http_inventory_repl_sh_t;
 
 
@@ -139,6 +154,12 @@ typedef struct {
     ngx_msec_t                  follow_wait;
     ngx_msec_t                  follow_max_lag;
     void                       *follower;    /* this worker's (follow.c) */
+    u_char                      node_id[16]; /* this node's, its own file */
+    /* inventory_sync_replicas: followers a write's answer waits for */
+    ngx_uint_t                  sync_replicas;
+    ngx_msec_t                  sync_timeout;
+    ngx_atomic_uint_t           wait_transactions;  /* sh's, last seen */
+    ngx_msec_t                  wait_full_at;       /* the store read */
 } ngx_http_inventory_main_conf_t;
 
 
@@ -212,12 +233,27 @@ ngx_int_t ngx_http_inventory_get_low_stock(ngx_http_request_t *r,
 ngx_int_t ngx_http_inventory_get_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx);
 
-/* ngx_http_inventory_wait.c */
+/* ngx_http_inventory_wait.c: what a waiter waits to pass */
+#define NGX_HTTP_INVENTORY_AT_SEQ    0     /* the store's last seq */
+#define NGX_HTTP_INVENTORY_AT_TX     1     /* its last transaction */
+#define NGX_HTTP_INVENTORY_AT_ACKED  2     /* seq held by sync followers */
+
 void ngx_http_inventory_wait_init(ngx_http_inventory_main_conf_t *imcf);
 ngx_int_t ngx_http_inventory_wait(ngx_http_request_t *r, uint64_t after,
-    ngx_uint_t on_tx, ngx_msec_t wait, ngx_http_inventory_wake_pt wake,
+    ngx_uint_t at, ngx_msec_t wait, ngx_http_inventory_wake_pt wake,
     void *data);
 void ngx_http_inventory_wait_notify(void *data);
+uint64_t ngx_http_inventory_wait_acked(ngx_http_inventory_main_conf_t *imcf);
+
+/* ngx_http_inventory_sync.c */
+char *ngx_http_inventory_sync_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_inventory_sync_ack(ngx_http_inventory_main_conf_t *imcf,
+    u_char *node, uint64_t seq);
+ngx_uint_t ngx_http_inventory_sync_followers(
+    ngx_http_inventory_main_conf_t *imcf);
+ngx_int_t ngx_http_inventory_sync_wait(ngx_http_request_t *r, uint64_t seq,
+    ngx_http_inventory_wake_pt answer, void *data);
 
 /* ngx_http_inventory_write.c */
 ngx_int_t ngx_http_inventory_start_write(ngx_http_request_t *r,
@@ -230,6 +266,10 @@ void ngx_http_inventory_inflight_release(void *handle);
 
 /* ngx_http_inventory_expiry.c */
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf);
+
+/* ngx_http_inventory_node.c */
+ngx_int_t ngx_http_inventory_node_files(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf);
 
 /* ngx_http_inventory_lease.c */

@@ -103,6 +103,8 @@ ngx_http_inventory_health(ngx_http_request_t *r)
     health.sync = imcf->sync ? 1 : 0;
     health.role = imcf->follow_url.len ? "follower" : "primary";
     health.epoch = id.epoch;
+    health.followers = ngx_http_inventory_sync_followers(imcf);
+    health.sync_replicas = imcf->follow_url.len ? 0 : imcf->sync_replicas;
     *ngx_hex_dump((u_char *) health.store_id, id.store_id,
                   sizeof(id.store_id)) = '\0';
 

@@ -72,7 +72,9 @@ static const ngx_http_inventory_problem_type_t
     { "not-primary", 503, "This node is not the primary" },
     { "replica-behind", 503, "This replica is behind" },
     { "store-mismatch", 409, "Another store" },
-    { "snapshot-required", 410, "A snapshot is required" }
+    { "snapshot-required", 410, "A snapshot is required" },
+    { "replication-timeout", 503,
+      "The write was not replicated in time" }
 };
 
 
@@ -703,6 +705,9 @@ ngx_http_inventory_render_health_cb(yajl_gen g, const void *data)
     ngx_http_inventory_gen_key_str(g, "store_id", h->store_id,
                                    strlen(h->store_id));
     ngx_http_inventory_gen_key_int(g, "epoch", (int64_t) h->epoch);
+    ngx_http_inventory_gen_key_int(g, "followers", (int64_t) h->followers);
+    ngx_http_inventory_gen_key_int(g, "sync_replicas",
+                                   (int64_t) h->sync_replicas);
     ngx_http_inventory_gen_str(g, "store");
     yajl_gen_map_open(g);
     ngx_http_inventory_gen_key_int(g, "map_size", (int64_t) h->map_size);

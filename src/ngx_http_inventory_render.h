@@ -29,6 +29,7 @@ typedef enum {
     NGX_HTTP_INVENTORY_P_REPLICA_BEHIND,
     NGX_HTTP_INVENTORY_P_STORE_MISMATCH,
     NGX_HTTP_INVENTORY_P_SNAPSHOT_REQUIRED,
+    NGX_HTTP_INVENTORY_P_REPLICATION_TIMEOUT,
     NGX_HTTP_INVENTORY_P_LAST
 } ngx_http_inventory_problem_e;
 
@@ -64,6 +65,8 @@ typedef struct {
     const char                 *role;
     char                        store_id[33];
     uint64_t                    epoch;
+    uint64_t                    followers;     /* of this node's stream */
+    uint64_t                    sync_replicas; /* a write's answer waits */
     /* a follower's replication; primary is NULL on a primary */
     const char                 *primary;
     size_t                      primary_len;

@@ -12,10 +12,13 @@
  *
  * Each request says "Inventory-Replication: 1" (the protocol version);
  * transactions also "Inventory-Store-Id", which must be this store's (409
- * store-mismatch).  410 snapshot-required: this store cannot continue the
+ * store-mismatch), and may say "Inventory-Node-Id", the follower's name:
+ * then its transaction "after" found in this store's history tells what it
+ * holds (sync.c).  410 snapshot-required: this store cannot continue the
  * follower's history (forgotten, or another history).  Answers carry the
  * store's Inventory-Store-Id, Inventory-Epoch, Inventory-Seq and
- * Inventory-Replication-Tx.
+ * Inventory-Replication-Tx; a primary whose writes wait for followers adds
+ * Inventory-Sync-Replicas, so that they ask again at once.
  */
 
 #include <ngx_config.h>
@@ -33,6 +36,8 @@
 typedef struct {
     uint64_t                    after;
     uint64_t                    check;
+    u_char                      node[16];
+    ngx_uint_t                  named;         /* node is the follower's */
 } ngx_http_inventory_repl_wait_t;
 
 
@@ -134,7 +139,9 @@ static ngx_int_t
 ngx_http_inventory_repl_transactions(ngx_http_request_t *r)
 {
     uint64_t                         after, check, wait;
-    ngx_int_t                        rc;
+    u_char                           node[16];
+    ngx_int_t                        rc, b;
+    ngx_uint_t                       i;
     ngx_table_elt_t                 *h;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_repl_wait_t  *rw;
@@ -164,19 +171,43 @@ ngx_http_inventory_repl_transactions(ngx_http_request_t *r)
                                      "store followed");
     }
 
+    h = ngx_http_inventory_header_in(r, "Inventory-Node-Id");
+
+    for (i = 0; h && i < 16; i++) {
+        b = (h->value.len == 32) ? ngx_hextoi(h->value.data + 2 * i, 2)
+                                 : NGX_ERROR;
+
+        if (b == NGX_ERROR) {
+            if (errs.n == 0) {
+                ngx_http_inventory_error_set(&errs, "Inventory-Node-Id",
+                                             "must be the 32 hex digits of "
+                                             "the follower's node id");
+            }
+
+            break;
+        }
+
+        node[i] = (u_char) b;
+    }
+
     if (errs.n) {
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the query is invalid", &errs);
     }
 
-    rw = ngx_palloc(r->pool, sizeof(ngx_http_inventory_repl_wait_t));
+    rw = ngx_pcalloc(r->pool, sizeof(ngx_http_inventory_repl_wait_t));
     if (rw == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rw->after = after;
     rw->check = check;
+
+    if (h) {
+        ngx_memcpy(rw->node, node, 16);
+        rw->named = 1;
+    }
 
     rc = ngx_http_inventory_repl_respond(r, rw, wait == 0);
 
@@ -199,6 +230,7 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
 
     int                              rc;
     u_char                           hex[32];
+    uint64_t                         seq;
     ngx_int_t                        sent;
     ngx_chain_t                     *cl;
     ngx_table_elt_t                 *h;
@@ -234,6 +266,20 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
                                     NGX_HTTP_INVENTORY_P_STORE_MISMATCH,
                                     "this node holds another store "
                                     "(Inventory-Store-Id)", NULL);
+    }
+
+    /* once: what the follower holds, if it is of this history */
+    if (rw->named) {
+        rw->named = 0;
+        seq = 0;
+
+        if (rw->after == 0
+            || ngx_http_inventory_store_tx_seq(imcf->store, rw->after,
+                                               rw->check, &seq)
+               == NGX_HTTP_INVENTORY_STORE_OK)
+        {
+            ngx_http_inventory_sync_ack(imcf, rw->node, seq);
+        }
     }
 
     if (id.tx == rw->after && !final) {
@@ -533,7 +579,20 @@ static ngx_int_t
 ngx_http_inventory_repl_headers(ngx_http_request_t *r,
     ngx_http_inventory_identity_t *id)
 {
-    u_char  buf[NGX_INT64_LEN], hex[32];
+    u_char                           buf[NGX_INT64_LEN], hex[32];
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    if (imcf->sync_replicas && imcf->follow_url.len == 0
+        && ngx_http_inventory_repl_header(r, "Inventory-Sync-Replicas", buf,
+                                          ngx_sprintf(buf, "%ui",
+                                                      imcf->sync_replicas)
+                                          - buf)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_hex_dump(hex, id->store_id, sizeof(id->store_id));
 

@@ -381,6 +381,14 @@ int ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
     ngx_http_inventory_tx_pt cb, void *ctx);
 
 /*
+ * The seq this store's transaction tx ended at, if the caller's tx of that
+ * number, committed at "check" (ms; 0: unchecked), is this store's too:
+ * else STORE_GONE.  Within store_read_begin() and store_read_end().
+ */
+int ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st,
+    uint64_t tx, uint64_t check, uint64_t *seq);
+
+/*
  * Applies frames ([tx u64][length u32][record]) in one write transaction:
  * those already held are skipped; one after a gap stops the applying and
  * makes the result STORE_GONE (what came before it is committed).  A frame

@@ -316,6 +316,43 @@ ngx_http_inventory_store_keep(ngx_http_inventory_store_t *st, MDB_txn *txn,
  */
 
 int
+ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st, uint64_t tx,
+    uint64_t check, uint64_t *seq)
+{
+    int            rc;
+    uint64_t       at;
+    MDB_val        key, val;
+    unsigned char  buf[8];
+
+    ngx_http_inventory_put_u64(buf, tx);
+    key.mv_data = buf;
+    key.mv_size = 8;
+
+    rc = mdb_get(st->rtxn, st->replication, &key, &val);
+
+    if (rc == MDB_NOTFOUND) {
+        return NGX_HTTP_INVENTORY_STORE_GONE;
+    }
+
+    if (rc != 0) {
+        return ngx_http_inventory_store_rc(rc);
+    }
+
+    if (ngx_http_inventory_store_header(val.mv_data, val.mv_size, seq, &at)
+        != 0)
+    {
+        return NGX_HTTP_INVENTORY_STORE_CORRUPTED;
+    }
+
+    if (check != 0 && at != check) {
+        return NGX_HTTP_INVENTORY_STORE_GONE;
+    }
+
+    return NGX_HTTP_INVENTORY_STORE_OK;
+}
+
+
+int
 ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
     uint64_t after, uint64_t check, size_t max,
     ngx_http_inventory_tx_pt cb, void *ctx)

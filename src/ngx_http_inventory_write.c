@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_inventory_prepare(ngx_http_request_t *r,
 static void ngx_http_inventory_fingerprint(ngx_http_request_t *r,
     u_char *body, size_t len, unsigned char *digest);
 static void ngx_http_inventory_write_done(ngx_http_inventory_job_t *job);
+static ngx_int_t ngx_http_inventory_write_answer(ngx_http_request_t *r,
+    void *data, ngx_uint_t final);
 static ngx_int_t ngx_http_inventory_send_outcome(ngx_http_request_t *r,
     ngx_http_inventory_cmd_t *cmd);
 static void ngx_http_inventory_free_body(void *data);
@@ -291,9 +293,15 @@ ngx_http_inventory_write_done(ngx_http_inventory_job_t *job)
     if (job->rc == 0 && cmd->status < 500) {
         ctx->seq = cmd->last_seq;
         ctx->seq_known = 1;
-    }
 
-    rc = ngx_http_inventory_send_outcome(r, cmd);
+        /* what it says must be on the sync followers too */
+        rc = ngx_http_inventory_sync_wait(r, ctx->seq,
+                                          ngx_http_inventory_write_answer,
+                                          cmd);
+
+    } else {
+        rc = ngx_http_inventory_send_outcome(r, cmd);
+    }
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -381,6 +389,14 @@ ngx_http_inventory_fingerprint(ngx_http_request_t *r, u_char *body,
     }
 
     ngx_md5_final(digest, &md5);
+}
+
+
+static ngx_int_t
+ngx_http_inventory_write_answer(ngx_http_request_t *r, void *data,
+    ngx_uint_t final)
+{
+    return ngx_http_inventory_send_outcome(r, data);
 }
 
 
