@@ -13,7 +13,9 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_store_query.c \
                src/ngx_http_inventory_store_write.c \
                src/ngx_http_inventory_store_idem.c \
+               src/ngx_http_inventory_store_record.c \
                src/ngx_http_inventory_store_repl.c \
+               src/ngx_http_inventory_store_epoch.c \
                src/ngx_http_inventory_uri.c src/ngx_http_inventory_proc.c
 # the offline tool: CORE_SRCS and these
 ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_store_verify.c

@@ -28,6 +28,8 @@ static void ngx_http_inventory_follow_chunk(
     ngx_http_inventory_follower_t *f);
 static void ngx_http_inventory_follow_lingered(ngx_event_t *ev);
 static void ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f);
+static ngx_uint_t ngx_http_inventory_follow_deposed(
+    ngx_http_inventory_follower_t *f);
 static void ngx_http_inventory_follow_refused(
     ngx_http_inventory_follower_t *f);
 static void ngx_http_inventory_follow_fail(ngx_http_inventory_follower_t *f,
@@ -357,6 +359,7 @@ ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
     }
 
     ngx_memcpy(f->own_id, id.store_id, sizeof(f->own_id));
+    f->own_epoch = id.epoch;
     ngx_hex_dump(hex, id.store_id, sizeof(id.store_id));
 
     /* an empty primary's snapshot leaves the store empty: once is enough */
@@ -378,7 +381,9 @@ ngx_http_inventory_follow_request(ngx_http_inventory_follower_t *f)
 
         /* the primary learns what this node holds: its store's last tx */
         ngx_hex_dump(hex, imcf->node_id, sizeof(imcf->node_id));
-        p = ngx_sprintf(p, "Inventory-Node-Id: %*s" CRLF, (size_t) 32, hex);
+        p = ngx_sprintf(p, "Inventory-Node-Id: %*s" CRLF
+                        "Inventory-Epoch: %uL" CRLF,
+                        (size_t) 32, hex, id.epoch);
     }
 
     p = ngx_sprintf(p, "Host: %V" CRLF
@@ -402,9 +407,13 @@ static ngx_int_t
 ngx_http_inventory_follow_sized(ngx_http_inventory_follower_t *f)
 {
     if (f->snapshot && f->status.code == NGX_HTTP_OK) {
-        /* another store's snapshot never replaces what this one holds */
+        /*
+         * Another store's snapshot never replaces what this one holds, nor
+         * a deposed primary's a newer epoch's.
+         */
         if (!f->empty
-            && ngx_memcmp(f->store_id, f->own_id, sizeof(f->own_id)) != 0)
+            && (ngx_memcmp(f->store_id, f->own_id, sizeof(f->own_id)) != 0
+                || ngx_http_inventory_follow_deposed(f)))
         {
             ngx_http_inventory_follow_refused(f);
             return NGX_ERROR;
@@ -455,6 +464,11 @@ ngx_http_inventory_follow_answer(ngx_http_inventory_follower_t *f)
     rsh->heard_at = ngx_http_inventory_clock_now();
     rsh->connected = 1;
     f->answers++;
+
+    if (ngx_http_inventory_follow_deposed(f)) {
+        ngx_http_inventory_follow_refused(f);
+        return;
+    }
 
     switch (f->status.code) {
 
@@ -541,6 +555,12 @@ ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f)
 }
 
 
+/*
+ * The node followed serves another store, or is of an older epoch than
+ * this copy (deposed: a primary was promoted since): nothing of it is
+ * applied, and health says so, until it changes.
+ */
+
 static void
 ngx_http_inventory_follow_refused(ngx_http_inventory_follower_t *f)
 {
@@ -549,7 +569,17 @@ ngx_http_inventory_follow_refused(ngx_http_inventory_follower_t *f)
     ngx_hex_dump(own, f->own_id, sizeof(f->own_id));
     ngx_hex_dump(theirs, f->store_id, sizeof(f->store_id));
 
-    if (!f->refused) {
+    if (f->refused) {
+        /* said once */
+
+    } else if (ngx_http_inventory_follow_deposed(f)) {
+        ngx_log_error(NGX_LOG_ERR, f->log, 0,
+                      "inventory follow: %V serves epoch %uL of the store, "
+                      "this copy is at epoch %uL: it was deposed by a "
+                      "promotion since; nothing is applied", 
+                      &f->imcf->follow_url, f->epoch, f->own_epoch);
+
+    } else {
         ngx_log_error(NGX_LOG_ERR, f->log, 0,
                       "inventory follow: %V serves another store (store_id "
                       "%*s), this store is %*s: nothing is applied; a "
@@ -563,6 +593,15 @@ ngx_http_inventory_follow_refused(ngx_http_inventory_follower_t *f)
     f->backoff = NGX_HTTP_INVENTORY_FOLLOW_BACKOFF_MAX / 2;
 
     ngx_http_inventory_follow_fail(f, NULL);
+}
+
+
+/* the node followed answered with an older epoch than this copy's */
+
+static ngx_uint_t
+ngx_http_inventory_follow_deposed(ngx_http_inventory_follower_t *f)
+{
+    return f->epoch && !f->empty && f->epoch < f->own_epoch;
 }
 
 
@@ -671,6 +710,7 @@ ngx_http_inventory_follow_task(void *data, ngx_log_t *log)
     case ngx_http_inventory_task_apply:
         f->task_rc = ngx_http_inventory_store_replicate(f->imcf->store,
                                                         f->body, f->body_len,
+                                                        f->epoch,
                                                         &f->applied);
         return;
 
@@ -746,6 +786,13 @@ ngx_http_inventory_follow_done(ngx_event_t *ev)
         if (f->file != NGX_INVALID_FILE) {
             (void) ngx_close_file(f->file);
             f->file = NGX_INVALID_FILE;
+        }
+
+        /* this copy was promoted meanwhile (a reload) */
+        if (f->task_rc == NGX_HTTP_INVENTORY_STORE_FENCED) {
+            f->own_epoch = f->epoch + 1;
+            ngx_http_inventory_follow_refused(f);
+            return;
         }
 
         /* a gap: ask again from the store's own position */

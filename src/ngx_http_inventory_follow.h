@@ -82,6 +82,8 @@ struct ngx_http_inventory_follower_s {
     ngx_msec_t                  retry_at;
     unsigned char               store_id[16];    /* the primary's */
     unsigned char               own_id[16];
+    uint64_t                    epoch;           /* the primary's, or 0 */
+    uint64_t                    own_epoch;
     ngx_thread_task_t          *task;
     ngx_http_inventory_task_e   task_kind;
     int                         task_rc;

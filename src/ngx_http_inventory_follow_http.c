@@ -77,6 +77,7 @@ ngx_http_inventory_follow_write(ngx_event_t *wev)
     ngx_memzero(f->parse, sizeof(ngx_http_request_t));
     ngx_memzero(&f->status, sizeof(ngx_http_status_t));
     ngx_memzero(f->store_id, sizeof(f->store_id));
+    f->epoch = 0;
     f->status_done = 0;
     f->head_done = 0;
     f->keepalive = 1;
@@ -394,6 +395,10 @@ ngx_http_inventory_follow_header(ngx_http_inventory_follower_t *f,
         if (n >= 0) {
             rsh->primary_seq = (ngx_atomic_uint_t) n;
         }
+
+    } else if (ngx_http_inventory_is("Inventory-Epoch")) {
+        n = ngx_atoof(value->data, value->len);
+        f->epoch = (n > 0) ? (uint64_t) n : 0;
 
     } else if (ngx_http_inventory_is("Inventory-Sync-Replicas")) {
         f->prompt = (ngx_atoi(value->data, value->len) > 0);

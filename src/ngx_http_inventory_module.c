@@ -615,8 +615,10 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf)
 {
     int                         rc;
+    uint64_t                    epoch;
     ngx_uid_t                   uid;
     ngx_gid_t                   gid;
+    ngx_uint_t                  promote;
     ngx_http_inventory_store_t *st;
 
     if (ngx_http_inventory_worker_user(cf, &uid, &gid) != NGX_OK) {
@@ -641,9 +643,39 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    /*
+     * A follower configured as the primary now is promoted: its epoch
+     * grows, and every copy of an older epoch is fenced off from it.  Not
+     * by "nginx -t", which only looks.
+     */
+    promote = !ngx_test_config && imcf->follow_url.len == 0
+              && ngx_http_inventory_node_was_follower(cf, imcf);
+
+    if (promote) {
+        rc = ngx_http_inventory_store_promote(st,
+                                        ngx_http_inventory_clock_now(),
+                                        &epoch);
+        if (rc != 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "inventory_store \"%V\" cannot be promoted: %s",
+                          &imcf->store_path,
+                          ngx_http_inventory_store_strerror(rc));
+            ngx_http_inventory_store_close(st);
+            return NGX_ERROR;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                      "inventory: the store \"%V\", a follower's until now, "
+                      "is the primary's at epoch %uL", &imcf->store_path,
+                      epoch);
+    }
+
     ngx_http_inventory_store_close(st);
 
-    if (ngx_http_inventory_node_files(cf, imcf) != NGX_OK) {
+    /* "nginx -t" changes nothing: the role it read stays for the start */
+    if (!ngx_test_config
+        && ngx_http_inventory_node_files(cf, imcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

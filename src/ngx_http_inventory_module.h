@@ -271,6 +271,8 @@ void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
 /* ngx_http_inventory_node.c */
 ngx_int_t ngx_http_inventory_node_files(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf);
+ngx_uint_t ngx_http_inventory_node_was_follower(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf);
 
 /* ngx_http_inventory_lease.c */
 ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,

@@ -51,6 +51,37 @@ ngx_http_inventory_node_files(ngx_conf_t *cf,
 
 
 /*
+ * Whether the store was served as a follower before this configuration:
+ * its "role" file says so.
+ */
+
+ngx_uint_t
+ngx_http_inventory_node_was_follower(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    u_char    *name, buf[16];
+    ssize_t    n;
+    ngx_fd_t   fd;
+
+    name = ngx_http_inventory_node_path(cf, imcf, "role");
+    if (name == NULL) {
+        return 0;
+    }
+
+    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+    (void) ngx_close_file(fd);
+
+    return n >= (ssize_t) sizeof("follower") - 1
+           && ngx_strncmp(buf, "follower", sizeof("follower") - 1) == 0;
+}
+
+
+/*
  * The node's id, made at random at the first start.  A store directory
  * copied with it gives two nodes one name: a primary counts them as one
  * follower, never as two.

@@ -119,8 +119,10 @@ ngx_http_inventory_health(ngx_http_request_t *r)
         if (fs.refused) {
             return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_UNAVAILABLE,
-                                    "the primary serves another store: "
-                                    "nothing is applied", NULL);
+                                    "the node followed serves another "
+                                    "store, or an older epoch of this one "
+                                    "(it was deposed): nothing is applied",
+                                    NULL);
         }
 
         if (fs.silent) {

@@ -36,8 +36,10 @@
 typedef struct {
     uint64_t                    after;
     uint64_t                    check;
+    uint64_t                    epoch;         /* the follower's, or 0 */
     u_char                      node[16];
     ngx_uint_t                  named;         /* node is the follower's */
+    ngx_uint_t                  checked;       /* its history, once */
 } ngx_http_inventory_repl_wait_t;
 
 
@@ -138,7 +140,8 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_inventory_repl_transactions(ngx_http_request_t *r)
 {
-    uint64_t                         after, check, wait;
+    off_t                            n;
+    uint64_t                         after, check, wait, epoch;
     u_char                           node[16];
     ngx_int_t                        rc, b;
     ngx_uint_t                       i;
@@ -169,6 +172,21 @@ ngx_http_inventory_repl_transactions(ngx_http_request_t *r)
         ngx_http_inventory_error_set(&errs, "Inventory-Store-Id",
                                      "must be the 32 hex digits of the "
                                      "store followed");
+    }
+
+    epoch = 0;
+    h = ngx_http_inventory_header_in(r, "Inventory-Epoch");
+
+    if (h) {
+        n = ngx_atoof(h->value.data, h->value.len);
+
+        if (n <= 0 && errs.n == 0) {
+            ngx_http_inventory_error_set(&errs, "Inventory-Epoch",
+                                         "must be the follower's epoch, a "
+                                         "positive integer");
+        }
+
+        epoch = (n > 0) ? (uint64_t) n : 0;
     }
 
     h = ngx_http_inventory_header_in(r, "Inventory-Node-Id");
@@ -203,6 +221,7 @@ ngx_http_inventory_repl_transactions(ngx_http_request_t *r)
 
     rw->after = after;
     rw->check = check;
+    rw->epoch = epoch;
 
     if (h) {
         ngx_memcpy(rw->node, node, 16);
@@ -268,21 +287,25 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
                                     "(Inventory-Store-Id)", NULL);
     }
 
-    /* once: what the follower holds, if it is of this history */
-    if (rw->named) {
-        rw->named = 0;
+    /*
+     * Once, before waiting: whether the follower's last transaction is of
+     * this history (else it waits for nothing), and then what it holds.
+     */
+    if (!rw->checked) {
+        rw->checked = 1;
         seq = 0;
 
-        if (rw->after == 0
-            || ngx_http_inventory_store_tx_seq(imcf->store, rw->after,
-                                               rw->check, &seq)
-               == NGX_HTTP_INVENTORY_STORE_OK)
-        {
+        if (rw->after) {
+            rc = ngx_http_inventory_store_tx_seq(imcf->store, rw->after,
+                                                 rw->check, rw->epoch, &seq);
+        }
+
+        if (rc == 0 && rw->named) {
             ngx_http_inventory_sync_ack(imcf, rw->node, seq);
         }
     }
 
-    if (id.tx == rw->after && !final) {
+    if (rc == 0 && id.tx == rw->after && !final) {
         ngx_http_inventory_store_read_end(imcf->store);
         return NGX_DECLINED;
     }
@@ -292,11 +315,14 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
     fr.last = &fr.first;
     fr.count = 0;
 
-    rc = ngx_http_inventory_store_transactions(imcf->store, rw->after,
-                                               rw->check,
-                                               NGX_HTTP_INVENTORY_REPL_BYTES,
-                                               ngx_http_inventory_repl_frame,
-                                               &fr);
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_transactions(imcf->store, rw->after,
+                                                rw->check, rw->epoch,
+                                                NGX_HTTP_INVENTORY_REPL_BYTES,
+                                                ngx_http_inventory_repl_frame,
+                                                &fr);
+    }
+
     ngx_http_inventory_store_read_end(imcf->store);
 
     if (ngx_http_inventory_repl_headers(r, &id) != NGX_OK) {

@@ -241,6 +241,9 @@ ngx_http_inventory_store_strerror(int rc)
     case NGX_HTTP_INVENTORY_STORE_GONE:
         return "the transactions asked for are not this store's to give";
 
+    case NGX_HTTP_INVENTORY_STORE_FENCED:
+        return "the source is of an older epoch than this copy";
+
     default:
         /* an LMDB code that was not turned into the store's */
         if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {

@@ -41,6 +41,8 @@
 #define NGX_HTTP_INVENTORY_STORE_READERS_FULL -7
 /* replication: the transactions asked for are not this store's to give */
 #define NGX_HTTP_INVENTORY_STORE_GONE         -8
+/* replication: the copy is of a newer epoch than its source (deposed) */
+#define NGX_HTTP_INVENTORY_STORE_FENCED       -9
 
 /* ngx_http_inventory_store_open() flags */
 #define NGX_HTTP_INVENTORY_STORE_CREATE    0x01
@@ -371,13 +373,14 @@ int ngx_http_inventory_store_identity(ngx_http_inventory_store_t *st,
 /*
  * Gives cb the transactions after "after", in order, until about max bytes
  * were given (at least one).  check: the time of the caller's transaction
- * "after" as the caller holds it, or 0.  Returns STORE_GONE when this store
- * cannot continue the caller's history: those transactions are forgotten,
- * the caller is ahead, or its transaction "after" is another one.  Within
+ * "after" as the caller holds it, or 0; epoch: the caller's, or 0.
+ * Returns STORE_GONE when this store cannot continue the caller's history:
+ * those transactions are forgotten, the caller is ahead, its transaction
+ * "after" is another one, or it went on after an epoch began here.  Within
  * store_read_begin() and store_read_end(); cb returns 0 or an errno value.
  */
 int ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
-    uint64_t after, uint64_t check, size_t max,
+    uint64_t after, uint64_t check, uint64_t epoch, size_t max,
     ngx_http_inventory_tx_pt cb, void *ctx);
 
 /*
@@ -386,17 +389,26 @@ int ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
  * else STORE_GONE.  Within store_read_begin() and store_read_end().
  */
 int ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st,
-    uint64_t tx, uint64_t check, uint64_t *seq);
+    uint64_t tx, uint64_t check, uint64_t epoch, uint64_t *seq);
 
 /*
- * Applies frames ([tx u64][length u32][record]) in one write transaction:
- * those already held are skipped; one after a gap stops the applying and
- * makes the result STORE_GONE (what came before it is committed).  A frame
- * that is malformed in any way is STORE_CORRUPTED, and nothing is applied.
- * Blocks: on a thread.
+ * Makes a copy its primary's store: its epoch one more, in a transaction
+ * of the replication log of its own, at now (ms) or later.  Blocks.
+ */
+int ngx_http_inventory_store_promote(ngx_http_inventory_store_t *st,
+    uint64_t now, uint64_t *epoch);
+
+/*
+ * Applies frames ([tx u64][length u32][record]) of a source at "epoch"
+ * (0: unchecked) in one write transaction: those already held are skipped
+ * (if they are the same ones); one after a gap, or one held but another,
+ * stops the applying and makes the result STORE_GONE (what came before it
+ * is committed).  A frame that is malformed in any way is STORE_CORRUPTED,
+ * and nothing is applied; so is everything from a source of an older epoch
+ * than this store's (STORE_FENCED).  Blocks: on a thread.
  */
 int ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
-    const unsigned char *frames, size_t len,
+    const unsigned char *frames, size_t len, uint64_t epoch,
     ngx_http_inventory_applied_t *out);
 
 /* writes a compact, consistent copy of the store to fd; blocks */

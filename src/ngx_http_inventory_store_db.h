@@ -88,7 +88,14 @@ int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res);
 
-/* ngx_http_inventory_store_repl.c */
+/* ngx_http_inventory_store_record.c: the replication log's records */
+#define NGX_HTTP_INVENTORY_REC_VERSION  1
+#define NGX_HTTP_INVENTORY_REC_HEADER   17
+#define NGX_HTTP_INVENTORY_CHANGE_HEADER  10
+
+#define NGX_HTTP_INVENTORY_OP_PUT  1
+#define NGX_HTTP_INVENTORY_OP_DEL  2
+
 extern const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS];
 int ngx_http_inventory_store_put(ngx_http_inventory_store_t *st,
     MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags);
@@ -101,6 +108,22 @@ void ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t seq, uint64_t at);
 void ngx_http_inventory_store_rec_drop(ngx_http_inventory_store_t *st);
+int ngx_http_inventory_store_rec_end(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, int rc, uint64_t seq, uint64_t at);
+int ngx_http_inventory_store_last_tx(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t *tx);
+int ngx_http_inventory_store_last_key(MDB_txn *txn, MDB_dbi dbi,
+    uint64_t *last);
+int ngx_http_inventory_store_keep(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t tx, const MDB_val *rec);
+int ngx_http_inventory_store_header(const unsigned char *p, size_t len,
+    uint64_t *seq, uint64_t *at);
+
+/* ngx_http_inventory_store_epoch.c */
+int ngx_http_inventory_store_epoch_continues(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t epoch, uint64_t tx);
+int ngx_http_inventory_store_epoch_older(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t epoch, int *older);
 
 /* ngx_http_inventory_store_idem.c */
 int ngx_http_inventory_store_idem_check(ngx_http_inventory_store_t *st,

@@ -1,17 +1,9 @@
 /*
- * The store's replication log: every write transaction's changes (each
- * put and delete, in order, with its database) kept as one record under
- * the transaction's number, so that a follower applies exactly what the
- * primary wrote: a copy, not an interpretation.  Also the snapshot (a
- * compact copy of the environment) a new follower starts from, its
- * installation, the store's identity, and a walk of every database.
- *
- * A record: version (1 byte), the store's last seq after the transaction
- * (8), its time in ms (8), then changes: op (1), database (1), key length
- * (4), value length (4), key, value.  Numbers are big-endian.  The last
- * NGX_HTTP_INVENTORY_REPL_KEEP records are kept: each transaction, on the
- * primary and on every follower alike, deletes the one that many before
- * it, so the log is the same bytes everywhere.
+ * The store's replication log, served and applied: the transactions after
+ * a follower's (tx_seq, transactions), applied on a follower (replicate,
+ * replay), the snapshot a new follower starts from (copy, install), the
+ * store's identity, and a walk of every database.  The records themselves
+ * are made by store_record.c.
  */
 
 #include <errno.h>
@@ -23,301 +15,17 @@
 #include "ngx_http_inventory_store_db.h"
 
 
-#define NGX_HTTP_INVENTORY_REC_VERSION  1
-#define NGX_HTTP_INVENTORY_REC_HEADER   17
-#define NGX_HTTP_INVENTORY_CHANGE_HEADER  10
-
-#define NGX_HTTP_INVENTORY_OP_PUT  1
-#define NGX_HTTP_INVENTORY_OP_DEL  2
-
-
-static int ngx_http_inventory_store_record(ngx_http_inventory_store_t *st,
-    unsigned op, MDB_dbi dbi, const MDB_val *key, const MDB_val *val);
-static int ngx_http_inventory_store_last_key(MDB_txn *txn, MDB_dbi dbi,
-    uint64_t *last);
-static int ngx_http_inventory_store_keep(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, uint64_t tx, const MDB_val *rec);
 static int ngx_http_inventory_store_replay(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const unsigned char *p, size_t len);
-static int ngx_http_inventory_store_header(const unsigned char *p, size_t len,
-    uint64_t *seq, uint64_t *at);
 static int ngx_http_inventory_store_load_db(MDB_txn *from, MDB_txn *to,
     const char *name, MDB_dbi dbi);
 
 
-/* "log" is database 1: a record's events are its puts there */
-const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS] = {
-    "meta", "log", "items", "item_events", "reservations",
-    "reservation_expiry", "idempotency", "idempotency_expiry", "low_stock",
-    "replication"
-};
-
-
-/* puts and deletes of the write path: recorded while a record is open */
-
-int
-ngx_http_inventory_store_put(ngx_http_inventory_store_t *st, MDB_txn *txn,
-    MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags)
-{
-    int  rc;
-
-    rc = ngx_http_inventory_store_record(st, NGX_HTTP_INVENTORY_OP_PUT, dbi,
-                                         key, val);
-    if (rc != 0) {
-        return rc;
-    }
-
-    rc = mdb_put(txn, dbi, key, val, flags);
-
-    /* a put refused (MDB_NOOVERWRITE) changed nothing */
-    if (rc != 0 && st->recording) {
-        st->rec_len = st->rec_mark;
-    }
-
-    return rc;
-}
-
-
-int
-ngx_http_inventory_store_del(ngx_http_inventory_store_t *st, MDB_txn *txn,
-    MDB_dbi dbi, MDB_val *key)
-{
-    int  rc;
-
-    rc = ngx_http_inventory_store_record(st, NGX_HTTP_INVENTORY_OP_DEL, dbi,
-                                         key, NULL);
-    if (rc != 0) {
-        return rc;
-    }
-
-    rc = mdb_del(txn, dbi, key, NULL);
-
-    /* a delete of nothing changes nothing, and is not recorded */
-    if (rc != 0 && st->recording) {
-        st->rec_len = st->rec_mark;
-    }
-
-    return rc;
-}
-
-
-/* a value written in place (MDB_RESERVE) is recorded once it is filled */
-
-int
-ngx_http_inventory_store_recorded(ngx_http_inventory_store_t *st,
-    MDB_dbi dbi, const MDB_val *key, const MDB_val *val)
-{
-    return ngx_http_inventory_store_record(st, NGX_HTTP_INVENTORY_OP_PUT, dbi,
-                                           key, val);
-}
-
-
-static int
-ngx_http_inventory_store_record(ngx_http_inventory_store_t *st, unsigned op,
-    MDB_dbi dbi, const MDB_val *key, const MDB_val *val)
-{
-    size_t          need, cap, vlen;
-    unsigned        db;
-    unsigned char  *p;
-
-    if (!st->recording) {
-        return 0;
-    }
-
-    for (db = 0; db < NGX_HTTP_INVENTORY_DBS; db++) {
-        if (st->dbi[db] == dbi) {
-            break;
-        }
-    }
-
-    if (db == NGX_HTTP_INVENTORY_DBS) {
-        return EINVAL;
-    }
-
-    vlen = val ? val->mv_size : 0;
-    need = st->rec_len + NGX_HTTP_INVENTORY_CHANGE_HEADER + key->mv_size
-           + vlen;
-
-    if (need > st->rec_cap) {
-        cap = st->rec_cap ? st->rec_cap : 4096;
-
-        while (cap < need) {
-            cap *= 2;
-        }
-
-        p = realloc(st->rec, cap);
-        if (p == NULL) {
-            return ENOMEM;
-        }
-
-        st->rec = p;
-        st->rec_cap = cap;
-    }
-
-    st->rec_mark = st->rec_len;
-    p = st->rec + st->rec_len;
-
-    if (db == 1 && op == NGX_HTTP_INVENTORY_OP_PUT) {
-        st->rec_events++;
-    }
-
-    p[0] = (unsigned char) op;
-    p[1] = (unsigned char) db;
-    ngx_http_inventory_put_u32(p + 2, (uint32_t) key->mv_size);
-    ngx_http_inventory_put_u32(p + 6, (uint32_t) vlen);
-    p += NGX_HTTP_INVENTORY_CHANGE_HEADER;
-
-    memcpy(p, key->mv_data, key->mv_size);
-
-    if (vlen) {
-        memcpy(p + key->mv_size, val->mv_data, vlen);
-    }
-
-    st->rec_len = need;
-
-    return 0;
-}
-
-
-void
-ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st,
-    uint64_t seq)
-{
-    st->recording = 1;
-    st->rec_len = NGX_HTTP_INVENTORY_REC_HEADER;
-    st->rec_mark = st->rec_len;
-    st->rec_seq = seq;
-    st->rec_events = 0;
-}
-
-
-/*
- * Before the commit: the open record, if the transaction changed
- * anything, becomes the next transaction of the replication log.
- */
-
-int
-ngx_http_inventory_store_rec_close(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, uint64_t seq, uint64_t at)
-{
-    int       rc;
-    MDB_val   rec;
-    uint64_t  tx;
-
-    st->recording = 0;
-
-    /*
-     * Every event the transaction appended must be in its record: a
-     * transaction that would leave followers without some of its changes
-     * is not committed.
-     */
-    if (seq - st->rec_seq != st->rec_events) {
-        return MDB_CORRUPTED;
-    }
-
-    if (st->rec_len == NGX_HTTP_INVENTORY_REC_HEADER) {
-        return 0;
-    }
-
-    st->rec[0] = NGX_HTTP_INVENTORY_REC_VERSION;
-    ngx_http_inventory_put_u64(st->rec + 1, seq);
-    ngx_http_inventory_put_u64(st->rec + 9, at);
-
-    rc = ngx_http_inventory_store_last_key(txn, st->replication, &tx);
-    if (rc != 0) {
-        return rc;
-    }
-
-    rec.mv_data = st->rec;
-    rec.mv_size = st->rec_len;
-
-    return ngx_http_inventory_store_keep(st, txn, tx + 1, &rec);
-}
-
-
-void
-ngx_http_inventory_store_rec_drop(ngx_http_inventory_store_t *st)
-{
-    st->recording = 0;
-}
-
-
-static int
-ngx_http_inventory_store_last_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *last)
-{
-    int          rc;
-    MDB_val      key, val;
-    MDB_cursor  *cur;
-
-    *last = 0;
-
-    rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc != 0) {
-        return rc;
-    }
-
-    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
-
-    if (rc == 0) {
-        if (key.mv_size == 8) {
-            *last = ngx_http_inventory_get_u64(key.mv_data);
-
-        } else {
-            rc = MDB_CORRUPTED;
-        }
-
-    } else if (rc == MDB_NOTFOUND) {
-        rc = 0;
-    }
-
-    mdb_cursor_close(cur);
-
-    return rc;
-}
-
-
-/* the record of transaction tx, and the one KEEP before it forgotten */
-
-static int
-ngx_http_inventory_store_keep(ngx_http_inventory_store_t *st, MDB_txn *txn,
-    uint64_t tx, const MDB_val *rec)
-{
-    int            rc;
-    MDB_val        key, val;
-    unsigned char  buf[8];
-
-    ngx_http_inventory_put_u64(buf, tx);
-    key.mv_data = buf;
-    key.mv_size = 8;
-    val = *rec;
-
-    rc = mdb_put(txn, st->replication, &key, &val, MDB_APPEND);
-    if (rc != 0) {
-        return rc;
-    }
-
-    if (tx <= NGX_HTTP_INVENTORY_REPL_KEEP) {
-        return 0;
-    }
-
-    ngx_http_inventory_put_u64(buf, tx - NGX_HTTP_INVENTORY_REPL_KEEP);
-
-    rc = mdb_del(txn, st->replication, &key, NULL);
-
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-
-/*
- * The records after "after", in order, to cb, until max bytes were given
- * (at least one record).  check: the time of the caller's own record
- * "after" (0: not known); a different one means that the caller's history
- * is not this store's.  In the process's read transaction.
- */
+/* the seq a transaction of this store ended at, if the caller's is it */
 
 int
 ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st, uint64_t tx,
-    uint64_t check, uint64_t *seq)
+    uint64_t check, uint64_t epoch, uint64_t *seq)
 {
     int            rc;
     uint64_t       at;
@@ -344,7 +52,10 @@ ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st, uint64_t tx,
         return NGX_HTTP_INVENTORY_STORE_CORRUPTED;
     }
 
-    if (check != 0 && at != check) {
+    if ((check != 0 && at != check)
+        || ngx_http_inventory_store_epoch_continues(st, st->rtxn, epoch, tx)
+           != 0)
+    {
         return NGX_HTTP_INVENTORY_STORE_GONE;
     }
 
@@ -352,9 +63,16 @@ ngx_http_inventory_store_tx_seq(ngx_http_inventory_store_t *st, uint64_t tx,
 }
 
 
+/*
+ * The records after "after", in order, to cb, until max bytes were given
+ * (at least one record).  check: the time of the caller's own record
+ * "after" (0: not known); a different one means that the caller's history
+ * is not this store's.  In the process's read transaction.
+ */
+
 int
 ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
-    uint64_t after, uint64_t check, size_t max,
+    uint64_t after, uint64_t check, uint64_t epoch, size_t max,
     ngx_http_inventory_tx_pt cb, void *ctx)
 {
     int            rc;
@@ -369,7 +87,11 @@ ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
         return ngx_http_inventory_store_rc(rc);
     }
 
-    if (after > last) {
+    if (after > last
+        || ngx_http_inventory_store_epoch_continues(st, st->rtxn, epoch,
+                                                    after)
+           != 0)
+    {
         return NGX_HTTP_INVENTORY_STORE_GONE;
     }
 
@@ -452,13 +174,15 @@ ngx_http_inventory_store_transactions(ngx_http_inventory_store_t *st,
 
 int
 ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
-    const unsigned char *p, size_t len, ngx_http_inventory_applied_t *out)
+    const unsigned char *p, size_t len, uint64_t epoch,
+    ngx_http_inventory_applied_t *out)
 {
-    int       rc, gap;
-    size_t    rlen;
-    uint64_t  tx, last, seq, at, logged;
-    MDB_txn  *txn;
-    MDB_val   rec;
+    int            rc, gap, older;
+    size_t         rlen;
+    uint64_t       tx, last, seq, at, logged, held_seq, held_at;
+    MDB_txn       *txn;
+    MDB_val        rec, key;
+    unsigned char  buf[8];
 
     memset(out, 0, sizeof(ngx_http_inventory_applied_t));
 
@@ -472,6 +196,18 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
 
     rc = ngx_http_inventory_store_last_key(txn, st->replication, &last);
     gap = 0;
+    older = 0;
+
+    if (rc == 0 && epoch) {
+        rc = ngx_http_inventory_store_epoch_older(st, txn, epoch, &older);
+    }
+
+    /* a primary of an older epoch than this copy's was deposed */
+    if (older) {
+        mdb_txn_abort(txn);
+        (void) pthread_rwlock_unlock(&st->remap);
+        return NGX_HTTP_INVENTORY_STORE_FENCED;
+    }
 
     while (rc == 0 && len > 0) {
         if (len < 12) {
@@ -492,6 +228,35 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
         if (tx > last + 1 || (last == 0 && tx != 1)) {
             gap = 1;
             break;
+        }
+
+        /* one held already must be the same one, else histories forked */
+        if (tx <= last) {
+            ngx_http_inventory_put_u64(buf, tx);
+            key.mv_data = buf;
+            key.mv_size = 8;
+
+            rc = mdb_get(txn, st->replication, &key, &rec);
+
+            if (rc == 0
+                && (ngx_http_inventory_store_header(rec.mv_data, rec.mv_size,
+                                                    &held_seq, &held_at)
+                    != 0
+                    || held_seq != seq || held_at != at))
+            {
+                rc = MDB_NOTFOUND;
+            }
+
+            if (rc == MDB_NOTFOUND) {
+                /* forgotten here, or another one: start again */
+                rc = 0;
+                gap = 1;
+                break;
+            }
+
+            if (rc != 0) {
+                break;
+            }
         }
 
         if (tx == last + 1) {
@@ -548,23 +313,6 @@ ngx_http_inventory_store_replicate(ngx_http_inventory_store_t *st,
     }
 
     return gap ? NGX_HTTP_INVENTORY_STORE_GONE : NGX_HTTP_INVENTORY_STORE_OK;
-}
-
-
-static int
-ngx_http_inventory_store_header(const unsigned char *p, size_t len,
-    uint64_t *seq, uint64_t *at)
-{
-    if (len < NGX_HTTP_INVENTORY_REC_HEADER
-        || p[0] != NGX_HTTP_INVENTORY_REC_VERSION)
-    {
-        return MDB_CORRUPTED;
-    }
-
-    *seq = ngx_http_inventory_get_u64(p + 1);
-    *at = ngx_http_inventory_get_u64(p + 9);
-
-    return 0;
 }
 
 

@@ -257,19 +257,7 @@ ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st, MDB_txn *txn,
         }
     }
 
-    if (rc == 0) {
-        rc = ngx_http_inventory_store_rec_close(st, txn, clock.seq, clock.at);
-    }
-
-    if (rc != 0) {
-        ngx_http_inventory_store_rec_drop(st);
-        mdb_txn_abort(txn);
-
-    } else {
-        rc = mdb_txn_commit(txn);
-    }
-
-    (void) pthread_rwlock_unlock(&st->remap);
+    rc = ngx_http_inventory_store_rec_end(st, txn, rc, clock.seq, clock.at);
 
     if (rc != 0) {
         for (i = 0; i < n; i++) {

@@ -11,22 +11,11 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use InvTest qw(ipath admin_run verify_ok);
+use InvTest qw(ipath put_n admin_run verify_ok);
 
 my $repl = 'location /replication/ { inventory_replication; }';
 
 sub follow_conf { "inventory_follow http://127.0.0.1:$_[0]/replication/;" }
-
-sub put_n {
-    my ($n, $prefix, $count) = @_;
-    my $ok = 0;
-    for my $i (1 .. $count) {
-        my $r = $n->req(PUT => ipath("$prefix-$i", 'L'),
-                        json => { on_hand => $i });
-        $ok++ if $r->{status} == 201;
-    }
-    return $ok;
-}
 
 sub health { $_[0]->req(GET => '/v1/health')->{json} // {} }
 

@@ -14,7 +14,7 @@ package InvTest;
 #                         error log; binary upgrade (upgrade_begin, upgrade)
 #   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
 #                         the API's routes (ipath, get, put_item, ...),
-#                         random_write
+#                         random_write, put_n
 #   assertions            json_type, show, problem_ok, item_ok,
 #                         reservation_ok, counts_ok, unchanged, replay_ok
 #   events and the feed   item_events, items_snapshot, event_pages,
@@ -49,7 +49,7 @@ our @EXPORT_OK = qw(
     parallel_start parallel_stop
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
-    random_write
+    random_write put_n
     json_type show problem_ok item_problems item_ok reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
     item_events items_snapshot event_pages feed_pages last_seq
@@ -1095,6 +1095,19 @@ sub random_write {
     }
     $w{ok} = grep { $_ == $w{r}{status} } @{ $WRITE_OK{ $w{kind} } };
     return \%w;
+}
+
+# put_n($n, $prefix, $count): PUTs $prefix-1 .. $prefix-$count at location
+# L, on_hand the number; returns how many were 201
+sub put_n {
+    my ($n, $prefix, $count) = @_;
+    my $ok = 0;
+    for my $i (1 .. $count) {
+        my $r = $n->req(PUT => ipath("$prefix-$i", 'L'),
+                        json => { on_hand => $i });
+        $ok++ if $r->{status} == 201;
+    }
+    return $ok;
 }
 
 # ==========================================================================

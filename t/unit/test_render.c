@@ -150,17 +150,22 @@ test_render_reads(void)
     h.role = "primary";
     strcpy(h.store_id, "00112233445566778899aabbccddeeff");
     h.epoch = 1;
+    h.followers = 2;
+    h.sync_replicas = 1;
 
     ngx_http_inventory_buf_init(&b, NULL, NULL);
     ngx_http_inventory_render_health(&b, &h);
     ok(body_is(&b, "{\"status\":\"ok\",\"role\":\"primary\","
                    "\"store_id\":\"00112233445566778899aabbccddeeff\","
-                   "\"epoch\":1,\"store\":{\"map_size\":1048576,"
+                   "\"epoch\":1,\"followers\":2,\"sync_replicas\":1,"
+                   "\"store\":{\"map_size\":1048576,"
                    "\"used\":32768,\"last_seq\":7,\"readers\":3,"
                    "\"max_readers\":256,\"sync\":true}}"),
        "render: health");
 
     h.role = "follower";
+    h.followers = 0;
+    h.sync_replicas = 0;
     h.primary = "http://10.0.0.1:8080/replication/";
     h.primary_len = strlen(h.primary);
     h.connected = 1;
@@ -172,7 +177,8 @@ test_render_reads(void)
     ngx_http_inventory_render_health(&b, &h);
     ok(body_is(&b, "{\"status\":\"ok\",\"role\":\"follower\","
                    "\"store_id\":\"00112233445566778899aabbccddeeff\","
-                   "\"epoch\":1,\"store\":{\"map_size\":1048576,"
+                   "\"epoch\":1,\"followers\":0,\"sync_replicas\":0,"
+                   "\"store\":{\"map_size\":1048576,"
                    "\"used\":32768,\"last_seq\":7,\"readers\":3,"
                    "\"max_readers\":256,\"sync\":true},"
                    "\"replication\":{\"primary\":"

@@ -118,7 +118,8 @@ repl_fetch(ngx_http_inventory_store_t *from, ngx_http_inventory_store_t *to,
 
     if (rc == 0) {
         rc = ngx_http_inventory_store_transactions(from, id.tx, id.tx_at,
-                                                   SIZE_MAX, repl_frame, b);
+                                                   id.epoch, SIZE_MAX,
+                                                   repl_frame, b);
         ngx_http_inventory_store_read_end(from);
     }
 
@@ -137,7 +138,7 @@ repl_pull(ngx_http_inventory_store_t *from, ngx_http_inventory_store_t *to,
         return rc;
     }
 
-    return ngx_http_inventory_store_replicate(to, b->data, b->len, out);
+    return ngx_http_inventory_store_replicate(to, b->data, b->len, 0, out);
 }
 
 
@@ -172,19 +173,100 @@ repl_writes(ngx_http_inventory_store_t *st, int round)
 }
 
 
+static uint64_t
+repl_epoch(ngx_http_inventory_store_t *st, uint64_t *tx)
+{
+    ngx_http_inventory_identity_t  id;
+
+    memset(&id, 0, sizeof(id));
+    (void) ngx_http_inventory_store_read_begin(st);
+    (void) ngx_http_inventory_store_identity(st, &id);
+    ngx_http_inventory_store_read_end(st);
+
+    if (tx) {
+        *tx = id.tx;
+    }
+
+    return id.epoch;
+}
+
+
+/*
+ * f, a copy of a, is promoted.  c, a copy taken before, follows f on; a,
+ * deposed, is fenced off from f both ways, and went on alone after f's
+ * epoch began: it must start again from a snapshot.
+ */
+
+static void
+test_repl_epochs(ngx_http_inventory_store_t *a, ngx_http_inventory_store_t *f,
+    const char *dc, repl_buf_t *b)
+{
+    int                            fd;
+    char                           copy[64];
+    uint64_t                       epoch, tx, ftx;
+    ngx_http_inventory_store_t    *c;
+    ngx_http_inventory_applied_t   out;
+
+    is_int(ngx_http_inventory_store_open(&c, dc, 4 << 20, 0,
+                                         NGX_HTTP_INVENTORY_STORE_CREATE),
+           0, "epochs: a third store opens");
+    snprintf(copy, sizeof(copy), "%s/copy", dc);
+    fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    is_int(ngx_http_inventory_store_copy(a, fd), 0, "epochs: copy");
+    close(fd);
+    is_int(ngx_http_inventory_store_install(c, copy), 0, "epochs: install");
+
+    (void) repl_epoch(f, &ftx);
+    is_int(ngx_http_inventory_store_promote(f, 5000, &epoch), 0,
+           "epochs: promote");
+    is_int(epoch, 2, "epochs: the epoch grows to 2");
+    ok(repl_epoch(f, &tx) == 2 && tx == ftx + 1,
+       "epochs: in a transaction of its own");
+
+    /* the deposed primary goes on alone */
+    repl_writes(a, 7);
+
+    /* its frames are not applied to the promoted copy */
+    memset(b->data, 0, b->cap);
+    b->len = 0;
+    (void) ngx_http_inventory_store_read_begin(a);
+    is_int(ngx_http_inventory_store_transactions(a, ftx, 0, 0, SIZE_MAX,
+                                                 repl_frame, b),
+           0, "epochs: the deposed primary's new transaction");
+    ngx_http_inventory_store_read_end(a);
+    is_int(ngx_http_inventory_store_replicate(f, b->data, b->len, 1, &out),
+           NGX_HTTP_INVENTORY_STORE_FENCED,
+           "epochs: a source of an older epoch is fenced off");
+    is_int(repl_fetch(a, f, b), NGX_HTTP_INVENTORY_STORE_GONE,
+           "epochs: nor does the deposed one continue a newer copy");
+
+    /* the deposed primary cannot continue from the new one */
+    is_int(repl_fetch(f, a, b), NGX_HTTP_INVENTORY_STORE_GONE,
+           "epochs: the deposed one went on after epoch 2 began");
+
+    /* the copy taken before the fork continues, through the promotion */
+    is_int(repl_pull(f, c, b, &out), 0, "epochs: an older copy follows on");
+    ok(repl_epoch(c, NULL) == 2 && repl_same(f, c),
+       "epochs: it holds epoch 2 and the same bytes");
+
+    ngx_http_inventory_store_close(c);
+}
+
+
 void
 test_repl(void)
 {
     int                            fd, rc;
     char                           da[] = "/tmp/inventory-unit-XXXXXX";
     char                           db[] = "/tmp/inventory-unit-XXXXXX";
-    char                           copy[64], cmdline[160];
+    char                           dc[] = "/tmp/inventory-unit-XXXXXX";
+    char                           copy[64], cmdline[200];
     repl_buf_t                     b;
     ngx_http_inventory_store_t    *a, *f;
     ngx_http_inventory_applied_t   out;
     ngx_http_inventory_identity_t  ia, ib;
 
-    if (mkdtemp(da) == NULL || mkdtemp(db) == NULL) {
+    if (mkdtemp(da) == NULL || mkdtemp(db) == NULL || mkdtemp(dc) == NULL) {
         ok(0, "mkdtemp");
         return;
     }
@@ -230,7 +312,7 @@ test_repl(void)
     ok(repl_same(a, f), "repl: the same bytes after the transactions");
 
     /* again: all skipped, nothing committed */
-    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out), 0,
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, 0, &out), 0,
            "repl: transactions held already");
     is_int(out.count, 0, "repl: are skipped");
 
@@ -239,33 +321,33 @@ test_repl(void)
     is_int(repl_fetch(a, f, &b), 0, "repl: one more");
     ok(b.len > 12, "repl: one more transaction");
     b.data[12] = 9;       /* the record's version */
-    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, 0, &out),
            NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a bad version");
     b.data[12] = 1;
     ngx_http_inventory_put_u32(b.data + 8, (uint32_t) b.len);
-    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, 0, &out),
            NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a length too long");
-    is_int(ngx_http_inventory_store_replicate(f, b.data, 7, &out),
+    is_int(ngx_http_inventory_store_replicate(f, b.data, 7, 0, &out),
            NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a cut frame");
 
     /* a change of an unknown database */
     ngx_http_inventory_put_u32(b.data + 8, (uint32_t) (b.len - 12));
     b.data[12 + 17 + 1] = NGX_HTTP_INVENTORY_DBS - 1;
-    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, 0, &out),
            NGX_HTTP_INVENTORY_STORE_CORRUPTED, "repl: a change of the log");
     ok(repl_same(a, f) == 0, "repl: nothing was applied");
 
     /* a gap */
     ngx_http_inventory_put_u64(b.data, 9);
-    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, &out),
+    is_int(ngx_http_inventory_store_replicate(f, b.data, b.len, 0, &out),
            NGX_HTTP_INVENTORY_STORE_GONE, "repl: a gap");
 
     /* another history at the same number is not continued */
     (void) ngx_http_inventory_store_read_begin(a);
-    is_int(ngx_http_inventory_store_transactions(a, 4, 1, SIZE_MAX,
+    is_int(ngx_http_inventory_store_transactions(a, 4, 1, 0, SIZE_MAX,
                                                  repl_frame, &b),
            NGX_HTTP_INVENTORY_STORE_GONE, "repl: another transaction 4");
-    is_int(ngx_http_inventory_store_transactions(a, 99, 0, SIZE_MAX,
+    is_int(ngx_http_inventory_store_transactions(a, 99, 0, 0, SIZE_MAX,
                                                  repl_frame, &b),
            NGX_HTTP_INVENTORY_STORE_GONE, "repl: a follower ahead");
     ngx_http_inventory_store_read_end(a);
@@ -273,11 +355,13 @@ test_repl(void)
     is_int(repl_pull(a, f, &b, &out), 0, "repl: catches up");
     ok(repl_same(a, f), "repl: the same bytes again");
 
+    test_repl_epochs(a, f, dc, &b);
+
     free(b.data);
     ngx_http_inventory_store_close(a);
     ngx_http_inventory_store_close(f);
 
-    snprintf(cmdline, sizeof(cmdline), "rm -rf %s %s", da, db);
+    snprintf(cmdline, sizeof(cmdline), "rm -rf %s %s %s", da, db, dc);
     if (system(cmdline) != 0) {
         ok(0, "cleanup");
     }
