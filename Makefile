@@ -23,6 +23,7 @@ UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
+               etcd-server \
                perl libjson-pp-perl wrk clang libclang-rt-14-dev valgrind
 # command:package, for tools that may come from elsewhere (NodeSource's
 # nodejs brings its own npm and conflicts with Debian's)

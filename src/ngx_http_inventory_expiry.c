@@ -69,7 +69,8 @@ ngx_http_inventory_expiry_tick(ngx_event_t *ev)
 
     now = ngx_http_inventory_clock_now();
 
-    if (imcf->sh && !imcf->sweeping
+    /* a cluster's node sweeps only while it is the primary */
+    if (imcf->sh && !imcf->sweeping && !imcf->role_follower
         && ngx_http_inventory_lease(&imcf->sh->lease_pid,
                                     &imcf->sh->lease_until, ev->log, now,
                                     NGX_HTTP_INVENTORY_LEASE))

@@ -53,7 +53,6 @@ ngx_http_inventory_follow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_int_t    ms;
     ngx_str_t   *value, s;
-    ngx_url_t    u;
     ngx_uint_t   i;
     ngx_msec_t  *set;
 
@@ -63,46 +62,9 @@ ngx_http_inventory_follow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (value[1].len <= sizeof("http://") - 1
-        || ngx_strncasecmp(value[1].data, (u_char *) "http://",
-                           sizeof("http://") - 1) != 0
-        || value[1].data[value[1].len - 1] != '/')
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "inventory_follow needs the http:// URL of an "
-                           "inventory_replication location, ending in "
-                           "\"/\", not \"%V\"", &value[1]);
+    if (ngx_http_inventory_follow_url(cf, NULL, imcf, &value[1]) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url.data = value[1].data + sizeof("http://") - 1;
-    u.url.len = value[1].len - (sizeof("http://") - 1);
-    u.default_port = 80;
-    u.uri_part = 1;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"",
-                           u.err ? u.err : "no address", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    imcf->follow_url = value[1];
-
-    /* a follower with no location of the module still follows */
-    imcf->used = 1;
-    imcf->follow = u.addrs[0];
-    imcf->follow_uri = u.uri;
-
-    imcf->follow_host.data = ngx_pnalloc(cf->pool, u.host.len + NGX_INT_T_LEN
-                                                   + 1);
-    if (imcf->follow_host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    imcf->follow_host.len = ngx_sprintf(imcf->follow_host.data, "%V:%d",
-                                        &u.host, (int) u.port)
-                            - imcf->follow_host.data;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -137,6 +99,87 @@ ngx_http_inventory_follow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The URL of the node to follow, from the configuration (inventory_follow)
+ * or from the cluster's choice (cluster.c): parsed and resolved now.
+ */
+
+ngx_int_t
+ngx_http_inventory_follow_url(ngx_conf_t *cf, ngx_log_t *log,
+    ngx_http_inventory_main_conf_t *imcf, ngx_str_t *url)
+{
+    u_char      msg[NGX_MAX_ERROR_STR], *end;
+    ngx_url_t   u;
+    ngx_pool_t *pool;
+
+    pool = cf ? cf->pool : ngx_cycle->pool;
+
+    if (url->len <= sizeof("http://") - 1
+        || ngx_strncasecmp(url->data, (u_char *) "http://",
+                           sizeof("http://") - 1) != 0
+        || url->data[url->len - 1] != '/')
+    {
+        end = ngx_snprintf(msg, sizeof(msg) - 1,
+                           "inventory_follow needs the http:// URL of an "
+                           "inventory_replication location, ending in "
+                           "\"/\", not \"%V\"", url);
+        goto failed;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = url->data + sizeof("http://") - 1;
+    u.url.len = url->len - (sizeof("http://") - 1);
+    u.default_port = 80;
+    u.uri_part = 1;
+
+    if (ngx_parse_url(pool, &u) != NGX_OK || u.naddrs == 0) {
+        end = ngx_snprintf(msg, sizeof(msg) - 1, "%s in \"%V\"",
+                           u.err ? u.err : "no address", url);
+        goto failed;
+    }
+
+    imcf->follow_url.data = ngx_pstrdup(pool, url);
+    if (imcf->follow_url.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    imcf->follow_url.len = url->len;
+    imcf->role_follower = 1;
+    imcf->follow_gen++;
+
+    /* a follower with no location of the module still follows */
+    imcf->used = 1;
+    imcf->follow = u.addrs[0];
+    imcf->follow_uri = u.uri;
+
+    imcf->follow_host.data = ngx_pnalloc(pool, u.host.len + NGX_INT_T_LEN
+                                                   + 1);
+    if (imcf->follow_host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    imcf->follow_host.len = ngx_sprintf(imcf->follow_host.data, "%V:%d",
+                                        &u.host, (int) u.port)
+                            - imcf->follow_host.data;
+
+    return NGX_OK;
+
+failed:
+
+    /* from the configuration: it fails; from an election: logged */
+    *end = '\0';
+
+    if (cf) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", msg);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "inventory: %s", msg);
+    }
+
+    return NGX_ERROR;
 }
 
 
@@ -256,7 +299,22 @@ ngx_http_inventory_follow_tick(ngx_event_t *ev)
         return;
     }
 
+    /* the cluster chose another node to follow, or none */
+    if (f->url_gen != f->imcf->follow_gen
+        && f->state != ngx_http_inventory_follow_working)
+    {
+        ngx_http_inventory_follow_close(f);
+        f->url_gen = f->imcf->follow_gen;
+        f->refused = 0;
+        f->want_snapshot = 0;
+        f->backoff = 0;
+        f->retry_at = ngx_current_msec;
+        rsh->refused = 0;
+        rsh->connected = 0;
+    }
+
     if (f->state == ngx_http_inventory_follow_idle
+        && f->imcf->follow_url.len
         && (ngx_msec_int_t) (ngx_current_msec - f->retry_at) >= 0)
     {
         ngx_http_inventory_follow_connect(f);
@@ -537,7 +595,8 @@ ngx_http_inventory_follow_next(ngx_http_inventory_follower_t *f)
 
     if (c == NULL || !f->keepalive || ngx_exiting || ngx_quit
         || ngx_terminate
-        || f->imcf->sh->repl.pid != (ngx_atomic_uint_t) ngx_pid)
+        || f->imcf->sh->repl.pid != (ngx_atomic_uint_t) ngx_pid
+        || f->url_gen != f->imcf->follow_gen)
     {
         ngx_http_inventory_follow_close(f);
         f->retry_at = ngx_current_msec;

@@ -70,6 +70,7 @@ struct ngx_http_inventory_follower_s {
     ngx_uint_t                  answers;    /* on this connection */
     ngx_uint_t                  refused;
     ngx_uint_t                  prompt;     /* the primary waits for us */
+    ngx_uint_t                  url_gen;    /* imcf->follow_gen, connected */
     off_t                       length;     /* of the answer's body */
     off_t                       received;
     u_char                     *body;

@@ -31,6 +31,10 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     const ngx_http_inventory_route_t  *rt;
     ngx_http_inventory_main_conf_t    *imcf;
 
+    /* in a cluster, the role the last election gave this node */
+    ngx_http_inventory_cluster_apply(
+        ngx_http_get_module_main_conf(r, ngx_http_inventory_module));
+
     ctx = ngx_http_inventory_request_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -81,11 +85,20 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)) {
 
         /* a copy never takes a client's write itself */
-        if (imcf->follow_url.len) {
+        if (imcf->role_follower) {
             return ngx_http_inventory_retry_later(r,
                                     NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
                                     "this node is a follower: send writes "
                                     "to the primary", &imcf->follow_url);
+        }
+
+        /* a cluster's primary whose lease may have run out: fenced */
+        if (!ngx_http_inventory_cluster_writable(imcf)) {
+            return ngx_http_inventory_retry_later(r,
+                                    NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
+                                    "this node's lead has run out, or is "
+                                    "not renewed yet: an election may be "
+                                    "under way", NULL);
         }
 
         return ngx_http_inventory_start_write(r, ctx);
@@ -138,7 +151,7 @@ ngx_http_inventory_min_seq(ngx_http_request_t *r,
     *want = (uint64_t) n;
 
     /* a primary holds every seq it gave: only a follower waits */
-    rc = ngx_http_inventory_min_seq_wake(r, want, imcf->follow_url.len == 0
+    rc = ngx_http_inventory_min_seq_wake(r, want, !imcf->role_follower
                                                   || imcf->follow_wait == 0);
 
     if (rc != NGX_DECLINED) {

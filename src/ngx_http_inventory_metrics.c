@@ -416,8 +416,26 @@ ngx_http_inventory_metrics_replication(u_char *p, u_char *last,
                                   "inventory_replication_sync_replicas",
                                   "gauge",
                                   "Followers a write's answer waits for.",
-                                  imcf->follow_url.len
+                                  imcf->role_follower
                                   ? 0 : imcf->sync_replicas);
+    p = ngx_http_inventory_metric(p, last, "inventory_cluster_elections_total",
+                                  "counter",
+                                  "Elections this node won "
+                                  "(inventory_cluster).",
+                                  imcf->sh->cluster.elections);
+    p = ngx_http_inventory_metric(p, last,
+                                  "inventory_cluster_etcd_errors_total",
+                                  "counter",
+                                  "Calls to etcd that failed "
+                                  "(inventory_cluster).",
+                                  imcf->sh->cluster.etcd_errors);
+    p = ngx_http_inventory_metric(p, last, "inventory_cluster_writable",
+                                  "gauge",
+                                  "1 while this node answers writes 2xx.",
+                                  imcf->role_follower
+                                  ? 0
+                                  : ngx_http_inventory_cluster_writable(
+                                                                   imcf));
     p = ngx_http_inventory_metric(p, last,
                                   "inventory_replication_sync_waits_total",
                                   "counter",

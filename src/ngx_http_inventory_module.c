@@ -102,6 +102,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       0,
       NULL },
 
+    { ngx_string("inventory_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_inventory_cluster_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("inventory_sync_replicas"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_inventory_sync_directive,
@@ -643,12 +650,20 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    /* in a cluster, what the last election made of this node */
+    if (imcf->cluster_name.len
+        && ngx_http_inventory_cluster_conf(cf, imcf) != NGX_OK)
+    {
+        ngx_http_inventory_store_close(st);
+        return NGX_ERROR;
+    }
+
     /*
      * A follower configured as the primary now is promoted: its epoch
      * grows, and every copy of an older epoch is fenced off from it.  Not
      * by "nginx -t", which only looks.
      */
-    promote = !ngx_test_config && imcf->follow_url.len == 0
+    promote = !ngx_test_config && !imcf->role_follower
               && ngx_http_inventory_node_was_follower(cf, imcf);
 
     if (promote) {
@@ -894,12 +909,20 @@ ngx_http_inventory_init_process(ngx_cycle_t *cycle)
 
     ngx_http_inventory_wait_init(imcf);
 
-    /* a follower's expiries come from its primary, as transactions */
-    if (imcf->follow_url.len) {
+    /*
+     * A follower's expiries come from its primary, as transactions; in a
+     * cluster the role changes with elections, and both wait for it.
+     */
+    if (imcf->follow_url.len || imcf->cluster_name.len) {
         ngx_http_inventory_follow_start(cycle, imcf);
+    }
 
-    } else {
+    if (!imcf->role_follower || imcf->cluster_name.len) {
         ngx_http_inventory_expiry_start(cycle, imcf);
+    }
+
+    if (imcf->cluster_name.len) {
+        ngx_http_inventory_cluster_start(cycle, imcf);
     }
 
     imcf->reader_check.handler = ngx_http_inventory_reader_check;

@@ -83,6 +83,22 @@ typedef struct {
 } ngx_http_inventory_repl_sh_t;
 
 
+/* inventory_cluster, as workers share it (cluster.c) */
+typedef struct {
+    ngx_atomic_t                pid;           /* the worker that runs it */
+    ngx_atomic_t                until;         /* its lease, ms */
+    ngx_atomic_t                leader_lease;  /* etcd's, while we lead */
+    ngx_atomic_t                member_lease;
+    ngx_atomic_t                writable_until;  /* ms: writes 2xx before */
+    ngx_atomic_t                role;          /* 0: none; follower; primary */
+    ngx_atomic_t                generation;    /* of role and url */
+    size_t                      url_len;
+    u_char                      url[512];      /* the node followed */
+    ngx_atomic_t                elections;     /* won */
+    ngx_atomic_t                etcd_errors;
+} ngx_http_inventory_cluster_sh_t;
+
+
 typedef struct {
     size_t                      size;          /* of this struct: layout */
     ngx_rbtree_t                inflight;      /* idempotency keys */
@@ -104,6 +120,7 @@ typedef struct {
     ngx_atomic_t                store_error;   /* of the last commit, or 0 */
     ngx_atomic_t                commit_overflow;  /* writes without a slot */
     ngx_http_inventory_repl_sh_t  repl;
+    ngx_http_inventory_cluster_sh_t  cluster;
     ngx_http_inventory_commit_sh_t  *commit;   /* NULL: no room for it */
 } ngx_http_inventory_shctx_t;
 
@@ -160,6 +177,16 @@ typedef struct {
     ngx_msec_t                  sync_timeout;
     ngx_atomic_uint_t           wait_transactions;  /* sh's, last seen */
     ngx_msec_t                  wait_full_at;       /* the store read */
+    /* a follower: of follow_url, or, in a cluster, of no one yet */
+    ngx_uint_t                  role_follower;
+    ngx_uint_t                  follow_gen;       /* follow_url's changes */
+    ngx_uint_t                  cluster_gen;      /* the zone's, applied */
+    /* inventory_cluster: etcd's endpoints, this node's name and URL */
+    ngx_array_t                *cluster_etcd;      /* of ngx_addr_t */
+    ngx_str_t                   cluster_name;
+    ngx_str_t                   cluster_advertise;
+    ngx_msec_t                  cluster_ttl;
+    void                       *cluster;          /* this worker's agent */
 } ngx_http_inventory_main_conf_t;
 
 
@@ -245,6 +272,42 @@ ngx_int_t ngx_http_inventory_wait(ngx_http_request_t *r, uint64_t after,
 void ngx_http_inventory_wait_notify(void *data);
 uint64_t ngx_http_inventory_wait_acked(ngx_http_inventory_main_conf_t *imcf);
 
+/* ngx_http_inventory_etcd.c */
+typedef struct ngx_http_inventory_etcd_s  ngx_http_inventory_etcd_t;
+
+typedef void (*ngx_http_inventory_etcd_pt)(ngx_http_inventory_etcd_t *e,
+    ngx_uint_t status, ngx_http_inventory_json_t *answer);
+
+struct ngx_http_inventory_etcd_s {
+    ngx_addr_t                 *endpoints;
+    ngx_uint_t                  nendpoints;
+    ngx_uint_t                  current;
+    ngx_log_t                  *log;
+    ngx_pool_t                 *pool;        /* of the last call */
+    ngx_buf_t                  *out;
+    ngx_buf_t                  *in;
+    ngx_peer_connection_t       pc;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  busy;
+    ngx_http_inventory_etcd_pt  handler;
+    void                       *data;
+};
+
+ngx_int_t ngx_http_inventory_etcd_call(ngx_http_inventory_etcd_t *e,
+    const char *path, u_char *body, size_t len,
+    ngx_http_inventory_etcd_pt handler, void *data);
+
+/* ngx_http_inventory_cluster.c */
+char *ngx_http_inventory_cluster_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_inventory_cluster_conf(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_cluster_apply(ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf);
+ngx_uint_t ngx_http_inventory_cluster_writable(
+    ngx_http_inventory_main_conf_t *imcf);
+
 /* ngx_http_inventory_sync.c */
 char *ngx_http_inventory_sync_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -282,6 +345,9 @@ ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,
 ngx_int_t ngx_http_inventory_replication_handler(ngx_http_request_t *r);
 
 /* ngx_http_inventory_follow.c */
+ngx_int_t ngx_http_inventory_follow_url(ngx_conf_t *cf, ngx_log_t *log,
+    ngx_http_inventory_main_conf_t *imcf, ngx_str_t *url);
+
 typedef struct {
     uint64_t                    applied_seq;
     uint64_t                    primary_seq;

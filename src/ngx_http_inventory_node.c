@@ -30,7 +30,7 @@ ngx_http_inventory_node_files(ngx_conf_t *cf,
     u_char     *name;
     ngx_str_t   role;
 
-    if (imcf->follow_url.len) {
+    if (imcf->role_follower) {
         ngx_str_set(&role, "follower\n");
 
     } else {

@@ -101,10 +101,10 @@ ngx_http_inventory_health(ngx_http_request_t *r)
     health.readers = stat.readers;
     health.max_readers = stat.max_readers;
     health.sync = imcf->sync ? 1 : 0;
-    health.role = imcf->follow_url.len ? "follower" : "primary";
+    health.role = imcf->role_follower ? "follower" : "primary";
     health.epoch = id.epoch;
     health.followers = ngx_http_inventory_sync_followers(imcf);
-    health.sync_replicas = imcf->follow_url.len ? 0 : imcf->sync_replicas;
+    health.sync_replicas = imcf->role_follower ? 0 : imcf->sync_replicas;
     *ngx_hex_dump((u_char *) health.store_id, id.store_id,
                   sizeof(id.store_id)) = '\0';
 

@@ -251,6 +251,7 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
     u_char                           hex[32];
     uint64_t                         seq;
     ngx_int_t                        sent;
+    ngx_uint_t                       acked;
     ngx_chain_t                     *cl;
     ngx_table_elt_t                 *h;
     ngx_http_inventory_frames_t      fr;
@@ -287,6 +288,8 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
                                     "(Inventory-Store-Id)", NULL);
     }
 
+    acked = 0;
+
     /*
      * Once, before waiting: whether the follower's last transaction is of
      * this history (else it waits for nothing), and then what it holds.
@@ -302,11 +305,18 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
 
         if (rc == 0 && rw->named) {
             ngx_http_inventory_sync_ack(imcf, rw->node, seq);
+            acked = (imcf->sync_replicas != 0);
         }
     }
 
     if (rc == 0 && id.tx == rw->after && !final) {
         ngx_http_inventory_store_read_end(imcf->store);
+
+        /* this worker's answers that waited for it go at once */
+        if (acked) {
+            ngx_http_inventory_wait_notify(imcf);
+        }
+
         return NGX_DECLINED;
     }
 
@@ -324,6 +334,10 @@ ngx_http_inventory_repl_respond(ngx_http_request_t *r, void *data,
     }
 
     ngx_http_inventory_store_read_end(imcf->store);
+
+    if (acked) {
+        ngx_http_inventory_wait_notify(imcf);
+    }
 
     if (ngx_http_inventory_repl_headers(r, &id) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -610,7 +624,7 @@ ngx_http_inventory_repl_headers(ngx_http_request_t *r,
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
-    if (imcf->sync_replicas && imcf->follow_url.len == 0
+    if (imcf->sync_replicas && !imcf->role_follower
         && ngx_http_inventory_repl_header(r, "Inventory-Sync-Replicas", buf,
                                           ngx_sprintf(buf, "%ui",
                                                       imcf->sync_replicas)

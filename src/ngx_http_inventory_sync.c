@@ -2,10 +2,11 @@
  * Synchronous replication: what a node's followers hold, and the answers of
  * writes that wait for it.
  *
- * A follower names itself (its node_id, node.c) in each request for transactions.  The transaction it asks after
- * is the last one its store committed, so durably applied: once this node
- * found that transaction in its own history, the seq its record names is
- * held by that follower, and is kept in the zone.  With
+ * A follower names itself (its node_id, node.c) in each request for
+ * transactions.  The transaction it asks after is the last one its store
+ * committed, so durably applied: once this node found that transaction in
+ * its own history, the seq its record names is held by that follower, and
+ * is kept in the zone.  With
  * "inventory_sync_replicas N" a write's answer (any answer decided against
  * the store) waits, among the requests of wait.c, until N followers hold
  * the seq it answers with; after the timeout it is 503

@@ -128,7 +128,7 @@ ngx_http_inventory_node_variable(ngx_http_request_t *r,
     imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
 
     if (data == 0) {
-        if (imcf->follow_url.len) {
+        if (imcf->role_follower) {
             v->data = (u_char *) "follower";
             v->len = sizeof("follower") - 1;
 

@@ -396,6 +396,24 @@ static ngx_int_t
 ngx_http_inventory_write_answer(ngx_http_request_t *r, void *data,
     ngx_uint_t final)
 {
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    /*
+     * A cluster's primary answers nothing 2xx once its lease may have run
+     * out: another node may lead by now.  The write stands here, not
+     * acknowledged, as after a replication timeout.
+     */
+    if (!ngx_http_inventory_cluster_writable(imcf)) {
+        return ngx_http_inventory_retry_later(r,
+                                NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
+                                "this node's lead ran out while the write "
+                                "committed: it may stand here, but is not "
+                                "acknowledged; retry with the same "
+                                "Idempotency-Key", NULL);
+    }
+
     return ngx_http_inventory_send_outcome(r, data);
 }
 

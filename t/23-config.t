@@ -91,6 +91,36 @@ my @bad = (
     [ 'inventory_store twice',
       'inventory_store %%DIR%%/data; inventory_store %%DIR%%/data2;',
       'inventory;', qr/"inventory_store" directive is duplicate/ ],
+    [ 'inventory_sync_replicas 17',
+      'inventory_store %%DIR%%/data; inventory_sync_replicas 17;',
+      'inventory;', qr/inventory_sync_replicas needs a number.*0 to 16/ ],
+    [ 'inventory_sync_replicas timeout=0',
+      'inventory_store %%DIR%%/data; inventory_sync_replicas 1 timeout=0;',
+      'inventory;', qr/invalid time "timeout=0"/ ],
+    [ 'inventory_cluster without name and advertise',
+      'inventory_store %%DIR%%/data; '
+      . 'inventory_cluster etcd=http://127.0.0.1:2379;',
+      'inventory;', qr/inventory_cluster needs etcd=, name= and advertise=/ ],
+    [ 'inventory_cluster name with a quote',
+      'inventory_store %%DIR%%/data; inventory_cluster '
+      . 'etcd=http://127.0.0.1:2379 name=a"b '
+      . 'advertise=http://127.0.0.1:1/replication/;',
+      'inventory;', qr/a name is 1 to 64 letters/ ],
+    [ 'inventory_cluster advertise without its slash',
+      'inventory_store %%DIR%%/data; inventory_cluster '
+      . 'etcd=http://127.0.0.1:2379 name=a '
+      . 'advertise=http://127.0.0.1:1/replication;',
+      'inventory;', qr/advertise needs the http:\/\/ URL/ ],
+    [ 'inventory_cluster etcd that is not http',
+      'inventory_store %%DIR%%/data; inventory_cluster '
+      . 'etcd=https://127.0.0.1:2379 name=a '
+      . 'advertise=http://127.0.0.1:1/replication/;',
+      'inventory;', qr/etcd needs http:\/\/ URLs/ ],
+    [ 'inventory_cluster ttl=500ms',
+      'inventory_store %%DIR%%/data; inventory_cluster '
+      . 'etcd=http://127.0.0.1:2379 name=a ttl=500ms '
+      . 'advertise=http://127.0.0.1:1/replication/;',
+      'inventory;', qr/ttl is 1s to 1h/ ],
 );
 for my $c (@bad) {
     my ($what, $http, $loc, $re) = @$c;

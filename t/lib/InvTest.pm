@@ -346,6 +346,8 @@ http {
     }
 }
 EOF
+        # the extras may name the instance's own port (an advertised URL)
+        $conf =~ s/%%PORT%%/$self->{port}/g;
     }
 
     $self->{conf_text} = $conf;

@@ -1,0 +1,1053 @@
+/*
+ * Automatic failover (inventory_cluster): the nodes naming one etcd
+ * cluster elect one primary through an etcd lease, as Patroni does for
+ * PostgreSQL; data moves over the replication stream, never through etcd.
+ *
+ * One worker per node runs the node's part (a lease in the zone), every
+ * quarter of the ttl, over etcd's JSON gateway (etcd.c):
+ *
+ *   * the primary renews the lease its leader key is bound to, and takes
+ *     writes (2xx) only until the time it sent the last renewal that
+ *     succeeded plus half the ttl: a lease alone does not fence (a paused
+ *     holder wakes up believing it still holds it), so it stops before
+ *     etcd can have given the key to another, early enough that its
+ *     followers publish what they hold (every quarter of the ttl) before
+ *     an election reads it; the epochs fence the rest;
+ *   * a follower publishes the seq it holds under a member key of its own
+ *     lease, follows the node the leader key names, and when there is
+ *     none, takes the key (a transaction: create_revision = 0) only if no
+ *     live member holds more than it: so the new primary holds every
+ *     write acknowledged with inventory_sync_replicas.
+ *
+ * What the election made of the node (primary, follower of a URL, or
+ * none while it is not known) is kept in the zone, and every worker
+ * applies it (cluster_apply(): before each request, and on a tick): which
+ * node it follows, whether it takes writes and sweeps expiries.  A node
+ * that wins is promoted first (its epoch grows, on the thread pool).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_inventory_module.h"
+
+
+#define NGX_HTTP_INVENTORY_CLUSTER_LEASE  1500      /* ms, the agent's */
+#define NGX_HTTP_INVENTORY_CLUSTER_KEY    "/ngx_inventory/"
+#define NGX_HTTP_INVENTORY_CLUSTER_APPLY  100       /* ms, every worker */
+
+#define NGX_HTTP_INVENTORY_ROLE_NONE      0
+#define NGX_HTTP_INVENTORY_ROLE_FOLLOWER  1
+#define NGX_HTTP_INVENTORY_ROLE_PRIMARY   2
+
+
+typedef enum {
+    ngx_http_inventory_agent_idle = 0,
+    ngx_http_inventory_agent_renew,          /* the leader's lease */
+    ngx_http_inventory_agent_member_lease,   /* a member's, granted */
+    ngx_http_inventory_agent_member_renew,
+    ngx_http_inventory_agent_member_put,
+    ngx_http_inventory_agent_leader,         /* who leads */
+    ngx_http_inventory_agent_members,        /* what each holds */
+    ngx_http_inventory_agent_grant,          /* a lease to lead with */
+    ngx_http_inventory_agent_take,           /* the key, if free */
+    ngx_http_inventory_agent_promote         /* the store, on the pool */
+} ngx_http_inventory_agent_step_e;
+
+
+typedef struct {
+    ngx_http_inventory_main_conf_t  *imcf;
+    ngx_http_inventory_etcd_t    etcd;
+    ngx_event_t                  tick;
+    ngx_event_t                  apply;
+    ngx_thread_task_t           *task;
+    int                          task_rc;
+    uint64_t                     epoch;
+    ngx_http_inventory_agent_step_e  step;
+    ngx_msec_t                   sent_at;     /* of the call running */
+    uint64_t                     seq;         /* the store's, this round */
+    uint64_t                     grant;       /* a lease to lead with */
+    u_char                       body[2048];
+} ngx_http_inventory_agent_t;
+
+
+static void ngx_http_inventory_cluster_tick(ngx_event_t *ev);
+static void ngx_http_inventory_cluster_applier(ngx_event_t *ev);
+static void ngx_http_inventory_cluster_promote(void *data, ngx_log_t *log);
+static void ngx_http_inventory_cluster_promoted(ngx_event_t *ev);
+static void ngx_http_inventory_cluster_call(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_agent_step_e step, const char *path, u_char *end);
+static void ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
+    ngx_uint_t status, ngx_http_inventory_json_t *answer);
+static void ngx_http_inventory_cluster_renewed(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *answer);
+static void ngx_http_inventory_cluster_member(ngx_http_inventory_agent_t *a);
+static void ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *answer);
+static void ngx_http_inventory_cluster_members(
+    ngx_http_inventory_agent_t *a, ngx_http_inventory_json_t *answer);
+static void ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a);
+static void ngx_http_inventory_cluster_choose(ngx_http_inventory_agent_t *a,
+    ngx_uint_t role, ngx_str_t *url);
+static u_char *ngx_http_inventory_cluster_key(u_char *p, const char *name,
+    ngx_str_t *member);
+static ngx_int_t ngx_http_inventory_cluster_value(ngx_pool_t *pool,
+    ngx_http_inventory_json_t *kv, ngx_str_t *value);
+static uint64_t ngx_http_inventory_cluster_number(
+    ngx_http_inventory_json_t *obj, const char *name);
+static ngx_int_t ngx_http_inventory_cluster_field(ngx_pool_t *pool,
+    ngx_str_t *json, const char *name, ngx_str_t *value);
+
+
+/* inventory_cluster etcd=URL[,URL...] name=NAME advertise=URL [ttl=TIME] */
+
+char *
+ngx_http_inventory_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    u_char      *p, *last, *comma, c;
+    ngx_int_t    ms;
+    ngx_str_t   *value, s;
+    ngx_url_t    u;
+    ngx_uint_t   i, k;
+    ngx_addr_t  *addr;
+
+    if (imcf->cluster_name.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    imcf->cluster_ttl = 10000;
+    imcf->cluster_etcd = ngx_array_create(cf->pool, 3, sizeof(ngx_addr_t));
+    if (imcf->cluster_etcd == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "etcd=", 5) == 0) {
+            p = value[i].data + 5;
+            last = value[i].data + value[i].len;
+
+            while (p < last) {
+                comma = ngx_strlchr(p, last, ',');
+                if (comma == NULL) {
+                    comma = last;
+                }
+
+                if (comma - p <= 7 || ngx_strncmp(p, "http://", 7) != 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "inventory_cluster: etcd needs "
+                                       "http:// URLs, not \"%V\"",
+                                       &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+
+                ngx_memzero(&u, sizeof(ngx_url_t));
+                u.url.data = p + 7;
+                u.url.len = comma - p - 7;
+                u.default_port = 2379;
+
+                if (u.url.len && u.url.data[u.url.len - 1] == '/') {
+                    u.url.len--;
+                }
+
+                if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "inventory_cluster: %s in \"%V\"",
+                                       u.err ? u.err : "no address",
+                                       &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+
+                for (k = 0; k < u.naddrs; k++) {
+                    addr = ngx_array_push(imcf->cluster_etcd);
+                    if (addr == NULL) {
+                        return NGX_CONF_ERROR;
+                    }
+
+                    *addr = u.addrs[k];
+                }
+
+                p = comma + 1;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "name=", 5) == 0) {
+            imcf->cluster_name.data = value[i].data + 5;
+            imcf->cluster_name.len = value[i].len - 5;
+
+            for (k = 0; k < imcf->cluster_name.len; k++) {
+                c = imcf->cluster_name.data[k];
+
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                      || (c >= '0' && c <= '9') || c == '-'
+                      || c == '_' || c == '.'))
+                {
+                    break;
+                }
+            }
+
+            if (k == 0 || k < imcf->cluster_name.len || k > 64) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "inventory_cluster: a name is 1 to 64 "
+                                   "letters, digits, \"-\", \"_\" or "
+                                   "\".\", not \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "advertise=", 10) == 0) {
+            imcf->cluster_advertise.data = value[i].data + 10;
+            imcf->cluster_advertise.len = value[i].len - 10;
+
+            s = imcf->cluster_advertise;
+
+            if (s.len <= 7 || s.len > 512
+                || ngx_strncmp(s.data, "http://", 7) != 0
+                || s.data[s.len - 1] != '/'
+                || ngx_strlchr(s.data, s.data + s.len, '"')
+                || ngx_strlchr(s.data, s.data + s.len, '\\'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "inventory_cluster: advertise needs the "
+                                   "http:// URL of this node's "
+                                   "inventory_replication location, ending "
+                                   "in \"/\", not \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            ms = ngx_parse_time(&s, 0);
+
+            if (ms == NGX_ERROR || ms < 1000 || ms > 3600 * 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "inventory_cluster: ttl is 1s to 1h, "
+                                   "not \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            imcf->cluster_ttl = (ngx_msec_t) ms;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (imcf->cluster_etcd->nelts == 0 || imcf->cluster_name.len == 0
+        || imcf->cluster_advertise.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "inventory_cluster needs etcd=, name= and "
+                           "advertise=");
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * With the configuration: a node of a cluster starts as a follower of no
+ * one, until the agent learns who leads, or leads itself.
+ */
+
+ngx_int_t
+ngx_http_inventory_cluster_conf(ngx_conf_t *cf,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    if (imcf->follow_url.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"inventory_cluster\" and \"inventory_follow\" "
+                           "exclude each other: the cluster chooses whom "
+                           "to follow");
+        return NGX_ERROR;
+    }
+
+    imcf->role_follower = 1;
+
+    return NGX_OK;
+}
+
+
+/* on a worker: the agent; the zone's lease picks the worker that runs it */
+
+void
+ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
+    ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_http_inventory_agent_t  *a;
+
+    a = ngx_pcalloc(cycle->pool, sizeof(ngx_http_inventory_agent_t));
+    if (a == NULL) {
+        return;
+    }
+
+    a->imcf = imcf;
+    a->etcd.endpoints = imcf->cluster_etcd->elts;
+    a->etcd.nendpoints = imcf->cluster_etcd->nelts;
+    a->etcd.log = cycle->log;
+    a->etcd.timeout = ngx_max(imcf->cluster_ttl / 4, 500);
+
+    a->tick.handler = ngx_http_inventory_cluster_tick;
+    a->tick.data = a;
+    a->tick.log = cycle->log;
+    a->tick.cancelable = 1;
+
+    a->apply.handler = ngx_http_inventory_cluster_applier;
+    a->apply.data = a;
+    a->apply.log = cycle->log;
+    a->apply.cancelable = 1;
+
+    a->task = ngx_thread_task_alloc(cycle->pool, 0);
+    if (a->task == NULL) {
+        return;
+    }
+
+    a->task->ctx = a;
+    a->task->handler = ngx_http_inventory_cluster_promote;
+    a->task->event.handler = ngx_http_inventory_cluster_promoted;
+    a->task->event.data = a;
+    a->task->event.log = cycle->log;
+
+    imcf->cluster = a;
+
+    ngx_add_timer(&a->tick, 100);
+    ngx_add_timer(&a->apply, NGX_HTTP_INVENTORY_CLUSTER_APPLY);
+}
+
+
+/*
+ * In every worker, before each request and on a tick: the role the agent
+ * chose, if it changed.  A worker's follower (follow.c) notices a new URL
+ * by follow_gen; the expiry sweep and the write path look at
+ * role_follower.
+ */
+
+void
+ngx_http_inventory_cluster_apply(ngx_http_inventory_main_conf_t *imcf)
+{
+    u_char                           *url;
+    ngx_str_t                         s;
+    ngx_uint_t                        role;
+    ngx_atomic_uint_t                 gen;
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    if (imcf->cluster_name.len == 0 || imcf->sh == NULL) {
+        return;
+    }
+
+    csh = &imcf->sh->cluster;
+    gen = csh->generation;
+
+    if (gen == imcf->cluster_gen) {
+        return;
+    }
+
+    url = NULL;
+
+    ngx_shmtx_lock(&imcf->shpool->mutex);
+
+    gen = csh->generation;
+    role = csh->role;
+    s.len = csh->url_len;
+
+    if (role == NGX_HTTP_INVENTORY_ROLE_FOLLOWER) {
+        url = ngx_pnalloc(ngx_cycle->pool, s.len);
+        if (url) {
+            ngx_memcpy(url, csh->url, s.len);
+        }
+    }
+
+    ngx_shmtx_unlock(&imcf->shpool->mutex);
+
+    imcf->cluster_gen = gen;
+
+    if (role == NGX_HTTP_INVENTORY_ROLE_FOLLOWER && url) {
+        s.data = url;
+
+        if (ngx_http_inventory_follow_url(NULL, ngx_cycle->log, imcf, &s)
+            == NGX_OK)
+        {
+            return;
+        }
+    }
+
+    /* none (or a URL that does not parse), or the primary: no one */
+    ngx_str_null(&imcf->follow_url);
+    imcf->follow_gen++;
+    imcf->role_follower = (role != NGX_HTTP_INVENTORY_ROLE_PRIMARY);
+}
+
+
+static void
+ngx_http_inventory_cluster_applier(ngx_event_t *ev)
+{
+    ngx_http_inventory_agent_t  *a = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_http_inventory_cluster_apply(a->imcf);
+
+    ngx_add_timer(ev, NGX_HTTP_INVENTORY_CLUSTER_APPLY);
+}
+
+
+/*
+ * Whether this node may answer a write 2xx now: a primary of a cluster
+ * while the lease it renewed lasts (less a margin); any other primary.
+ */
+
+ngx_uint_t
+ngx_http_inventory_cluster_writable(ngx_http_inventory_main_conf_t *imcf)
+{
+    if (imcf->cluster_name.len == 0) {
+        return 1;
+    }
+
+    if (imcf->role_follower || imcf->sh == NULL) {
+        return 0;
+    }
+
+    return ngx_http_inventory_clock_now() < imcf->sh->cluster.writable_until;
+}
+
+
+static void
+ngx_http_inventory_cluster_tick(ngx_event_t *ev)
+{
+    ngx_http_inventory_agent_t  *a = ev->data;
+
+    u_char                          *p;
+    uint64_t                         now;
+    ngx_http_inventory_cluster_sh_t *csh;
+    ngx_http_inventory_identity_t    id;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = a->imcf;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_add_timer(ev, ngx_max(imcf->cluster_ttl / 4, 250));
+
+    if (imcf->sh == NULL || a->step != ngx_http_inventory_agent_idle) {
+        return;
+    }
+
+    csh = &imcf->sh->cluster;
+    now = ngx_http_inventory_clock_now();
+
+    if (!ngx_http_inventory_lease(&csh->pid, &csh->until, ev->log, now,
+                                  NGX_HTTP_INVENTORY_CLUSTER_LEASE))
+    {
+        return;
+    }
+
+    if (csh->role == NGX_HTTP_INVENTORY_ROLE_PRIMARY) {
+        /* the primary: renew the lease its key is bound to */
+        if (csh->leader_lease == 0) {
+            ngx_http_inventory_cluster_choose(a,
+                                              NGX_HTTP_INVENTORY_ROLE_NONE,
+                                              NULL);
+            return;
+        }
+
+        p = ngx_sprintf(a->body, "{\"ID\":\"%uA\"}", csh->leader_lease);
+        ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_renew,
+                                        "/v3/lease/keepalive", p);
+        return;
+    }
+
+    /* a follower: its member lease, what it holds, then who leads */
+    a->seq = 0;
+
+    if (ngx_http_inventory_store_read_begin(imcf->store) == 0) {
+        if (ngx_http_inventory_store_identity(imcf->store, &id) == 0) {
+            a->seq = id.last_seq;
+        }
+
+        ngx_http_inventory_store_read_end(imcf->store);
+    }
+
+    if (csh->member_lease == 0) {
+        p = ngx_sprintf(a->body, "{\"TTL\":%M}",
+                        ngx_max(imcf->cluster_ttl / 1000, 1));
+        ngx_http_inventory_cluster_call(a,
+                                        ngx_http_inventory_agent_member_lease,
+                                        "/v3/lease/grant", p);
+        return;
+    }
+
+    p = ngx_sprintf(a->body, "{\"ID\":\"%uA\"}", csh->member_lease);
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_member_renew,
+                                    "/v3/lease/keepalive", p);
+}
+
+
+/*
+ * The bodies sent to etcd are built here with ngx_sprintf, not yajl: they
+ * hold numbers, base64 and this node's name and URL, which the directive
+ * checked for characters JSON would have to escape.
+ */
+
+static void
+ngx_http_inventory_cluster_call(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_agent_step_e step, const char *path, u_char *end)
+{
+    a->step = step;
+    a->sent_at = ngx_http_inventory_clock_now();
+
+    if (ngx_http_inventory_etcd_call(&a->etcd, path, a->body,
+                                     end - a->body,
+                                     ngx_http_inventory_cluster_answer, a)
+        != NGX_OK)
+    {
+        a->step = ngx_http_inventory_agent_idle;
+    }
+}
+
+
+static void
+ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
+    ngx_uint_t status, ngx_http_inventory_json_t *answer)
+{
+    ngx_http_inventory_agent_t  *a = e->data;
+
+    u_char                           *p;
+    ngx_http_inventory_json_t        *ok;
+    ngx_http_inventory_agent_step_e   step;
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    step = a->step;
+    a->step = ngx_http_inventory_agent_idle;
+    csh = &a->imcf->sh->cluster;
+
+    if (answer == NULL || status != NGX_HTTP_OK) {
+        (void) ngx_atomic_fetch_add(&csh->etcd_errors, 1);
+
+        if (answer) {
+            ngx_log_error(NGX_LOG_WARN, e->log, 0,
+                          "inventory cluster: etcd answered %ui", status);
+        }
+
+        if (step == ngx_http_inventory_agent_renew) {
+            ngx_http_inventory_cluster_renewed(a, NULL);
+        }
+
+        return;
+    }
+
+    switch (step) {
+
+    case ngx_http_inventory_agent_renew:
+        ngx_http_inventory_cluster_renewed(a, answer);
+        return;
+
+    case ngx_http_inventory_agent_member_lease:
+        csh->member_lease = ngx_http_inventory_cluster_number(answer, "ID");
+
+        if (csh->member_lease) {
+            ngx_http_inventory_cluster_member(a);
+        }
+
+        return;
+
+    case ngx_http_inventory_agent_member_renew:
+        if (ngx_http_inventory_cluster_number(
+                ngx_http_inventory_json_get(answer, "result"), "TTL")
+            == 0)
+        {
+            /* expired: another is granted next round */
+            csh->member_lease = 0;
+            return;
+        }
+
+        ngx_http_inventory_cluster_member(a);
+        return;
+
+    case ngx_http_inventory_agent_member_put:
+        p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
+        p = ngx_http_inventory_cluster_key(p, "leader", NULL);
+        *p++ = '"';
+        *p++ = '}';
+        ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_leader,
+                                        "/v3/kv/range", p);
+        return;
+
+    case ngx_http_inventory_agent_leader:
+        ngx_http_inventory_cluster_leader(a, answer);
+        return;
+
+    case ngx_http_inventory_agent_members:
+        ngx_http_inventory_cluster_members(a, answer);
+        return;
+
+    case ngx_http_inventory_agent_grant:
+        a->grant = ngx_http_inventory_cluster_number(answer, "ID");
+
+        if (a->grant) {
+            ngx_http_inventory_cluster_take(a);
+        }
+
+        return;
+
+    case ngx_http_inventory_agent_take:
+        ok = ngx_http_inventory_json_get(answer, "succeeded");
+
+        if (ok == NULL || !ok->boolean) {
+            /* another was quicker: it is followed next round */
+            return;
+        }
+
+        csh->leader_lease = a->grant;
+        csh->writable_until = a->sent_at + a->imcf->cluster_ttl / 2;
+        (void) ngx_atomic_fetch_add(&csh->elections, 1);
+
+        ngx_log_error(NGX_LOG_NOTICE, e->log, 0,
+                      "inventory cluster: \"%V\" was elected the primary, "
+                      "holding seq %uL", &a->imcf->cluster_name, a->seq);
+
+        /* it follows no one while its store is promoted */
+        ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_NONE,
+                                          NULL);
+        ngx_http_inventory_cluster_apply(a->imcf);
+
+        a->step = ngx_http_inventory_agent_promote;
+
+        if (ngx_thread_task_post(ngx_thread_pool_get(
+                                     (ngx_cycle_t *) ngx_cycle,
+                                     &a->imcf->thread_pool),
+                                 a->task)
+            != NGX_OK)
+        {
+            a->step = ngx_http_inventory_agent_idle;
+            csh->leader_lease = 0;
+            csh->writable_until = 0;
+        }
+
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+/*
+ * The primary's renewal came back (answer NULL: it failed): writes are
+ * answered 2xx until its send time plus half the ttl; once etcd
+ * says the lease is gone, or that time passed, the node steps down.
+ */
+
+static void
+ngx_http_inventory_cluster_renewed(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *answer)
+{
+    uint64_t                          ttl;
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    csh = &a->imcf->sh->cluster;
+    ttl = 0;
+
+    if (answer) {
+        ttl = ngx_http_inventory_cluster_number(
+                  ngx_http_inventory_json_get(answer, "result"), "TTL");
+    }
+
+    if (ttl) {
+        csh->writable_until = a->sent_at + ttl * 1000 / 2;
+        return;
+    }
+
+    if (answer || ngx_http_inventory_clock_now() >= csh->writable_until) {
+        ngx_log_error(NGX_LOG_WARN, a->etcd.log, 0,
+                      "inventory cluster: \"%V\" lost its lease: it takes "
+                      "no more writes", &a->imcf->cluster_name);
+
+        csh->writable_until = 0;
+        csh->leader_lease = 0;
+        ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_NONE,
+                                          NULL);
+    }
+}
+
+
+/* a follower publishes the seq it holds, under its member lease */
+
+static void
+ngx_http_inventory_cluster_member(ngx_http_inventory_agent_t *a)
+{
+    u_char                          *p, value[128], *v;
+    ngx_str_t                        src, dst;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = a->imcf;
+
+    v = ngx_sprintf(value, "{\"name\":\"%V\",\"seq\":%uL}",
+                    &imcf->cluster_name, a->seq);
+    src.data = value;
+    src.len = v - value;
+
+    p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
+    p = ngx_http_inventory_cluster_key(p, "members/", &imcf->cluster_name);
+    p = ngx_cpymem(p, "\",\"value\":\"", sizeof("\",\"value\":\"") - 1);
+
+    dst.data = p;
+    ngx_encode_base64(&dst, &src);
+    p += dst.len;
+
+    p = ngx_sprintf(p, "\",\"lease\":\"%uA\"}",
+                    imcf->sh->cluster.member_lease);
+
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_member_put,
+                                    "/v3/kv/put", p);
+}
+
+
+/* who leads: followed; no one: the members' seqs decide who may take it */
+
+static void
+ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *answer)
+{
+    u_char                     *p;
+    ngx_str_t                   value, name, url;
+    ngx_http_inventory_json_t  *kvs;
+
+    kvs = ngx_http_inventory_json_get(answer, "kvs");
+
+    if (kvs && kvs->type == NGX_HTTP_INVENTORY_JSON_ARRAY && kvs->child) {
+        if (ngx_http_inventory_cluster_value(a->etcd.pool, kvs->child, &value)
+            != NGX_OK
+            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+                                                "name", &name)
+               != NGX_OK
+            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+                                                "advertise", &url)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, a->etcd.log, 0,
+                          "inventory cluster: the leader key holds no "
+                          "leader");
+            return;
+        }
+
+        if (name.len == a->imcf->cluster_name.len
+            && ngx_strncmp(name.data, a->imcf->cluster_name.data, name.len)
+               == 0)
+        {
+            /* ours, from before a restart: its lease runs out first */
+            return;
+        }
+
+        ngx_http_inventory_cluster_choose(a,
+                                          NGX_HTTP_INVENTORY_ROLE_FOLLOWER,
+                                          &url);
+        return;
+    }
+
+    p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
+    p = ngx_http_inventory_cluster_key(p, "members/", NULL);
+    p = ngx_cpymem(p, "\",\"range_end\":\"",
+                   sizeof("\",\"range_end\":\"") - 1);
+    p = ngx_http_inventory_cluster_key(p, "members0", NULL);
+    *p++ = '"';
+    *p++ = '}';
+
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_members,
+                                    "/v3/kv/range", p);
+}
+
+
+/* no leader: this node may take the key if no live member holds more */
+
+static void
+ngx_http_inventory_cluster_members(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *answer)
+{
+    u_char                     *p;
+    uint64_t                    seq;
+    ngx_str_t                   value, field;
+    ngx_http_inventory_json_t  *kvs, *kv;
+
+    kvs = ngx_http_inventory_json_get(answer, "kvs");
+
+    for (kv = kvs ? kvs->child : NULL; kv; kv = kv->next) {
+        if (ngx_http_inventory_cluster_value(a->etcd.pool, kv, &value)
+            != NGX_OK
+            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+                                                "seq", &field)
+               != NGX_OK)
+        {
+            continue;
+        }
+
+        seq = (uint64_t) ngx_atoof(field.data, field.len);
+
+        if (seq > a->seq) {
+            ngx_log_error(NGX_LOG_INFO, a->etcd.log, 0,
+                          "inventory cluster: no leader; a member holds "
+                          "seq %uL, more than this node's %uL: it is left "
+                          "to take the lead", seq, a->seq);
+            return;
+        }
+    }
+
+    p = ngx_sprintf(a->body, "{\"TTL\":%M}",
+                    ngx_max(a->imcf->cluster_ttl / 1000, 1));
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_grant,
+                                    "/v3/lease/grant", p);
+}
+
+
+/* the leader key, created with this node's lease if no one holds it */
+
+static void
+ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a)
+{
+    u_char                          *p, *k, value[768], *v;
+    ngx_str_t                        src, dst;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = a->imcf;
+
+    v = ngx_sprintf(value, "{\"name\":\"%V\",\"advertise\":\"%V\"}",
+                    &imcf->cluster_name, &imcf->cluster_advertise);
+    src.data = value;
+    src.len = v - value;
+
+    p = ngx_cpymem(a->body, "{\"compare\":[{\"key\":\"",
+                   sizeof("{\"compare\":[{\"key\":\"") - 1);
+    k = p;
+    p = ngx_http_inventory_cluster_key(p, "leader", NULL);
+    src.len = v - value;
+
+    p = ngx_sprintf(p, "\",\"target\":\"CREATE\",\"create_revision\":\"0\"}],"
+                    "\"success\":[{\"request_put\":{\"key\":\"%*s\","
+                    "\"value\":\"", (size_t) (p - k), k);
+
+    dst.data = p;
+    ngx_encode_base64(&dst, &src);
+    p += dst.len;
+
+    p = ngx_sprintf(p, "\",\"lease\":\"%uL\"}}]}", a->grant);
+
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_take,
+                                    "/v3/kv/txn", p);
+}
+
+
+/* on a pool thread: the store, promoted (its epoch one more) */
+
+static void
+ngx_http_inventory_cluster_promote(void *data, ngx_log_t *log)
+{
+    ngx_http_inventory_agent_t  *a = data;
+
+    a->task_rc = ngx_http_inventory_store_promote(a->imcf->store,
+                                             ngx_http_inventory_clock_now(),
+                                             &a->epoch);
+}
+
+
+static void
+ngx_http_inventory_cluster_promoted(ngx_event_t *ev)
+{
+    ngx_http_inventory_agent_t  *a = ev->data;
+
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    a->step = ngx_http_inventory_agent_idle;
+    csh = &a->imcf->sh->cluster;
+
+    if (a->task_rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, a->etcd.log, 0,
+                      "inventory cluster: promoting the store failed: %s: "
+                      "the lead is let go", 
+                      ngx_http_inventory_store_strerror(a->task_rc));
+
+        /* the lease runs out: another node is elected */
+        csh->leader_lease = 0;
+        csh->writable_until = 0;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
+                  "inventory cluster: \"%V\" is the primary, at epoch %uL",
+                  &a->imcf->cluster_name, a->epoch);
+
+    ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_PRIMARY,
+                                      NULL);
+    ngx_http_inventory_cluster_apply(a->imcf);
+}
+
+
+/* what the election made of this node, for every worker to apply */
+
+static void
+ngx_http_inventory_cluster_choose(ngx_http_inventory_agent_t *a,
+    ngx_uint_t role, ngx_str_t *url)
+{
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    csh = &a->imcf->sh->cluster;
+
+    if (url && url->len > sizeof(csh->url)) {
+        return;
+    }
+
+    if (csh->role == role
+        && (url == NULL
+            || (csh->url_len == url->len
+                && ngx_strncmp(csh->url, url->data, url->len) == 0)))
+    {
+        return;
+    }
+
+    ngx_shmtx_lock(&a->imcf->shpool->mutex);
+
+    csh->role = role;
+    csh->url_len = url ? url->len : 0;
+
+    if (url) {
+        ngx_memcpy(csh->url, url->data, url->len);
+    }
+
+    csh->generation++;
+
+    ngx_shmtx_unlock(&a->imcf->shpool->mutex);
+
+    if (url) {
+        ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
+                      "inventory cluster: \"%V\" now follows %V",
+                      &a->imcf->cluster_name, url);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
+                      "inventory cluster: \"%V\" is now %s",
+                      &a->imcf->cluster_name,
+                      role == NGX_HTTP_INVENTORY_ROLE_PRIMARY
+                      ? "the primary" : "no one's follower");
+    }
+}
+
+
+/* prefix + name (+ member), base64 */
+
+static u_char *
+ngx_http_inventory_cluster_key(u_char *p, const char *name,
+    ngx_str_t *member)
+{
+    u_char     key[256], *k;
+    ngx_str_t  src, dst;
+
+    k = ngx_sprintf(key, NGX_HTTP_INVENTORY_CLUSTER_KEY "%s", name);
+
+    if (member) {
+        k = ngx_sprintf(k, "%V", member);
+    }
+
+    src.data = key;
+    src.len = k - key;
+    dst.data = p;
+
+    ngx_encode_base64(&dst, &src);
+
+    return p + dst.len;
+}
+
+
+/* a kv's value, decoded */
+
+static ngx_int_t
+ngx_http_inventory_cluster_value(ngx_pool_t *pool,
+    ngx_http_inventory_json_t *kv, ngx_str_t *value)
+{
+    ngx_str_t                   src;
+    ngx_http_inventory_json_t  *v;
+
+    v = ngx_http_inventory_json_get(kv, "value");
+
+    if (v == NULL || v->type != NGX_HTTP_INVENTORY_JSON_STRING) {
+        return NGX_ERROR;
+    }
+
+    src.data = (u_char *) v->str;
+    src.len = v->len;
+
+    value->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_decode_base64(value, &src);
+}
+
+
+/* etcd's 64-bit numbers are strings; 0 when absent */
+
+static uint64_t
+ngx_http_inventory_cluster_number(ngx_http_inventory_json_t *obj,
+    const char *name)
+{
+    off_t                       n;
+    ngx_http_inventory_json_t  *v;
+
+    v = obj ? ngx_http_inventory_json_get(obj, name) : NULL;
+
+    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
+                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
+    {
+        return 0;
+    }
+
+    n = ngx_atoof((u_char *) v->str, v->len);
+
+    return n > 0 ? (uint64_t) n : 0;
+}
+
+
+/* a member of a value this module wrote (a flat JSON object) */
+
+static ngx_int_t
+ngx_http_inventory_cluster_field(ngx_pool_t *pool, ngx_str_t *json,
+    const char *name, ngx_str_t *value)
+{
+    char                        err[128];
+    size_t                      dup_len;
+    const char                 *dup;
+    ngx_http_inventory_json_t  *root, *v;
+
+    root = ngx_http_inventory_json_parse((char *) json->data, json->len,
+                                         ngx_http_inventory_palloc, pool,
+                                         err, &dup, &dup_len);
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = ngx_http_inventory_json_get(root, name);
+
+    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
+                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
+    {
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) v->str;
+    value->len = v->len;
+
+    return NGX_OK;
+}
