@@ -443,15 +443,17 @@ ngx_http_inventory_cluster_tick(ngx_event_t *ev)
 
     ngx_add_timer(ev, ngx_max(imcf->cluster_ttl / 4, 250));
 
-    if (imcf->sh == NULL || a->step != ngx_http_inventory_agent_idle) {
+    if (imcf->sh == NULL) {
         return;
     }
 
     csh = &imcf->sh->cluster;
     now = ngx_http_inventory_clock_now();
 
+    /* renewed even while a call runs: a slow etcd moves no agent */
     if (!ngx_http_inventory_lease(&csh->pid, &csh->until, ev->log, now,
-                                  NGX_HTTP_INVENTORY_CLUSTER_LEASE))
+                                  NGX_HTTP_INVENTORY_CLUSTER_LEASE)
+        || a->step != ngx_http_inventory_agent_idle)
     {
         return;
     }

@@ -14,7 +14,8 @@ package InvTest;
 #                         error log; binary upgrade (upgrade_begin, upgrade)
 #   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
 #                         the API's routes (ipath, get, put_item, ...),
-#                         random_write, put_n
+#                         random_write, put_n, keyed_writer (a failover
+#                         checker's writer)
 #   assertions            json_type, show, problem_ok, item_ok,
 #                         reservation_ok, counts_ok, unchanged, replay_ok
 #   events and the feed   item_events, items_snapshot, event_pages,
@@ -49,7 +50,7 @@ our @EXPORT_OK = qw(
     parallel_start parallel_stop
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
-    random_write put_n
+    random_write put_n keyed_writer acked_after acked_items etcd_member
     json_type show problem_ok item_problems item_ok reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
     item_events items_snapshot event_pages feed_pages last_seq
@@ -295,6 +296,9 @@ sub start {
     $self->{datadir} = $opt{datadir} // "$dir/data";
     $self->{port} = free_port();
     $self->{module} = $MODULE;
+    # addr: the address it listens on (one of a network namespace the
+    # test made, with netns => its name: nginx runs inside it)
+    $self->{addr} = $opt{addr} // '127.0.0.1';
 
     Test::More::diag("InvTest: keeping $dir") if $ENV{INVENTORY_KEEP};
 
@@ -339,7 +343,7 @@ http {
     inventory_store $self->{datadir} $store_args;
     $http_extra
     server {
-        listen 127.0.0.1:$self->{port};
+        listen $self->{addr}:$self->{port};
         $server_extra
         location /v1/ { inventory; $location_extra }
         location = /metrics { inventory_metrics; }
@@ -348,6 +352,7 @@ http {
 EOF
         # the extras may name the instance's own port (an advertised URL)
         $conf =~ s/%%PORT%%/$self->{port}/g;
+        $conf =~ s/%%ADDR%%/$self->{addr}/g;
     }
 
     $self->{conf_text} = $conf;
@@ -368,6 +373,8 @@ sub _nginx_cmd {
     if ($self->{conf_text} !~ /^\s*pid\s/m) {
         push @cmd, '-g', "pid $dir/nginx.pid;";
     }
+    unshift @cmd, 'ip', 'netns', 'exec', $self->{opt}{netns}
+        if $self->{opt}{netns};
     return (@cmd, @extra);
 }
 
@@ -412,7 +419,7 @@ sub _launch {
     my $deadline = time + 10;
     my $ok = 0;
     while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
                                       PeerPort => $self->{port},
                                       Proto => 'tcp', Timeout => 1);
         if ($s) { close $s; $ok = 1; last; }
@@ -590,7 +597,7 @@ sub reconfigure {
 # --------------------------------------------------------------------------
 # accessors
 
-sub url     { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '/') }
+sub url     { "http://$_[0]{addr}:$_[0]{port}" . ($_[1] // '/') }
 sub port    { $_[0]{port} }
 sub dir     { $_[0]{dir} }
 sub datadir { $_[0]{datadir} }
@@ -806,14 +813,14 @@ sub raw_req {
     my @h = @{ $o{headers} // [] };
     my $body = $o{body};
 
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
                                   PeerPort => $self->{port},
                                   Proto => 'tcp', Timeout => $timeout)
         or return _finish({ status => 599, headers => {},
                             body => "connect: $!",
                             method => $method, path => $path });
 
-    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
+    my $req = "$method $path HTTP/1.1\r\nHost: $self->{addr}:$self->{port}\r\n"
               . "Connection: close\r\n";
     my %given;
     while (my ($k, $v) = splice @h, 0, 2) {
@@ -856,12 +863,12 @@ sub raw_req {
 sub async_req {
     my ($self, $method, $path, %o) = @_;
     my @h = @{ $o{headers} // [] };
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
                                   PeerPort => $self->{port},
                                   Proto => 'tcp', Timeout => 5)
         or return { failed => "connect: $!", method => $method,
                     path => $path, sent => time };
-    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$self->{port}\r\n"
+    my $req = "$method $path HTTP/1.1\r\nHost: $self->{addr}:$self->{port}\r\n"
               . "Connection: close\r\n";
     while (my ($k, $v) = splice @h, 0, 2) { $req .= "$k: $v\r\n" }
     $req .= "\r\n";
@@ -1097,6 +1104,81 @@ sub random_write {
     }
     $w{ok} = grep { $_ == $w{r}{status} } @{ $WRITE_OK{ $w{kind} } };
     return \%w;
+}
+
+# etcd_member($dir, $name, $client_url, $peer_url, $initial_cluster): a
+# child running Debian's etcd as that member, its data and log in $dir;
+# returns its pid (the caller stops it)
+sub etcd_member {
+    my ($dir, $name, $client, $peer, $initial) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$dir/etcd-$name.log";
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec';
+          exec 'etcd', '--data-dir', "$dir/data-$name", '--name', $name,
+               '--listen-client-urls', $client,
+               '--advertise-client-urls', $client,
+               '--listen-peer-urls', $peer,
+               '--initial-advertise-peer-urls', $peer,
+               '--initial-cluster', $initial; }
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
+# keyed_writer(\@urls, $file, $sku): a child that PUTs $sku-1, $sku-2, ...
+# at location L (on_hand the number, Idempotency-Key the same) through the
+# nodes at @urls ("http://HOST:PORT/v1/inventory/"), each write retried
+# with its key on the next node until it is 2xx; every 2xx is appended to
+# $file ("N TIME").  parallel_stop() ends it.
+sub keyed_writer {
+    my ($urls, $file, $sku) = @_;
+    return parallel_start(1, sub {
+        my (undef, $stop) = @_;
+        my $h = HTTP::Tiny->new(timeout => 2);
+        open my $log, '>>', $file or die "$file: $!";
+        $log->autoflush(1);
+        my ($i, $cur) = (0, 0);
+        while (!$stop->()) {
+            $i++;
+            for my $try (1 .. 400) {
+                my $r = $h->request('PUT', $urls->[$cur] . "$sku-$i/L",
+                    { headers => { 'Content-Type' => 'application/json',
+                                   'Idempotency-Key' => "$sku-$i" },
+                      content => qq({"on_hand":$i}) });
+                if ($r->{status} =~ /^20[01]$/) {
+                    printf {$log} "%d %.3f\n", $i, time;
+                    last;
+                }
+                # another node may lead now
+                $cur = ($cur + 1) % @$urls;
+                sleep 0.02;
+                last if $stop->() && $try > 100;
+            }
+            sleep 0.01;
+        }
+        return '';
+    });
+}
+
+# acked_after($file, $t): the time of the first write keyed_writer
+# recorded after $t, or undef
+sub acked_after {
+    my ($file, $t) = @_;
+    open my $f, '<', $file or return;
+    while (<$f>) {
+        my ($i, $at) = split;
+        return $at if $at > $t;
+    }
+    return;
+}
+
+# acked_items($file): the numbers of the writes keyed_writer recorded
+sub acked_items {
+    my ($file) = @_;
+    open my $f, '<', $file or return ();
+    return map { (split)[0] } <$f>;
 }
 
 # put_n($n, $prefix, $count): PUTs $prefix-1 .. $prefix-$count at location
