@@ -148,7 +148,8 @@ for my $round (1 .. $ROUNDS) {
     my $q = primary(2 * $TTL + 10, $p);
     ok($q, "round $round: another node was elected");
     my $first;
-    while (!defined($first = acked_after($acked, $t0))
+    my ($killed) = grep { $nodes[$_] == $p } 0 .. $#nodes;
+    while (!defined($first = acked_after($acked, $t0, $killed))
            && time - $t0 < $TTL + 15)
     {
         sleep 0.05;

@@ -131,7 +131,9 @@ while (!$new && time < $deadline) {
 ok($new, sprintf 'cut off: another node leads %.2f s after the cut',
                  time - $t0);
 my $first;
-while (!defined($first = acked_after($acked, $t0)) && time - $t0 < $TTL + 10) {
+while (!defined($first = acked_after($acked, $t0, 0))
+       && time - $t0 < $TTL + 10)
+{
     sleep 0.05;
 }
 ok(defined $first && $first - $t0 < $TTL + 5,

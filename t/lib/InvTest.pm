@@ -1131,7 +1131,8 @@ sub etcd_member {
 # at location L (on_hand the number, Idempotency-Key the same) through the
 # nodes at @urls ("http://HOST:PORT/v1/inventory/"), each write retried
 # with its key on the next node until it is 2xx; every 2xx is appended to
-# $file ("N TIME").  parallel_stop() ends it.
+# $file ("N TIME NODE", NODE its index in @urls).  parallel_stop() ends
+# it.
 sub keyed_writer {
     my ($urls, $file, $sku) = @_;
     return parallel_start(1, sub {
@@ -1148,7 +1149,7 @@ sub keyed_writer {
                                    'Idempotency-Key' => "$sku-$i" },
                       content => qq({"on_hand":$i}) });
                 if ($r->{status} =~ /^20[01]$/) {
-                    printf {$log} "%d %.3f\n", $i, time;
+                    printf {$log} "%d %.3f %d\n", $i, time, $cur;
                     last;
                 }
                 # another node may lead now
@@ -1162,14 +1163,15 @@ sub keyed_writer {
     });
 }
 
-# acked_after($file, $t): the time of the first write keyed_writer
-# recorded after $t, or undef
+# acked_after($file, $t, $not): the time of the first write keyed_writer
+# recorded after $t, not answered by the node of index $not in its URLs
+# (one killed at $t may have answered just before), or undef
 sub acked_after {
-    my ($file, $t) = @_;
+    my ($file, $t, $not) = @_;
     open my $f, '<', $file or return;
     while (<$f>) {
-        my ($i, $at) = split;
-        return $at if $at > $t;
+        my ($i, $at, $node) = split;
+        return $at if $at > $t && !(defined $not && $node == $not);
     }
     return;
 }
