@@ -326,6 +326,26 @@ ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
 }
 
 
+/* the worker exits: the agent's call to etcd, if any, ends with it */
+
+void
+ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf)
+{
+    ngx_http_inventory_agent_t  *a = imcf->cluster;
+
+    if (a == NULL) {
+        return;
+    }
+
+    ngx_http_inventory_etcd_close(&a->etcd);
+
+    if (imcf->sh) {
+        (void) ngx_atomic_cmp_set(&imcf->sh->cluster.pid,
+                                  (ngx_atomic_uint_t) ngx_pid, 0);
+    }
+}
+
+
 /*
  * In every worker, before each request and on a tick: the role the agent
  * chose, if it changed.  A worker's follower (follow.c) notices a new URL

@@ -113,6 +113,25 @@ ngx_http_inventory_etcd_call(ngx_http_inventory_etcd_t *e, const char *path,
 }
 
 
+/* a worker exits: a call still running is dropped, its socket closed */
+
+void
+ngx_http_inventory_etcd_close(ngx_http_inventory_etcd_t *e)
+{
+    if (e->pc.connection) {
+        ngx_close_connection(e->pc.connection);
+        e->pc.connection = NULL;
+    }
+
+    e->busy = 0;
+
+    if (e->pool) {
+        ngx_destroy_pool(e->pool);
+        e->pool = NULL;
+    }
+}
+
+
 static void
 ngx_http_inventory_etcd_write(ngx_event_t *wev)
 {

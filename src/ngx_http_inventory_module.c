@@ -948,6 +948,7 @@ ngx_http_inventory_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_inventory_follow_exit(imcf);
+    ngx_http_inventory_cluster_exit(imcf);
     ngx_http_inventory_commit_exit(imcf->committer);
     ngx_http_inventory_store_close(imcf->store);
     imcf->store = NULL;

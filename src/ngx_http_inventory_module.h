@@ -296,6 +296,7 @@ struct ngx_http_inventory_etcd_s {
 ngx_int_t ngx_http_inventory_etcd_call(ngx_http_inventory_etcd_t *e,
     const char *path, u_char *body, size_t len,
     ngx_http_inventory_etcd_pt handler, void *data);
+void ngx_http_inventory_etcd_close(ngx_http_inventory_etcd_t *e);
 
 /* ngx_http_inventory_cluster.c */
 char *ngx_http_inventory_cluster_directive(ngx_conf_t *cf,
@@ -305,6 +306,7 @@ ngx_int_t ngx_http_inventory_cluster_conf(ngx_conf_t *cf,
 void ngx_http_inventory_cluster_apply(ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf);
 ngx_uint_t ngx_http_inventory_cluster_writable(
     ngx_http_inventory_main_conf_t *imcf);
 

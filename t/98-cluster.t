@@ -27,8 +27,7 @@ use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use InvTest qw(ipath which free_port admin_run verify_ok feed_pages
-               parallel_stop slurp keyed_writer acked_after acked_items
-               etcd_member);
+               parallel_stop slurp keyed_writer acked_after acked_items);
 
 plan skip_all => 'etcd is not installed (make deps)' unless which('etcd');
 
@@ -36,46 +35,12 @@ my $ROUNDS = $ENV{INVENTORY_CLUSTER_ROUNDS} // 2;
 my $TTL = 2;
 
 # --- etcd, three members on loopback ------------------------------------
-my $edir = tempdir('inventory-etcd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my @cport = map { free_port() } 0 .. 2;
-my @pport = map { free_port() } 0 .. 2;
-my $initial = join ',', map { "e$_=http://127.0.0.1:$pport[$_]" } 0 .. 2;
-my $ETCD = join ',', map { "http://127.0.0.1:$_" } @cport;
-my @etcd_pid;
-
-sub etcd_start {
-    my ($m) = @_;
-    $etcd_pid[$m] = etcd_member($edir, "e$m", "http://127.0.0.1:$cport[$m]",
-                                "http://127.0.0.1:$pport[$m]", $initial);
-}
-
-# a quorum answers a read through member $m
-sub etcd_ready {
-    my ($m) = @_;
-    my $h = HTTP::Tiny->new(timeout => 2);
-    for (1 .. 150) {
-        my $r = $h->post("http://127.0.0.1:$cport[$m]/v3/kv/range",
-                         { content => '{"key":"AA=="}' });
-        return 1 if $r->{status} == 200;
-        sleep 0.1;
-    }
-    return 0;
-}
-
-sub etcd_stop {
-    my ($m, $sig) = @_;
-    return unless $etcd_pid[$m];
-    kill $sig // 'TERM', $etcd_pid[$m];
-    waitpid $etcd_pid[$m], 0;
-    $etcd_pid[$m] = undef;
-}
-
-END { local $?; etcd_stop($_) for 0 .. 2 }
-
-etcd_start($_) for 0 .. 2;
-ok(etcd_ready(0), 'an etcd cluster of three members answers on loopback')
-    or BAIL_OUT('etcd did not start: '
-                . (slurp("$edir/etcd-e0.log") // ""));
+my $etcd = InvTest::Etcd->new(members => 3);
+my $ETCD = $etcd->urls;
+my $edir = $etcd->{dir};
+$etcd->start($_) for 0 .. 2;
+ok($etcd->ready(0), 'an etcd cluster of three members answers on loopback')
+    or BAIL_OUT('etcd did not start: ' . $etcd->log(0));
 
 # --- inventory_cluster and inventory_follow exclude each other ----------
 {
@@ -197,7 +162,7 @@ diag(sprintf "failover (kill -9 to the first 2xx write): p50 %.2f s, "
 # (checked at the end).
 {
     my $lead = $p;
-    etcd_stop(0, 'KILL');
+    $etcd->stop(0, 'KILL');
     my $t0 = time;
     my $first;
     while (!defined($first = acked_after($acked, $t0 + 0.5))
@@ -209,13 +174,13 @@ diag(sprintf "failover (kill -9 to the first 2xx write): p50 %.2f s, "
                                . '(%.2f s after)', ($first // time) - $t0);
     $p = primary(10);
     diag(($p // 0) == $lead ? 'the same primary' : 'another primary');
-    etcd_start(0);
-    ok(etcd_ready(0), 'the member is back');
+    $etcd->start(0);
+    ok($etcd->ready(0), 'the member is back');
 }
 
 # --- etcd lost (no quorum): writes stop, reads go on ----------------------
 {
-    etcd_stop($_) for 1, 2;
+    $etcd->stop($_) for 1, 2;
     my $t0 = time;
     my $status;
     while (time - $t0 < $TTL + 5) {
@@ -227,8 +192,8 @@ diag(sprintf "failover (kill -9 to the first 2xx write): p50 %.2f s, "
     is($status, 503, sprintf 'etcd without a quorum: writes stop within '
                              . '%.1f s', time - $t0);
     is($p->get(ipath('W-1', 'L'))->{status}, 200, 'reads go on');
-    etcd_start($_) for 1, 2;
-    ok(etcd_ready(1), 'etcd has a quorum again');
+    $etcd->start($_) for 1, 2;
+    ok($etcd->ready(1), 'etcd has a quorum again');
     ok(primary(20), 'a primary again');
 }
 
@@ -260,7 +225,7 @@ while (1) {
     sleep 0.2;
 }
 # no more elections while the nodes stop, one after another
-etcd_stop($_) for 0 .. 2;
+$etcd->stop_all;
 $_->stop for @nodes;
 (undef, $dump) = admin_run('dump', $p->datadir, '--all');
 for my $n (grep { $_ != $p } @nodes) {

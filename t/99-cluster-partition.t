@@ -22,7 +22,7 @@ use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use InvTest qw(ipath which free_port admin_run verify_ok slurp
-               parallel_stop keyed_writer acked_after acked_items etcd_member);
+               parallel_stop keyed_writer acked_after acked_items);
 
 plan skip_all => 'needs root, ip and etcd'
     unless $> == 0 && which('ip') && which('etcd');
@@ -55,29 +55,18 @@ sh(qw(ip netns exec), $NS, qw(ip link set), $NS_IF, 'up');
 sh(qw(ip netns exec), $NS, qw(ip link set lo up));
 
 # --- etcd, on the host's end of the link ---------------------------------
-my $edir = tempdir('inventory-etcd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my ($cport, $pport) = (free_port(), free_port());
-my $etcd = etcd_member($edir, 'e1', "http://$HOST:$cport",
-                       "http://127.0.0.1:$pport",
-                       "e1=http://127.0.0.1:$pport");
-END { local $?; if ($etcd) { kill 'TERM', $etcd; waitpid $etcd, 0 } }
-
-my $up = 0;
-for (1 .. 100) {
-    my $r = HTTP::Tiny->new(timeout => 2)->post(
-        "http://$HOST:$cport/v3/kv/range", { content => '{"key":"AA=="}' });
-    if ($r->{status} == 200) { $up = 1; last }
-    sleep 0.1;
-}
-ok($up, 'etcd answers on the host end of the link')
-    or BAIL_OUT(slurp("$edir/etcd-e1.log") // '');
+my $etcd = InvTest::Etcd->new(members => 1, host => $HOST);
+my $edir = $etcd->{dir};
+$etcd->start(0);
+ok($etcd->ready(0), 'etcd answers on the host end of the link')
+    or BAIL_OUT($etcd->log(0));
 
 my $repl = 'location /replication/ { inventory_replication; }';
 
 sub node {
     my ($name, %o) = @_;
     my $n = InvTest->start(
-        http_extra => "inventory_cluster etcd=http://$HOST:$cport "
+        http_extra => "inventory_cluster etcd=" . $etcd->urls . " "
                       . "name=$name advertise=http://%%ADDR%%:%%PORT%%"
                       . "/replication/ ttl=${TTL}s;\n"
                       . "inventory_sync_replicas 1 timeout=2s;",
@@ -171,9 +160,7 @@ my @lost = grep {
 ok(scalar(keys %ack) > 10, scalar(keys %ack) . ' writes acknowledged');
 is("@lost", '', 'every acknowledged write is on the new primary');
 
-kill 'TERM', $etcd;
-waitpid $etcd, 0;
-$etcd = 0;
+$etcd->stop_all;
 $_->stop for $na, @others;
 (undef, $dump) = admin_run('dump', $new->datadir, '--all');
 for my $n (grep { $_ != $new } $na, @others) {

@@ -50,7 +50,7 @@ our @EXPORT_OK = qw(
     parallel_start parallel_stop
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
-    random_write put_n keyed_writer acked_after acked_items etcd_member
+    random_write put_n keyed_writer acked_after acked_items
     json_type show problem_ok item_problems item_ok reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
     item_events items_snapshot event_pages feed_pages last_seq
@@ -1106,27 +1106,6 @@ sub random_write {
     return \%w;
 }
 
-# etcd_member($dir, $name, $client_url, $peer_url, $initial_cluster): a
-# child running Debian's etcd as that member, its data and log in $dir;
-# returns its pid (the caller stops it)
-sub etcd_member {
-    my ($dir, $name, $client, $peer, $initial) = @_;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>>', "$dir/etcd-$name.log";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec';
-          exec 'etcd', '--data-dir', "$dir/data-$name", '--name', $name,
-               '--listen-client-urls', $client,
-               '--advertise-client-urls', $client,
-               '--listen-peer-urls', $peer,
-               '--initial-advertise-peer-urls', $peer,
-               '--initial-cluster', $initial; }
-        POSIX::_exit(127);
-    }
-    return $pid;
-}
-
 # keyed_writer(\@urls, $file, $sku): a child that PUTs $sku-1, $sku-2, ...
 # at location L (on_hand the number, Idempotency-Key the same) through the
 # nodes at @urls ("http://HOST:PORT/v1/inventory/"), each write retried
@@ -2053,6 +2032,96 @@ sub sleep_until {
     my ($t) = @_;
     my $d = $t - time;
     sleep $d if $d > 0;
+}
+
+
+# ==========================================================================
+# InvTest::Etcd: an etcd cluster for the failover tests, Debian's etcd on
+# loopback (or the address given), data and logs in a temporary directory.
+#
+#   my $e = InvTest::Etcd->new(members => 3, host => '127.0.0.1');
+#   $e->start($_) for 0 .. 2;   $e->ready(0) or ...;
+#   $e->urls ("http://H:P,..." for inventory_cluster etcd=);
+#   $e->stop($m, 'KILL'); $e->stop_all; $e->log($m)
+# ==========================================================================
+
+package InvTest::Etcd;
+
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use POSIX ();
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class, %o) = @_;
+    my $n = $o{members} // 3;
+    my $self = bless {
+        n     => $n,
+        host  => $o{host} // '127.0.0.1',
+        dir   => tempdir('inventory-etcd-XXXXXX', TMPDIR => 1,
+                         CLEANUP => !$ENV{INVENTORY_KEEP}),
+        cport => [ map { InvTest::free_port() } 1 .. $n ],
+        pport => [ map { InvTest::free_port() } 1 .. $n ],
+        pid   => [],
+        owner => $$,
+    }, $class;
+    $self->{initial} = join ',',
+        map { "e$_=http://127.0.0.1:$self->{pport}[$_]" } 0 .. $n - 1;
+    return $self;
+}
+
+sub url  { "http://$_[0]{host}:$_[0]{cport}[$_[1]]" }
+sub urls { my ($s) = @_; join ',', map { $s->url($_) } 0 .. $s->{n} - 1 }
+sub log  { InvTest::slurp("$_[0]{dir}/etcd-e$_[1].log") // '' }
+
+sub start {
+    my ($self, $m) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$self->{dir}/etcd-e$m.log";
+        open STDERR, '>&', \*STDOUT;
+        my $peer = "http://127.0.0.1:$self->{pport}[$m]";
+        { no warnings 'exec';
+          exec 'etcd', '--data-dir', "$self->{dir}/data-$m", '--name', "e$m",
+               '--listen-client-urls', $self->url($m),
+               '--advertise-client-urls', $self->url($m),
+               '--listen-peer-urls', $peer,
+               '--initial-advertise-peer-urls', $peer,
+               '--initial-cluster', $self->{initial}; }
+        POSIX::_exit(127);
+    }
+    $self->{pid}[$m] = $pid;
+}
+
+# a quorum answers a read through member $m, within 15 s
+sub ready {
+    my ($self, $m) = @_;
+    my $h = HTTP::Tiny->new(timeout => 2);
+    for (1 .. 150) {
+        my $r = $h->post($self->url($m) . '/v3/kv/range',
+                         { content => '{"key":"AA=="}' });
+        return 1 if $r->{status} == 200;
+        sleep 0.1;
+    }
+    return 0;
+}
+
+sub stop {
+    my ($self, $m, $sig) = @_;
+    my $pid = $self->{pid}[$m] or return;
+    kill $sig // 'TERM', $pid;
+    waitpid $pid, 0;
+    $self->{pid}[$m] = undef;
+}
+
+sub stop_all { my ($s) = @_; $s->stop($_) for 0 .. $s->{n} - 1 }
+
+sub DESTROY {
+    my ($self) = @_;
+    local $?;
+    $self->stop_all if $$ == $self->{owner};
 }
 
 1;
