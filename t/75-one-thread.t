@@ -79,7 +79,7 @@ for my $workers (1, 2) {
        'the item counts every acknowledged write');
 
     $n->stop;
-    verify_ok($n->datadir);
+    verify_ok($n->datadir, undef, "the store after the load");
 }
 
 done_testing();

@@ -419,7 +419,7 @@ sub _launch {
     my $deadline = time + 10;
     my $ok = 0;
     while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
+        my $s = IO::Socket::INET->new(PeerAddr => $self->addr,
                                       PeerPort => $self->{port},
                                       Proto => 'tcp', Timeout => 1);
         if ($s) { close $s; $ok = 1; last; }
@@ -597,7 +597,9 @@ sub reconfigure {
 # --------------------------------------------------------------------------
 # accessors
 
-sub url     { "http://$_[0]{addr}:$_[0]{port}" . ($_[1] // '/') }
+sub url     { "http://" . $_[0]->addr . ":$_[0]{port}" . ($_[1] // '/') }
+# 127.0.0.1 unless it listens elsewhere (and for stand-ins made by hand)
+sub addr    { $_[0]{addr} // '127.0.0.1' }
 sub port    { $_[0]{port} }
 sub dir     { $_[0]{dir} }
 sub datadir { $_[0]{datadir} }
@@ -813,14 +815,15 @@ sub raw_req {
     my @h = @{ $o{headers} // [] };
     my $body = $o{body};
 
-    my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
+    my $s = IO::Socket::INET->new(PeerAddr => $self->addr,
                                   PeerPort => $self->{port},
                                   Proto => 'tcp', Timeout => $timeout)
         or return _finish({ status => 599, headers => {},
                             body => "connect: $!",
                             method => $method, path => $path });
 
-    my $req = "$method $path HTTP/1.1\r\nHost: $self->{addr}:$self->{port}\r\n"
+    my $req = "$method $path HTTP/1.1\r\nHost: " . $self->addr
+              . ":$self->{port}\r\n"
               . "Connection: close\r\n";
     my %given;
     while (my ($k, $v) = splice @h, 0, 2) {
@@ -863,12 +866,13 @@ sub raw_req {
 sub async_req {
     my ($self, $method, $path, %o) = @_;
     my @h = @{ $o{headers} // [] };
-    my $s = IO::Socket::INET->new(PeerAddr => $self->{addr},
+    my $s = IO::Socket::INET->new(PeerAddr => $self->addr,
                                   PeerPort => $self->{port},
                                   Proto => 'tcp', Timeout => 5)
         or return { failed => "connect: $!", method => $method,
                     path => $path, sent => time };
-    my $req = "$method $path HTTP/1.1\r\nHost: $self->{addr}:$self->{port}\r\n"
+    my $req = "$method $path HTTP/1.1\r\nHost: " . $self->addr
+              . ":$self->{port}\r\n"
               . "Connection: close\r\n";
     while (my ($k, $v) = splice @h, 0, 2) { $req .= "$k: $v\r\n" }
     $req .= "\r\n";
