@@ -21,7 +21,7 @@
  *
  * What the election made of the node (primary, follower of a URL, or
  * none while it is not known) is kept in the zone, and every worker
- * applies it (cluster_apply(): before each request, and on a tick): which
+ * applies it (role.c, before each request, and on a tick): which
  * node it follows, whether it takes writes and sweeps expiries.  A node
  * that wins is promoted first (its epoch grows, on the thread pool).
  */
@@ -36,10 +36,6 @@
 #define NGX_HTTP_INVENTORY_CLUSTER_LEASE  1500      /* ms, the agent's */
 #define NGX_HTTP_INVENTORY_CLUSTER_KEY    "/ngx_inventory/"
 #define NGX_HTTP_INVENTORY_CLUSTER_APPLY  100       /* ms, every worker */
-
-#define NGX_HTTP_INVENTORY_ROLE_NONE      0
-#define NGX_HTTP_INVENTORY_ROLE_FOLLOWER  1
-#define NGX_HTTP_INVENTORY_ROLE_PRIMARY   2
 
 
 typedef enum {
@@ -88,8 +84,6 @@ static void ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
 static void ngx_http_inventory_cluster_members(
     ngx_http_inventory_agent_t *a, ngx_http_inventory_json_t *answer);
 static void ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a);
-static void ngx_http_inventory_cluster_choose(ngx_http_inventory_agent_t *a,
-    ngx_uint_t role, ngx_str_t *url);
 static u_char *ngx_http_inventory_cluster_key(u_char *p, const char *name,
     ngx_str_t *member);
 static ngx_int_t ngx_http_inventory_cluster_value(ngx_pool_t *pool,
@@ -256,29 +250,6 @@ ngx_http_inventory_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/*
- * With the configuration: a node of a cluster starts as a follower of no
- * one, until the agent learns who leads, or leads itself.
- */
-
-ngx_int_t
-ngx_http_inventory_cluster_conf(ngx_conf_t *cf,
-    ngx_http_inventory_main_conf_t *imcf)
-{
-    if (imcf->follow_url.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"inventory_cluster\" and \"inventory_follow\" "
-                           "exclude each other: the cluster chooses whom "
-                           "to follow");
-        return NGX_ERROR;
-    }
-
-    imcf->role_follower = 1;
-
-    return NGX_OK;
-}
-
-
 /* on a worker: the agent; the zone's lease picks the worker that runs it */
 
 void
@@ -346,69 +317,6 @@ ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf)
 }
 
 
-/*
- * In every worker, before each request and on a tick: the role the agent
- * chose, if it changed.  A worker's follower (follow.c) notices a new URL
- * by follow_gen; the expiry sweep and the write path look at
- * role_follower.
- */
-
-void
-ngx_http_inventory_cluster_apply(ngx_http_inventory_main_conf_t *imcf)
-{
-    u_char                           *url;
-    ngx_str_t                         s;
-    ngx_uint_t                        role;
-    ngx_atomic_uint_t                 gen;
-    ngx_http_inventory_cluster_sh_t  *csh;
-
-    if (imcf->cluster_name.len == 0 || imcf->sh == NULL) {
-        return;
-    }
-
-    csh = &imcf->sh->cluster;
-    gen = csh->generation;
-
-    if (gen == imcf->cluster_gen) {
-        return;
-    }
-
-    url = NULL;
-
-    ngx_shmtx_lock(&imcf->shpool->mutex);
-
-    gen = csh->generation;
-    role = csh->role;
-    s.len = csh->url_len;
-
-    if (role == NGX_HTTP_INVENTORY_ROLE_FOLLOWER) {
-        url = ngx_pnalloc(ngx_cycle->pool, s.len);
-        if (url) {
-            ngx_memcpy(url, csh->url, s.len);
-        }
-    }
-
-    ngx_shmtx_unlock(&imcf->shpool->mutex);
-
-    imcf->cluster_gen = gen;
-
-    if (role == NGX_HTTP_INVENTORY_ROLE_FOLLOWER && url) {
-        s.data = url;
-
-        if (ngx_http_inventory_follow_url(NULL, ngx_cycle->log, imcf, &s)
-            == NGX_OK)
-        {
-            return;
-        }
-    }
-
-    /* none (or a URL that does not parse), or the primary: no one */
-    ngx_str_null(&imcf->follow_url);
-    imcf->follow_gen++;
-    imcf->role_follower = (role != NGX_HTTP_INVENTORY_ROLE_PRIMARY);
-}
-
-
 static void
 ngx_http_inventory_cluster_applier(ngx_event_t *ev)
 {
@@ -418,29 +326,9 @@ ngx_http_inventory_cluster_applier(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_inventory_cluster_apply(a->imcf);
+    ngx_http_inventory_role_apply(a->imcf);
 
     ngx_add_timer(ev, NGX_HTTP_INVENTORY_CLUSTER_APPLY);
-}
-
-
-/*
- * Whether this node may answer a write 2xx now: a primary of a cluster
- * while the lease it renewed lasts (less a margin); any other primary.
- */
-
-ngx_uint_t
-ngx_http_inventory_cluster_writable(ngx_http_inventory_main_conf_t *imcf)
-{
-    if (imcf->cluster_name.len == 0) {
-        return 1;
-    }
-
-    if (imcf->role_follower || imcf->sh == NULL) {
-        return 0;
-    }
-
-    return ngx_http_inventory_clock_now() < imcf->sh->cluster.writable_until;
 }
 
 
@@ -481,9 +369,8 @@ ngx_http_inventory_cluster_tick(ngx_event_t *ev)
     if (csh->role == NGX_HTTP_INVENTORY_ROLE_PRIMARY) {
         /* the primary: renew the lease its key is bound to */
         if (csh->leader_lease == 0) {
-            ngx_http_inventory_cluster_choose(a,
-                                              NGX_HTTP_INVENTORY_ROLE_NONE,
-                                              NULL);
+            ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                        NGX_HTTP_INVENTORY_ROLE_NONE, NULL);
             return;
         }
 
@@ -643,9 +530,9 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
                       "holding seq %uL", &a->imcf->cluster_name, a->seq);
 
         /* it follows no one while its store is promoted */
-        ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_NONE,
-                                          NULL);
-        ngx_http_inventory_cluster_apply(a->imcf);
+        ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                    NGX_HTTP_INVENTORY_ROLE_NONE, NULL);
+        ngx_http_inventory_role_apply(a->imcf);
 
         a->step = ngx_http_inventory_agent_promote;
 
@@ -701,8 +588,8 @@ ngx_http_inventory_cluster_renewed(ngx_http_inventory_agent_t *a,
 
         csh->writable_until = 0;
         csh->leader_lease = 0;
-        ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_NONE,
-                                          NULL);
+        ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                    NGX_HTTP_INVENTORY_ROLE_NONE, NULL);
     }
 }
 
@@ -775,9 +662,8 @@ ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
             return;
         }
 
-        ngx_http_inventory_cluster_choose(a,
-                                          NGX_HTTP_INVENTORY_ROLE_FOLLOWER,
-                                          &url);
+        ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                    NGX_HTTP_INVENTORY_ROLE_FOLLOWER, &url);
         return;
     }
 
@@ -911,59 +797,9 @@ ngx_http_inventory_cluster_promoted(ngx_event_t *ev)
                   "inventory cluster: \"%V\" is the primary, at epoch %uL",
                   &a->imcf->cluster_name, a->epoch);
 
-    ngx_http_inventory_cluster_choose(a, NGX_HTTP_INVENTORY_ROLE_PRIMARY,
-                                      NULL);
-    ngx_http_inventory_cluster_apply(a->imcf);
-}
-
-
-/* what the election made of this node, for every worker to apply */
-
-static void
-ngx_http_inventory_cluster_choose(ngx_http_inventory_agent_t *a,
-    ngx_uint_t role, ngx_str_t *url)
-{
-    ngx_http_inventory_cluster_sh_t  *csh;
-
-    csh = &a->imcf->sh->cluster;
-
-    if (url && url->len > sizeof(csh->url)) {
-        return;
-    }
-
-    if (csh->role == role
-        && (url == NULL
-            || (csh->url_len == url->len
-                && ngx_strncmp(csh->url, url->data, url->len) == 0)))
-    {
-        return;
-    }
-
-    ngx_shmtx_lock(&a->imcf->shpool->mutex);
-
-    csh->role = role;
-    csh->url_len = url ? url->len : 0;
-
-    if (url) {
-        ngx_memcpy(csh->url, url->data, url->len);
-    }
-
-    csh->generation++;
-
-    ngx_shmtx_unlock(&a->imcf->shpool->mutex);
-
-    if (url) {
-        ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
-                      "inventory cluster: \"%V\" now follows %V",
-                      &a->imcf->cluster_name, url);
-
-    } else {
-        ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
-                      "inventory cluster: \"%V\" is now %s",
-                      &a->imcf->cluster_name,
-                      role == NGX_HTTP_INVENTORY_ROLE_PRIMARY
-                      ? "the primary" : "no one's follower");
-    }
+    ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                NGX_HTTP_INVENTORY_ROLE_PRIMARY, NULL);
+    ngx_http_inventory_role_apply(a->imcf);
 }
 
 

@@ -32,7 +32,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
     ngx_http_inventory_main_conf_t    *imcf;
 
     /* in a cluster, the role the last election gave this node */
-    ngx_http_inventory_cluster_apply(
+    ngx_http_inventory_role_apply(
         ngx_http_get_module_main_conf(r, ngx_http_inventory_module));
 
     ctx = ngx_http_inventory_request_ctx(r);
@@ -93,7 +93,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
         }
 
         /* a cluster's primary whose lease may have run out: fenced */
-        if (!ngx_http_inventory_cluster_writable(imcf)) {
+        if (!ngx_http_inventory_role_writable(imcf)) {
             return ngx_http_inventory_retry_later(r,
                                     NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
                                     "this node's lead has run out, or is "

@@ -434,7 +434,7 @@ ngx_http_inventory_metrics_replication(u_char *p, u_char *last,
                                   "1 while this node answers writes 2xx.",
                                   imcf->role_follower
                                   ? 0
-                                  : ngx_http_inventory_cluster_writable(
+                                  : ngx_http_inventory_role_writable(
                                                                    imcf));
     p = ngx_http_inventory_metric(p, last,
                                   "inventory_replication_sync_waits_total",

@@ -652,7 +652,7 @@ ngx_http_inventory_check_store(ngx_conf_t *cf,
 
     /* in a cluster, what the last election made of this node */
     if (imcf->cluster_name.len
-        && ngx_http_inventory_cluster_conf(cf, imcf) != NGX_OK)
+        && ngx_http_inventory_role_conf(cf, imcf) != NGX_OK)
     {
         ngx_http_inventory_store_close(st);
         return NGX_ERROR;

@@ -301,14 +301,26 @@ void ngx_http_inventory_etcd_close(ngx_http_inventory_etcd_t *e);
 /* ngx_http_inventory_cluster.c */
 char *ngx_http_inventory_cluster_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-ngx_int_t ngx_http_inventory_cluster_conf(ngx_conf_t *cf,
-    ngx_http_inventory_main_conf_t *imcf);
-void ngx_http_inventory_cluster_apply(ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf);
-ngx_uint_t ngx_http_inventory_cluster_writable(
+
+/* ngx_http_inventory_role.c: a cluster's roles, as the zone keeps them */
+#define NGX_HTTP_INVENTORY_ROLE_NONE      0
+#define NGX_HTTP_INVENTORY_ROLE_FOLLOWER  1
+#define NGX_HTTP_INVENTORY_ROLE_PRIMARY   2
+
+char *ngx_http_inventory_follow_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_inventory_follow_url(ngx_conf_t *cf, ngx_log_t *log,
+    ngx_http_inventory_main_conf_t *imcf, ngx_str_t *url);
+ngx_int_t ngx_http_inventory_role_conf(ngx_conf_t *cf,
     ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_role_apply(ngx_http_inventory_main_conf_t *imcf);
+ngx_uint_t ngx_http_inventory_role_writable(
+    ngx_http_inventory_main_conf_t *imcf);
+void ngx_http_inventory_role_set(ngx_http_inventory_main_conf_t *imcf,
+    ngx_log_t *log, ngx_uint_t role, ngx_str_t *url);
 
 /* ngx_http_inventory_sync.c */
 char *ngx_http_inventory_sync_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -347,9 +359,6 @@ ngx_uint_t ngx_http_inventory_lease(ngx_atomic_t *pid, ngx_atomic_t *until,
 ngx_int_t ngx_http_inventory_replication_handler(ngx_http_request_t *r);
 
 /* ngx_http_inventory_follow.c */
-ngx_int_t ngx_http_inventory_follow_url(ngx_conf_t *cf, ngx_log_t *log,
-    ngx_http_inventory_main_conf_t *imcf, ngx_str_t *url);
-
 typedef struct {
     uint64_t                    applied_seq;
     uint64_t                    primary_seq;
@@ -359,8 +368,6 @@ typedef struct {
     unsigned                    silent:1;      /* for longer than max_lag */
 } ngx_http_inventory_follow_status_t;
 
-char *ngx_http_inventory_follow_directive(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 void ngx_http_inventory_follow_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_follow_exit(ngx_http_inventory_main_conf_t *imcf);

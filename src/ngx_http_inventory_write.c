@@ -405,7 +405,7 @@ ngx_http_inventory_write_answer(ngx_http_request_t *r, void *data,
      * out: another node may lead by now.  The write stands here, not
      * acknowledged, as after a replication timeout.
      */
-    if (!ngx_http_inventory_cluster_writable(imcf)) {
+    if (!ngx_http_inventory_role_writable(imcf)) {
         return ngx_http_inventory_retry_later(r,
                                 NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
                                 "this node's lead ran out while the write "

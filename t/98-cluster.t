@@ -27,7 +27,8 @@ use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use InvTest qw(ipath which free_port admin_run verify_ok feed_pages
-               parallel_stop slurp keyed_writer acked_after acked_items);
+               parallel_stop slurp keyed_writer acked_after acked_items
+               metric_value);
 
 plan skip_all => 'etcd is not installed (make deps)' unless which('etcd');
 
@@ -93,6 +94,11 @@ while (time < $deadline && grep({ ($_ // '') ne $ids[0] } @ids)) {
 }
 is(scalar(grep { $_ eq $ids[0] } @ids), 3,
    'the others copied its store (one store_id)');
+is(join(',', map { metric_value($_, 'inventory_cluster_writable') } @nodes),
+   join(',', map { $_ == $p ? 1 : 0 } @nodes),
+   'metrics: only the primary is writable');
+is(metric_value($p, 'inventory_cluster_elections_total'), 1,
+   'metrics: it won one election');
 
 # --- the writer: keyed PUTs to whichever node leads, 2xx recorded ----
 my $acked = "$edir/acked";
