@@ -31,41 +31,12 @@
 #include <ngx_http.h>
 
 #include "ngx_http_inventory_module.h"
+#include "ngx_http_inventory_cluster.h"
 
 
 #define NGX_HTTP_INVENTORY_CLUSTER_LEASE  1500      /* ms, the agent's */
-#define NGX_HTTP_INVENTORY_CLUSTER_KEY    "/ngx_inventory/"
 #define NGX_HTTP_INVENTORY_CLUSTER_APPLY  100       /* ms, every worker */
-
-
-typedef enum {
-    ngx_http_inventory_agent_idle = 0,
-    ngx_http_inventory_agent_renew,          /* the leader's lease */
-    ngx_http_inventory_agent_member_lease,   /* a member's, granted */
-    ngx_http_inventory_agent_member_renew,
-    ngx_http_inventory_agent_member_put,
-    ngx_http_inventory_agent_leader,         /* who leads */
-    ngx_http_inventory_agent_members,        /* what each holds */
-    ngx_http_inventory_agent_grant,          /* a lease to lead with */
-    ngx_http_inventory_agent_take,           /* the key, if free */
-    ngx_http_inventory_agent_promote         /* the store, on the pool */
-} ngx_http_inventory_agent_step_e;
-
-
-typedef struct {
-    ngx_http_inventory_main_conf_t  *imcf;
-    ngx_http_inventory_etcd_t    etcd;
-    ngx_event_t                  tick;
-    ngx_event_t                  apply;
-    ngx_thread_task_t           *task;
-    int                          task_rc;
-    uint64_t                     epoch;
-    ngx_http_inventory_agent_step_e  step;
-    ngx_msec_t                   sent_at;     /* of the call running */
-    uint64_t                     seq;         /* the store's, this round */
-    uint64_t                     grant;       /* a lease to lead with */
-    u_char                       body[2048];
-} ngx_http_inventory_agent_t;
+#define NGX_HTTP_INVENTORY_CLUSTER_HANDOVER  5      /* ms, while one runs */
 
 
 static void ngx_http_inventory_cluster_tick(ngx_event_t *ev);
@@ -83,15 +54,12 @@ static void ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
     ngx_http_inventory_json_t *answer);
 static void ngx_http_inventory_cluster_members(
     ngx_http_inventory_agent_t *a, ngx_http_inventory_json_t *answer);
-static void ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a);
-static u_char *ngx_http_inventory_cluster_key(u_char *p, const char *name,
-    ngx_str_t *member);
-static ngx_int_t ngx_http_inventory_cluster_value(ngx_pool_t *pool,
+static void ngx_http_inventory_cluster_adopt(ngx_http_inventory_agent_t *a,
     ngx_http_inventory_json_t *kv, ngx_str_t *value);
-static uint64_t ngx_http_inventory_cluster_number(
-    ngx_http_inventory_json_t *obj, const char *name);
-static ngx_int_t ngx_http_inventory_cluster_field(ngx_pool_t *pool,
-    ngx_str_t *json, const char *name, ngx_str_t *value);
+static void ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a);
+static void ngx_http_inventory_cluster_lead(ngx_http_inventory_agent_t *a,
+    const char *how);
+static void ngx_http_inventory_cluster_handover(ngx_event_t *ev);
 
 
 /* inventory_cluster etcd=URL[,URL...] name=NAME advertise=URL [ttl=TIME] */
@@ -274,6 +242,11 @@ ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
     a->tick.log = cycle->log;
     a->tick.cancelable = 1;
 
+    a->handover.handler = ngx_http_inventory_cluster_handover;
+    a->handover.data = a;
+    a->handover.log = cycle->log;
+    a->handover.cancelable = 1;
+
     a->apply.handler = ngx_http_inventory_cluster_applier;
     a->apply.data = a;
     a->apply.log = cycle->log;
@@ -328,7 +301,54 @@ ngx_http_inventory_cluster_applier(ngx_event_t *ev)
 
     ngx_http_inventory_role_apply(a->imcf);
 
+    if (a->imcf->sh == NULL) {
+        ngx_add_timer(ev, NGX_HTTP_INVENTORY_CLUSTER_APPLY);
+        return;
+    }
+
+    /* a handover asked of this node, in any worker: the agent's runs it */
+    if (ngx_http_inventory_handover_busy(
+            a->imcf->sh->cluster.handover.state)
+        && !a->handover.timer_set)
+    {
+        ngx_add_timer(&a->handover, 1);
+    }
+
     ngx_add_timer(ev, NGX_HTTP_INVENTORY_CLUSTER_APPLY);
+}
+
+
+/* a handover's steps, while one runs, in the worker that runs the agent */
+
+static void
+ngx_http_inventory_cluster_handover(ngx_event_t *ev)
+{
+    ngx_http_inventory_agent_t  *a = ev->data;
+
+    u_char                           *end;
+    const char                       *path;
+    ngx_http_inventory_agent_step_e   step;
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    csh = &a->imcf->sh->cluster;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit
+        || csh->pid != (ngx_atomic_uint_t) ngx_pid)
+    {
+        return;
+    }
+
+    if (a->step == ngx_http_inventory_agent_idle) {
+        step = ngx_http_inventory_handover_next(a, &path, &end);
+
+        if (step != ngx_http_inventory_agent_idle) {
+            ngx_http_inventory_cluster_call(a, step, path, end);
+        }
+    }
+
+    if (ngx_http_inventory_handover_busy(csh->handover.state)) {
+        ngx_add_timer(ev, NGX_HTTP_INVENTORY_CLUSTER_HANDOVER);
+    }
 }
 
 
@@ -386,6 +406,7 @@ ngx_http_inventory_cluster_tick(ngx_event_t *ev)
     if (ngx_http_inventory_store_read_begin(imcf->store) == 0) {
         if (ngx_http_inventory_store_identity(imcf->store, &id) == 0) {
             a->seq = id.last_seq;
+            a->store_epoch = id.epoch;
         }
 
         ngx_http_inventory_store_read_end(imcf->store);
@@ -454,6 +475,11 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
 
         if (step == ngx_http_inventory_agent_renew) {
             ngx_http_inventory_cluster_renewed(a, NULL);
+
+        } else if (step == ngx_http_inventory_agent_handover_members
+                   || step == ngx_http_inventory_agent_handover_switch)
+        {
+            ngx_http_inventory_handover_answer(a, step, NULL);
         }
 
         return;
@@ -466,7 +492,7 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
         return;
 
     case ngx_http_inventory_agent_member_lease:
-        csh->member_lease = ngx_http_inventory_cluster_number(answer, "ID");
+        csh->member_lease = ngx_http_inventory_etcd_number(answer, "ID");
 
         if (csh->member_lease) {
             ngx_http_inventory_cluster_member(a);
@@ -475,7 +501,7 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
         return;
 
     case ngx_http_inventory_agent_member_renew:
-        if (ngx_http_inventory_cluster_number(
+        if (ngx_http_inventory_etcd_number(
                 ngx_http_inventory_json_get(answer, "result"), "TTL")
             == 0)
         {
@@ -489,7 +515,7 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
 
     case ngx_http_inventory_agent_member_put:
         p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
-        p = ngx_http_inventory_cluster_key(p, "leader", NULL);
+        p = ngx_http_inventory_etcd_key(p, "leader", NULL);
         *p++ = '"';
         *p++ = '}';
         ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_leader,
@@ -505,7 +531,7 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
         return;
 
     case ngx_http_inventory_agent_grant:
-        a->grant = ngx_http_inventory_cluster_number(answer, "ID");
+        a->grant = ngx_http_inventory_etcd_number(answer, "ID");
 
         if (a->grant) {
             ngx_http_inventory_cluster_take(a);
@@ -521,32 +547,25 @@ ngx_http_inventory_cluster_answer(ngx_http_inventory_etcd_t *e,
             return;
         }
 
-        csh->leader_lease = a->grant;
-        csh->writable_until = a->sent_at + a->imcf->cluster_ttl / 2;
-        (void) ngx_atomic_fetch_add(&csh->elections, 1);
+        ngx_http_inventory_cluster_lead(a, "was elected");
+        return;
 
-        ngx_log_error(NGX_LOG_NOTICE, e->log, 0,
-                      "inventory cluster: \"%V\" was elected the primary, "
-                      "holding seq %uL", &a->imcf->cluster_name, a->seq);
-
-        /* it follows no one while its store is promoted */
-        ngx_http_inventory_role_set(a->imcf, a->etcd.log,
-                                    NGX_HTTP_INVENTORY_ROLE_NONE, NULL);
-        ngx_http_inventory_role_apply(a->imcf);
-
-        a->step = ngx_http_inventory_agent_promote;
-
-        if (ngx_thread_task_post(ngx_thread_pool_get(
-                                     (ngx_cycle_t *) ngx_cycle,
-                                     &a->imcf->thread_pool),
-                                 a->task)
-            != NGX_OK)
+    case ngx_http_inventory_agent_adopt:
+        if (ngx_http_inventory_etcd_number(
+                ngx_http_inventory_json_get(answer, "result"), "TTL")
+            == 0)
         {
-            a->step = ngx_http_inventory_agent_idle;
-            csh->leader_lease = 0;
-            csh->writable_until = 0;
+            /* the lease ran out meanwhile: an election follows */
+            return;
         }
 
+        ngx_http_inventory_cluster_lead(a, "took over the lead handed to it "
+                                        "and is");
+        return;
+
+    case ngx_http_inventory_agent_handover_members:
+    case ngx_http_inventory_agent_handover_switch:
+        ngx_http_inventory_handover_answer(a, step, answer);
         return;
 
     default:
@@ -572,7 +591,7 @@ ngx_http_inventory_cluster_renewed(ngx_http_inventory_agent_t *a,
     ttl = 0;
 
     if (answer) {
-        ttl = ngx_http_inventory_cluster_number(
+        ttl = ngx_http_inventory_etcd_number(
                   ngx_http_inventory_json_get(answer, "result"), "TTL");
     }
 
@@ -599,19 +618,24 @@ ngx_http_inventory_cluster_renewed(ngx_http_inventory_agent_t *a,
 static void
 ngx_http_inventory_cluster_member(ngx_http_inventory_agent_t *a)
 {
-    u_char                          *p, value[128], *v;
+    u_char                          *p, value[768], *v;
     ngx_str_t                        src, dst;
     ngx_http_inventory_main_conf_t  *imcf;
 
     imcf = a->imcf;
 
-    v = ngx_sprintf(value, "{\"name\":\"%V\",\"seq\":%uL}",
-                    &imcf->cluster_name, a->seq);
+    /* its URL and node id: whom a primary may hand the lead over to */
+    v = ngx_sprintf(value, "{\"name\":\"%V\",\"seq\":%uL,"
+                    "\"advertise\":\"%V\",\"node\":\"",
+                    &imcf->cluster_name, a->seq, &imcf->cluster_advertise);
+    v = ngx_hex_dump(v, imcf->node_id, sizeof(imcf->node_id));
+    *v++ = '"';
+    *v++ = '}';
     src.data = value;
     src.len = v - value;
 
     p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
-    p = ngx_http_inventory_cluster_key(p, "members/", &imcf->cluster_name);
+    p = ngx_http_inventory_etcd_key(p, "members/", &imcf->cluster_name);
     p = ngx_cpymem(p, "\",\"value\":\"", sizeof("\",\"value\":\"") - 1);
 
     dst.data = p;
@@ -639,12 +663,12 @@ ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
     kvs = ngx_http_inventory_json_get(answer, "kvs");
 
     if (kvs && kvs->type == NGX_HTTP_INVENTORY_JSON_ARRAY && kvs->child) {
-        if (ngx_http_inventory_cluster_value(a->etcd.pool, kvs->child, &value)
+        if (ngx_http_inventory_etcd_value(a->etcd.pool, kvs->child, &value)
             != NGX_OK
-            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+            || ngx_http_inventory_etcd_field(a->etcd.pool, &value,
                                                 "name", &name)
                != NGX_OK
-            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+            || ngx_http_inventory_etcd_field(a->etcd.pool, &value,
                                                 "advertise", &url)
                != NGX_OK)
         {
@@ -658,7 +682,7 @@ ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
             && ngx_strncmp(name.data, a->imcf->cluster_name.data, name.len)
                == 0)
         {
-            /* ours, from before a restart: its lease runs out first */
+            ngx_http_inventory_cluster_adopt(a, kvs->child, &value);
             return;
         }
 
@@ -668,15 +692,70 @@ ngx_http_inventory_cluster_leader(ngx_http_inventory_agent_t *a,
     }
 
     p = ngx_cpymem(a->body, "{\"key\":\"", sizeof("{\"key\":\"") - 1);
-    p = ngx_http_inventory_cluster_key(p, "members/", NULL);
+    p = ngx_http_inventory_etcd_key(p, "members/", NULL);
     p = ngx_cpymem(p, "\",\"range_end\":\"",
                    sizeof("\",\"range_end\":\"") - 1);
-    p = ngx_http_inventory_cluster_key(p, "members0", NULL);
+    p = ngx_http_inventory_etcd_key(p, "members0", NULL);
     *p++ = '"';
     *p++ = '}';
 
     ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_members,
                                     "/v3/kv/range", p);
+}
+
+
+/*
+ * The leader key names this node.  Handed over by a primary (handover.c):
+ * the key says what its successor must hold, at which epoch; holding it,
+ * this node renews the key's lease and is promoted.  Otherwise the key is
+ * this node's from before a restart, or it leads already: its lease runs
+ * out first, or is renewed.
+ */
+
+static void
+ngx_http_inventory_cluster_adopt(ngx_http_inventory_agent_t *a,
+    ngx_http_inventory_json_t *kv, ngx_str_t *value)
+{
+    u_char     *p;
+    uint64_t    seq, epoch;
+    ngx_str_t   field;
+
+    if (a->imcf->sh->cluster.role == NGX_HTTP_INVENTORY_ROLE_PRIMARY
+        || ngx_http_inventory_etcd_field(a->etcd.pool, value, "seq", &field)
+           != NGX_OK)
+    {
+        return;
+    }
+
+    seq = (uint64_t) ngx_atoof(field.data, field.len);
+
+    if (ngx_http_inventory_etcd_field(a->etcd.pool, value, "epoch", &field)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    epoch = (uint64_t) ngx_atoof(field.data, field.len);
+
+    /* promoted since (a restart after it took over): not handed again */
+    if (epoch != a->store_epoch || seq > a->seq) {
+        ngx_log_error(NGX_LOG_INFO, a->etcd.log, 0,
+                      "inventory cluster: the lead is handed to \"%V\", "
+                      "which holds seq %uL at epoch %uL, not seq %uL at "
+                      "epoch %uL", &a->imcf->cluster_name, a->seq,
+                      a->store_epoch, seq, epoch);
+        return;
+    }
+
+    a->grant = ngx_http_inventory_etcd_number(kv, "lease");
+
+    if (a->grant == 0) {
+        return;
+    }
+
+    p = ngx_sprintf(a->body, "{\"ID\":\"%uL\"}", a->grant);
+    ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_adopt,
+                                    "/v3/lease/keepalive", p);
 }
 
 
@@ -694,9 +773,9 @@ ngx_http_inventory_cluster_members(ngx_http_inventory_agent_t *a,
     kvs = ngx_http_inventory_json_get(answer, "kvs");
 
     for (kv = kvs ? kvs->child : NULL; kv; kv = kv->next) {
-        if (ngx_http_inventory_cluster_value(a->etcd.pool, kv, &value)
+        if (ngx_http_inventory_etcd_value(a->etcd.pool, kv, &value)
             != NGX_OK
-            || ngx_http_inventory_cluster_field(a->etcd.pool, &value,
+            || ngx_http_inventory_etcd_field(a->etcd.pool, &value,
                                                 "seq", &field)
                != NGX_OK)
         {
@@ -740,7 +819,7 @@ ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a)
     p = ngx_cpymem(a->body, "{\"compare\":[{\"key\":\"",
                    sizeof("{\"compare\":[{\"key\":\"") - 1);
     k = p;
-    p = ngx_http_inventory_cluster_key(p, "leader", NULL);
+    p = ngx_http_inventory_etcd_key(p, "leader", NULL);
     src.len = v - value;
 
     p = ngx_sprintf(p, "\",\"target\":\"CREATE\",\"create_revision\":\"0\"}],"
@@ -755,6 +834,46 @@ ngx_http_inventory_cluster_take(ngx_http_inventory_agent_t *a)
 
     ngx_http_inventory_cluster_call(a, ngx_http_inventory_agent_take,
                                     "/v3/kv/txn", p);
+}
+
+
+/*
+ * The key is this node's, bound to the lease a->grant, whose renewal (or
+ * grant) was sent at a->sent_at: it leads, once its store is promoted.
+ */
+
+static void
+ngx_http_inventory_cluster_lead(ngx_http_inventory_agent_t *a,
+    const char *how)
+{
+    ngx_http_inventory_cluster_sh_t  *csh;
+
+    csh = &a->imcf->sh->cluster;
+
+    csh->leader_lease = a->grant;
+    csh->writable_until = a->sent_at + a->imcf->cluster_ttl / 2;
+    (void) ngx_atomic_fetch_add(&csh->elections, 1);
+
+    ngx_log_error(NGX_LOG_NOTICE, a->etcd.log, 0,
+                  "inventory cluster: \"%V\" %s the primary, holding seq "
+                  "%uL", &a->imcf->cluster_name, how, a->seq);
+
+    /* it follows no one while its store is promoted */
+    ngx_http_inventory_role_set(a->imcf, a->etcd.log,
+                                NGX_HTTP_INVENTORY_ROLE_NONE, NULL);
+    ngx_http_inventory_role_apply(a->imcf);
+
+    a->step = ngx_http_inventory_agent_promote;
+
+    if (ngx_thread_task_post(ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle,
+                                                 &a->imcf->thread_pool),
+                             a->task)
+        != NGX_OK)
+    {
+        a->step = ngx_http_inventory_agent_idle;
+        csh->leader_lease = 0;
+        csh->writable_until = 0;
+    }
 }
 
 
@@ -800,112 +919,4 @@ ngx_http_inventory_cluster_promoted(ngx_event_t *ev)
     ngx_http_inventory_role_set(a->imcf, a->etcd.log,
                                 NGX_HTTP_INVENTORY_ROLE_PRIMARY, NULL);
     ngx_http_inventory_role_apply(a->imcf);
-}
-
-
-/* prefix + name (+ member), base64 */
-
-static u_char *
-ngx_http_inventory_cluster_key(u_char *p, const char *name,
-    ngx_str_t *member)
-{
-    u_char     key[256], *k;
-    ngx_str_t  src, dst;
-
-    k = ngx_sprintf(key, NGX_HTTP_INVENTORY_CLUSTER_KEY "%s", name);
-
-    if (member) {
-        k = ngx_sprintf(k, "%V", member);
-    }
-
-    src.data = key;
-    src.len = k - key;
-    dst.data = p;
-
-    ngx_encode_base64(&dst, &src);
-
-    return p + dst.len;
-}
-
-
-/* a kv's value, decoded */
-
-static ngx_int_t
-ngx_http_inventory_cluster_value(ngx_pool_t *pool,
-    ngx_http_inventory_json_t *kv, ngx_str_t *value)
-{
-    ngx_str_t                   src;
-    ngx_http_inventory_json_t  *v;
-
-    v = ngx_http_inventory_json_get(kv, "value");
-
-    if (v == NULL || v->type != NGX_HTTP_INVENTORY_JSON_STRING) {
-        return NGX_ERROR;
-    }
-
-    src.data = (u_char *) v->str;
-    src.len = v->len;
-
-    value->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
-    if (value->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_decode_base64(value, &src);
-}
-
-
-/* etcd's 64-bit numbers are strings; 0 when absent */
-
-static uint64_t
-ngx_http_inventory_cluster_number(ngx_http_inventory_json_t *obj,
-    const char *name)
-{
-    off_t                       n;
-    ngx_http_inventory_json_t  *v;
-
-    v = obj ? ngx_http_inventory_json_get(obj, name) : NULL;
-
-    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
-                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
-    {
-        return 0;
-    }
-
-    n = ngx_atoof((u_char *) v->str, v->len);
-
-    return n > 0 ? (uint64_t) n : 0;
-}
-
-
-/* a member of a value this module wrote (a flat JSON object) */
-
-static ngx_int_t
-ngx_http_inventory_cluster_field(ngx_pool_t *pool, ngx_str_t *json,
-    const char *name, ngx_str_t *value)
-{
-    char                        err[128];
-    size_t                      dup_len;
-    const char                 *dup;
-    ngx_http_inventory_json_t  *root, *v;
-
-    root = ngx_http_inventory_json_parse((char *) json->data, json->len,
-                                         ngx_http_inventory_palloc, pool,
-                                         err, &dup, &dup_len);
-    if (root == NULL) {
-        return NGX_ERROR;
-    }
-
-    v = ngx_http_inventory_json_get(root, name);
-
-    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
-                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
-    {
-        return NGX_ERROR;
-    }
-
-    value->data = (u_char *) v->str;
-    value->len = v->len;
-
-    return NGX_OK;
 }

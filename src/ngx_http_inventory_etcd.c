@@ -342,3 +342,110 @@ ngx_http_inventory_etcd_dechunk(ngx_str_t *body)
     return NGX_OK;
 }
 
+
+/* prefix + name (+ member), base64 */
+
+u_char *
+ngx_http_inventory_etcd_key(u_char *p, const char *name,
+    ngx_str_t *member)
+{
+    u_char     key[256], *k;
+    ngx_str_t  src, dst;
+
+    k = ngx_sprintf(key, NGX_HTTP_INVENTORY_CLUSTER_KEY "%s", name);
+
+    if (member) {
+        k = ngx_sprintf(k, "%V", member);
+    }
+
+    src.data = key;
+    src.len = k - key;
+    dst.data = p;
+
+    ngx_encode_base64(&dst, &src);
+
+    return p + dst.len;
+}
+
+
+/* a kv's value, decoded */
+
+ngx_int_t
+ngx_http_inventory_etcd_value(ngx_pool_t *pool,
+    ngx_http_inventory_json_t *kv, ngx_str_t *value)
+{
+    ngx_str_t                   src;
+    ngx_http_inventory_json_t  *v;
+
+    v = ngx_http_inventory_json_get(kv, "value");
+
+    if (v == NULL || v->type != NGX_HTTP_INVENTORY_JSON_STRING) {
+        return NGX_ERROR;
+    }
+
+    src.data = (u_char *) v->str;
+    src.len = v->len;
+
+    value->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_decode_base64(value, &src);
+}
+
+
+/* etcd's 64-bit numbers are strings; 0 when absent */
+
+uint64_t
+ngx_http_inventory_etcd_number(ngx_http_inventory_json_t *obj,
+    const char *name)
+{
+    off_t                       n;
+    ngx_http_inventory_json_t  *v;
+
+    v = obj ? ngx_http_inventory_json_get(obj, name) : NULL;
+
+    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
+                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
+    {
+        return 0;
+    }
+
+    n = ngx_atoof((u_char *) v->str, v->len);
+
+    return n > 0 ? (uint64_t) n : 0;
+}
+
+
+/* a member of a value this module wrote (a flat JSON object) */
+
+ngx_int_t
+ngx_http_inventory_etcd_field(ngx_pool_t *pool, ngx_str_t *json,
+    const char *name, ngx_str_t *value)
+{
+    char                        err[128];
+    size_t                      dup_len;
+    const char                 *dup;
+    ngx_http_inventory_json_t  *root, *v;
+
+    root = ngx_http_inventory_json_parse((char *) json->data, json->len,
+                                         ngx_http_inventory_palloc, pool,
+                                         err, &dup, &dup_len);
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = ngx_http_inventory_json_get(root, name);
+
+    if (v == NULL || (v->type != NGX_HTTP_INVENTORY_JSON_STRING
+                      && v->type != NGX_HTTP_INVENTORY_JSON_NUMBER))
+    {
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) v->str;
+    value->len = v->len;
+
+    return NGX_OK;
+}

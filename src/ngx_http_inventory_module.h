@@ -83,6 +83,31 @@ typedef struct {
 } ngx_http_inventory_repl_sh_t;
 
 
+/* a planned handover, asked of the primary (handover.c) */
+#define NGX_HTTP_INVENTORY_HANDOVER_NONE       0
+#define NGX_HTTP_INVENTORY_HANDOVER_ASKED      1   /* writes stop */
+#define NGX_HTTP_INVENTORY_HANDOVER_WAITING    2   /* for the successor */
+#define NGX_HTTP_INVENTORY_HANDOVER_SWITCHING  3   /* the key, in etcd */
+#define NGX_HTTP_INVENTORY_HANDOVER_DONE       4
+#define NGX_HTTP_INVENTORY_HANDOVER_FAILED     5
+/* from asked to switched, the primary answers no write 2xx */
+#define ngx_http_inventory_handover_busy(state)                              \
+    ((state) >= NGX_HTTP_INVENTORY_HANDOVER_ASKED                            \
+     && (state) <= NGX_HTTP_INVENTORY_HANDOVER_SWITCHING)
+
+typedef struct {
+    ngx_atomic_t                state;
+    ngx_atomic_t                ticket;        /* of the request */
+    ngx_atomic_t                deadline;      /* ms */
+    ngx_atomic_t                seq;           /* the successor must hold */
+    size_t                      to_len;        /* asked for, or 0: any */
+    u_char                      to[64];
+    size_t                      url_len;       /* the successor's */
+    u_char                      url[512];
+    u_char                      reason[160];   /* why it failed */
+} ngx_http_inventory_handover_sh_t;
+
+
 /* inventory_cluster, as workers share it (cluster.c) */
 typedef struct {
     ngx_atomic_t                pid;           /* the worker that runs it */
@@ -96,6 +121,7 @@ typedef struct {
     u_char                      url[512];      /* the node followed */
     ngx_atomic_t                elections;     /* won */
     ngx_atomic_t                etcd_errors;
+    ngx_http_inventory_handover_sh_t  handover;
 } ngx_http_inventory_cluster_sh_t;
 
 
@@ -297,6 +323,16 @@ ngx_int_t ngx_http_inventory_etcd_call(ngx_http_inventory_etcd_t *e,
     const char *path, u_char *body, size_t len,
     ngx_http_inventory_etcd_pt handler, void *data);
 void ngx_http_inventory_etcd_close(ngx_http_inventory_etcd_t *e);
+/* the cluster's keys in etcd, under one prefix, and what they hold */
+#define NGX_HTTP_INVENTORY_CLUSTER_KEY    "/ngx_inventory/"
+u_char *ngx_http_inventory_etcd_key(u_char *p, const char *name,
+    ngx_str_t *member);
+ngx_int_t ngx_http_inventory_etcd_value(ngx_pool_t *pool,
+    ngx_http_inventory_json_t *kv, ngx_str_t *value);
+uint64_t ngx_http_inventory_etcd_number(ngx_http_inventory_json_t *obj,
+    const char *name);
+ngx_int_t ngx_http_inventory_etcd_field(ngx_pool_t *pool, ngx_str_t *json,
+    const char *name, ngx_str_t *value);
 
 /* ngx_http_inventory_cluster.c */
 char *ngx_http_inventory_cluster_directive(ngx_conf_t *cf,
@@ -304,6 +340,9 @@ char *ngx_http_inventory_cluster_directive(ngx_conf_t *cf,
 void ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf);
+
+/* ngx_http_inventory_handover.c */
+ngx_int_t ngx_http_inventory_handover_handler(ngx_http_request_t *r);
 
 /* ngx_http_inventory_role.c: a cluster's roles, as the zone keeps them */
 #define NGX_HTTP_INVENTORY_ROLE_NONE      0
@@ -327,6 +366,8 @@ char *ngx_http_inventory_sync_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_inventory_sync_ack(ngx_http_inventory_main_conf_t *imcf,
     u_char *node, uint64_t seq);
+ngx_int_t ngx_http_inventory_sync_peer(ngx_http_inventory_main_conf_t *imcf,
+    u_char *node, uint64_t *seq);
 ngx_uint_t ngx_http_inventory_sync_followers(
     ngx_http_inventory_main_conf_t *imcf);
 ngx_int_t ngx_http_inventory_sync_wait(ngx_http_request_t *r, uint64_t seq,

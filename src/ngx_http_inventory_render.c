@@ -38,6 +38,8 @@ static void ngx_http_inventory_render_aggregate_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_health_cb(yajl_gen g,
     const void *data);
+static void ngx_http_inventory_render_handover_cb(yajl_gen g,
+    const void *data);
 static void ngx_http_inventory_render_counts_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_shorts(yajl_gen g,
@@ -74,7 +76,8 @@ static const ngx_http_inventory_problem_type_t
     { "store-mismatch", 409, "Another store" },
     { "snapshot-required", 410, "A snapshot is required" },
     { "replication-timeout", 503,
-      "The write was not replicated in time" }
+      "The write was not replicated in time" },
+    { "handover-failed", 503, "The lead was not handed over" }
 };
 
 
@@ -682,6 +685,29 @@ ngx_http_inventory_render_aggregate_cb(yajl_gen g, const void *data)
     }
 
     yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+}
+
+
+void
+ngx_http_inventory_render_handover(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_handover_t *h)
+{
+    ngx_http_inventory_render_body(b, ngx_http_inventory_render_handover_cb,
+                                   h);
+}
+
+
+static void
+ngx_http_inventory_render_handover_cb(yajl_gen g, const void *data)
+{
+    const ngx_http_inventory_handover_t  *h = data;
+
+    yajl_gen_map_open(g);
+    ngx_http_inventory_gen_key_str(g, "handed_over_to", h->name,
+                                   h->name_len);
+    ngx_http_inventory_gen_key_str(g, "primary", h->primary, h->primary_len);
+    ngx_http_inventory_gen_key_int(g, "seq", (int64_t) h->seq);
     yajl_gen_map_close(g);
 }
 

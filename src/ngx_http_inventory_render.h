@@ -30,6 +30,7 @@ typedef enum {
     NGX_HTTP_INVENTORY_P_STORE_MISMATCH,
     NGX_HTTP_INVENTORY_P_SNAPSHOT_REQUIRED,
     NGX_HTTP_INVENTORY_P_REPLICATION_TIMEOUT,
+    NGX_HTTP_INVENTORY_P_HANDOVER_FAILED,
     NGX_HTTP_INVENTORY_P_LAST
 } ngx_http_inventory_problem_e;
 
@@ -53,6 +54,16 @@ typedef struct {
     ngx_http_inventory_str_t    location;
     ngx_http_inventory_item_t   item;
 } ngx_http_inventory_row_t;
+
+
+/* a planned handover, done: to whom, and what it holds */
+typedef struct {
+    const char                 *name;
+    size_t                      name_len;
+    const char                 *primary;     /* its replication URL */
+    size_t                      primary_len;
+    uint64_t                    seq;
+} ngx_http_inventory_handover_t;
 
 
 /* what GET /health tells of the store */
@@ -115,6 +126,8 @@ void ngx_http_inventory_render_aggregate(ngx_http_inventory_buf_t *b,
     size_t n);
 void ngx_http_inventory_render_health(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_health_t *h);
+void ngx_http_inventory_render_handover(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_handover_t *h);
 void ngx_http_inventory_render_counts(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_count_t *counts, size_t n);
 

@@ -8,7 +8,10 @@
  *   GET {prefix}transactions?after=TX&check=AT&wait=S
  *       the transactions after TX, as frames of [tx u64][length u32]
  *       [record] (store_repl.c), about 1 MB at most; with nothing to send,
- *       the request waits up to S seconds for a commit, then 204.
+ *       the request waits up to S seconds for a commit, then 204;
+ *   POST {prefix}handover[?to=NAME]
+ *       an operator's: a cluster's primary hands the lead over
+ *       (handover.c).
  *
  * Each request says "Inventory-Replication: 1" (the protocol version);
  * transactions also "Inventory-Store-Id", which must be this store's (409
@@ -92,6 +95,28 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    name.data = r->uri.data + clcf->name.len;
+    name.len = r->uri.len > clcf->name.len ? r->uri.len - clcf->name.len : 0;
+
+    /* an operator's, not a follower's: no protocol version */
+    if (name.len == sizeof("handover") - 1
+        && ngx_strncmp(name.data, "handover", name.len) == 0)
+    {
+        if (r->method != NGX_HTTP_POST) {
+            ngx_str_set(&allow, "POST");
+            return ngx_http_inventory_not_allowed(r, &allow);
+        }
+
+        return ngx_http_inventory_handover_handler(r);
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        ngx_str_set(&allow, "GET");
+        return ngx_http_inventory_not_allowed(r, &allow);
+    }
+
     h = ngx_http_inventory_header_in(r, "Inventory-Replication");
 
     if (h == NULL
@@ -114,11 +139,6 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    name.data = r->uri.data + clcf->name.len;
-    name.len = r->uri.len > clcf->name.len ? r->uri.len - clcf->name.len : 0;
 
     if (name.len == sizeof("transactions") - 1
         && ngx_strncmp(name.data, "transactions", name.len) == 0)

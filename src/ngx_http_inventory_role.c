@@ -241,7 +241,8 @@ ngx_http_inventory_role_apply(ngx_http_inventory_main_conf_t *imcf)
 
 /*
  * Whether this node may answer a write 2xx now: a primary of a cluster
- * while the lease it renewed lasts (less a margin); any other primary.
+ * while the lease it renewed lasts (less a margin) and it is not handing
+ * the lead over; any other primary.
  */
 
 ngx_uint_t
@@ -251,7 +252,9 @@ ngx_http_inventory_role_writable(ngx_http_inventory_main_conf_t *imcf)
         return 1;
     }
 
-    if (imcf->role_follower || imcf->sh == NULL) {
+    if (imcf->role_follower || imcf->sh == NULL
+        || ngx_http_inventory_handover_busy(imcf->sh->cluster.handover.state))
+    {
         return 0;
     }
 

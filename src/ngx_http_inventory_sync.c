@@ -156,6 +156,33 @@ ngx_http_inventory_sync_ack(ngx_http_inventory_main_conf_t *imcf,
 }
 
 
+/* what a follower heard from lately holds: NGX_DECLINED if none such */
+
+ngx_int_t
+ngx_http_inventory_sync_peer(ngx_http_inventory_main_conf_t *imcf,
+    u_char *node, uint64_t *seq)
+{
+    ngx_uint_t                  i;
+    ngx_msec_t                  now;
+    ngx_http_inventory_peer_t  *p;
+
+    now = (ngx_msec_t) ngx_http_inventory_clock_now();
+
+    for (i = 0; i < NGX_HTTP_INVENTORY_PEERS; i++) {
+        p = &imcf->sh->repl.peers[i];
+
+        if (p->heard_at && now - p->heard_at < NGX_HTTP_INVENTORY_PEER_ATTACHED
+            && ngx_memcmp(p->node, node, 16) == 0)
+        {
+            *seq = p->seq;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
 /* followers heard from lately, as health and metrics show them */
 
 ngx_uint_t

@@ -97,7 +97,8 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
     /* the inventory_replication location's */
     { NULL, 0, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_REPLICATION,
-      NGX_HTTP_INVENTORY_M_GET, "GET", "replication", 0 }
+      NGX_HTTP_INVENTORY_M_GET|NGX_HTTP_INVENTORY_M_POST, "GET, POST",
+      "replication", 0 }
 };
 
 
