@@ -17,7 +17,10 @@
  *     lease, follows the node the leader key names, and when there is
  *     none, takes the key (a transaction: create_revision = 0) only if no
  *     live member holds more than it: so the new primary holds every
- *     write acknowledged with inventory_sync_replicas.
+ *     write acknowledged with inventory_sync_replicas;
+ *   * a primary asked to hand over (handover.c) names its successor in the
+ *     leader key, under its own lease; the successor, holding what the key
+ *     says, renews that lease as its own and is promoted.
  *
  * What the election made of the node (primary, follower of a URL, or
  * none while it is not known) is kept in the zone, and every worker

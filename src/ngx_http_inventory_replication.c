@@ -78,14 +78,38 @@ static ngx_int_t ngx_http_inventory_repl_header(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
 
 
+/* the resources below the location's prefix, and the method of each */
+typedef struct {
+    ngx_str_t                   name;
+    ngx_uint_t                  method;
+    const char                 *allow;
+    ngx_uint_t                  follower;   /* speaks the protocol */
+    ngx_http_handler_pt         handler;
+} ngx_http_inventory_repl_resource_t;
+
+
+static const ngx_http_inventory_repl_resource_t
+    ngx_http_inventory_repl_resources[] = {
+    { ngx_string("transactions"), NGX_HTTP_GET, "GET", 1,
+      ngx_http_inventory_repl_transactions },
+    { ngx_string("snapshot"), NGX_HTTP_GET, "GET", 1,
+      ngx_http_inventory_repl_snapshot },
+    /* an operator's */
+    { ngx_string("handover"), NGX_HTTP_POST, "POST", 0,
+      ngx_http_inventory_handover_handler }
+};
+
+
 ngx_int_t
 ngx_http_inventory_replication_handler(ngx_http_request_t *r)
 {
     ngx_str_t                     allow, name;
+    ngx_uint_t                    i;
     ngx_table_elt_t              *h;
     const ngx_http_inventory_route_t  *rt;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_inventory_errors_t   errs;
+    const ngx_http_inventory_repl_resource_t  *res;
 
     rt = ngx_http_inventory_route_get(NGX_HTTP_INVENTORY_ROUTE_REPLICATION);
 
@@ -100,60 +124,60 @@ ngx_http_inventory_replication_handler(ngx_http_request_t *r)
     name.data = r->uri.data + clcf->name.len;
     name.len = r->uri.len > clcf->name.len ? r->uri.len - clcf->name.len : 0;
 
-    /* an operator's, not a follower's: no protocol version */
-    if (name.len == sizeof("handover") - 1
-        && ngx_strncmp(name.data, "handover", name.len) == 0)
-    {
-        if (r->method != NGX_HTTP_POST) {
-            ngx_str_set(&allow, "POST");
-            return ngx_http_inventory_not_allowed(r, &allow);
-        }
+    res = NULL;
 
-        return ngx_http_inventory_handover_handler(r);
+    for (i = 0; i < sizeof(ngx_http_inventory_repl_resources)
+                    / sizeof(ngx_http_inventory_repl_resources[0]); i++)
+    {
+        if (name.len == ngx_http_inventory_repl_resources[i].name.len
+            && ngx_strncmp(name.data,
+                           ngx_http_inventory_repl_resources[i].name.data,
+                           name.len)
+               == 0)
+        {
+            res = &ngx_http_inventory_repl_resources[i];
+            break;
+        }
     }
 
-    if (r->method != NGX_HTTP_GET) {
-        ngx_str_set(&allow, "GET");
+    if (res == NULL) {
+        return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
+                                         "no such resource", NULL);
+    }
+
+    if (r->method != res->method) {
+        allow.data = (u_char *) res->allow;
+        allow.len = ngx_strlen(res->allow);
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 
-    h = ngx_http_inventory_header_in(r, "Inventory-Replication");
+    if (res->follower) {
+        h = ngx_http_inventory_header_in(r, "Inventory-Replication");
 
-    if (h == NULL
-        || h->value.len != sizeof(NGX_HTTP_INVENTORY_REPL_VERSION) - 1
-        || ngx_strncmp(h->value.data, NGX_HTTP_INVENTORY_REPL_VERSION,
-                       h->value.len) != 0)
-    {
-        errs.n = 0;
-        ngx_http_inventory_error_set(&errs, "Inventory-Replication",
-                                     "must be "
-                                     NGX_HTTP_INVENTORY_REPL_VERSION
-                                     ", the protocol version served here");
-        return ngx_http_inventory_reject(r,
+        if (h == NULL
+            || h->value.len != sizeof(NGX_HTTP_INVENTORY_REPL_VERSION) - 1
+            || ngx_strncmp(h->value.data, NGX_HTTP_INVENTORY_REPL_VERSION,
+                           h->value.len) != 0)
+        {
+            errs.n = 0;
+            ngx_http_inventory_error_set(&errs, "Inventory-Replication",
+                                         "must be "
+                                         NGX_HTTP_INVENTORY_REPL_VERSION
+                                         ", the protocol version served "
+                                         "here");
+            return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "this node serves replication protocol "
                                     "version " NGX_HTTP_INVENTORY_REPL_VERSION,
                                     &errs);
+        }
     }
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (name.len == sizeof("transactions") - 1
-        && ngx_strncmp(name.data, "transactions", name.len) == 0)
-    {
-        return ngx_http_inventory_repl_transactions(r);
-    }
-
-    if (name.len == sizeof("snapshot") - 1
-        && ngx_strncmp(name.data, "snapshot", name.len) == 0)
-    {
-        return ngx_http_inventory_repl_snapshot(r);
-    }
-
-    return ngx_http_inventory_reject(r, NGX_HTTP_INVENTORY_P_NOT_FOUND,
-                                     "no such resource", NULL);
+    return res->handler(r);
 }
 
 

@@ -432,18 +432,20 @@ my ($mallow) = ($routes // '')
 ok($mallow, '/metrics: the methods it allows');
 $want{'/metrics'} = { map { $_ => 1 } split /,\s*/, $mallow // '' };
 
-# the replication stream's resources, served below the prefix of a location
-# with inventory_replication (/replication/ in the spec, as in
-# conf/nginx.conf), with the methods the route table's entry allows
+# the resources of a location with inventory_replication (/replication/ in
+# the spec, as in conf/nginx.conf), each with the method its entry of the
+# table in replication.c allows; together, those the route table allows
 my $stream = slurp("$ROOT/src/ngx_http_inventory_replication.c") // '';
-my @stream = $stream =~ /ngx_strncmp\(name\.data,\s*"(\w+)",\s*name\.len\)/g;
+my %stream = $stream =~ /\{\s*ngx_string\("(\w+)"\),\s*NGX_HTTP_\w+,\s*"(\w+)"/g;
 my ($sallow) = ($routes // '')
                =~ /NGX_HTTP_INVENTORY_ROUTE_REPLICATION,\s*[^,]+,\s*"([^"]+)"/;
-ok(@stream >= 2 && $sallow,
-   "the replication stream's resources: @stream (Allow: "
-   . ($sallow // 'none') . ')');
-$want{"/replication/$_"} = { map { $_ => 1 } split /,\s*/, $sallow // '' }
-    for @stream;
+ok(keys(%stream) >= 3 && $sallow,
+   'the replication resources: '
+   . join(', ', map { "$_ ($stream{$_})" } sort keys %stream));
+is(join(', ', sort { $a cmp $b } keys %{ { reverse %stream } }),
+   join(', ', sort split /,\s*/, $sallow // ''),
+   'the route table allows the methods of the replication resources');
+$want{"/replication/$_"} = { $stream{$_} => 1 } for keys %stream;
 
 my %have;    # path => { METHOD => 1 }, from the spec
 for my $p (keys %{ $spec->{paths} // {} }) {
