@@ -6,7 +6,8 @@ BUILD       := $(CURDIR)/build
 MODULE      := $(BUILD)/ngx_http_inventory_module.so
 ASAN_MODULE := $(BUILD)/asan/ngx_http_inventory_module.so
 SRCS        := $(wildcard src/*.c src/*.h) config
-CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_codec.c \
+CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_clock.c \
+               src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
                src/ngx_http_inventory_render.c src/ngx_http_inventory_pack.c \
                src/ngx_http_inventory_store.c \

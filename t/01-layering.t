@@ -58,7 +58,7 @@ my %rank = (module => 9, admin => 9,
             commit => 6, inflight => 6, commit_zone => 5.5,
             ctx => 5, args => 5, response => 5, lease => 5,
             node => 5);
-my @pure = qw(core codec json validate render pack uri proc);
+my @pure = qw(core clock codec json validate render pack uri proc);
 my %pure = map { $_ => 1 } @pure;
 for my $f (keys %defines) {
     $rank{$f} //= $f =~ /^store/ ? 3 : $pure{$f} ? 1 : undef;
