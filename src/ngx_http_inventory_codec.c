@@ -10,7 +10,9 @@
 #include "ngx_http_inventory_codec.h"
 
 
-#define NGX_HTTP_INVENTORY_EVENT_FIXED  (1 + 7 * 8)
+#define NGX_HTTP_INVENTORY_EVENT_FIXED    (1 + 7 * 8)
+/* the trailer's fixed part; then reference and actor */
+#define NGX_HTTP_INVENTORY_EVENT_TRAILER  (2 + 2 * 8)
 
 
 static unsigned char *ngx_http_inventory_put_str(unsigned char *p,
@@ -131,6 +133,13 @@ ngx_http_inventory_item_key_split(const unsigned char *key, size_t len,
 }
 
 
+/*
+ * An item: the 40 bytes items had before the quantity states, then the
+ * states, the settings and the seq.  A record of 40 bytes (a store written
+ * before them) reads with those zero; its seq is its index record's
+ * (store_query.c).
+ */
+
 void
 ngx_http_inventory_item_encode(unsigned char *buf,
     const ngx_http_inventory_item_t *item)
@@ -140,6 +149,12 @@ ngx_http_inventory_item_encode(unsigned char *buf,
     ngx_http_inventory_put_u64(buf + 16, (uint64_t) item->min_level);
     ngx_http_inventory_put_u64(buf + 24, item->version);
     ngx_http_inventory_put_u64(buf + 32, item->updated_at);
+    ngx_http_inventory_put_u64(buf + 40, (uint64_t) item->damaged);
+    ngx_http_inventory_put_u64(buf + 48, (uint64_t) item->quality_control);
+    ngx_http_inventory_put_u64(buf + 56, (uint64_t) item->safety_stock);
+    ngx_http_inventory_put_u64(buf + 64, (uint64_t) item->incoming);
+    ngx_http_inventory_put_u64(buf + 72, (uint64_t) item->backorder_limit);
+    ngx_http_inventory_put_u64(buf + 80, item->seq);
 }
 
 
@@ -147,15 +162,48 @@ int
 ngx_http_inventory_item_decode(const unsigned char *buf, size_t len,
     ngx_http_inventory_item_t *item)
 {
-    if (len != NGX_HTTP_INVENTORY_ITEM_RECORD_LEN) {
+    if (len != NGX_HTTP_INVENTORY_ITEM_RECORD_LEN
+        && len != NGX_HTTP_INVENTORY_ITEM_RECORD_V1)
+    {
         return -1;
     }
+
+    memset(item, 0, sizeof(ngx_http_inventory_item_t));
 
     item->on_hand = (int64_t) ngx_http_inventory_get_u64(buf);
     item->reserved = (int64_t) ngx_http_inventory_get_u64(buf + 8);
     item->min_level = (int64_t) ngx_http_inventory_get_u64(buf + 16);
     item->version = ngx_http_inventory_get_u64(buf + 24);
     item->updated_at = ngx_http_inventory_get_u64(buf + 32);
+
+    if (len == NGX_HTTP_INVENTORY_ITEM_RECORD_V1) {
+        return 0;
+    }
+
+    item->damaged = (int64_t) ngx_http_inventory_get_u64(buf + 40);
+    item->quality_control = (int64_t) ngx_http_inventory_get_u64(buf + 48);
+    item->safety_stock = (int64_t) ngx_http_inventory_get_u64(buf + 56);
+    item->incoming = (int64_t) ngx_http_inventory_get_u64(buf + 64);
+    item->backorder_limit = (int64_t) ngx_http_inventory_get_u64(buf + 72);
+    item->seq = ngx_http_inventory_get_u64(buf + 80);
+
+    return 0;
+}
+
+
+/* an item_events record: the event's seq, then the item as it left it */
+
+int
+ngx_http_inventory_index_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_item_t *item)
+{
+    if (len < 8
+        || ngx_http_inventory_item_decode(buf + 8, len - 8, item) != 0)
+    {
+        return -1;
+    }
+
+    item->seq = ngx_http_inventory_get_u64(buf);
 
     return 0;
 }
@@ -227,6 +275,15 @@ ngx_http_inventory_event_encode(unsigned char *buf,
     p = ngx_http_inventory_put_str(p, ev->reservation_id);
     p = ngx_http_inventory_put_str(p, ev->other_location);
 
+    /* since the quantity states: a trailer, which older events lack */
+    *p++ = (unsigned char) ev->state;
+    *p++ = (unsigned char) ev->to_state;
+    ngx_http_inventory_put_u64(p, (uint64_t) ev->safety_stock);
+    ngx_http_inventory_put_u64(p + 8, (uint64_t) ev->backorder_limit);
+    p += 16;
+    p = ngx_http_inventory_put_str(p, ev->reference);
+    p = ngx_http_inventory_put_str(p, ev->actor);
+
     return (size_t) (p - buf);
 }
 
@@ -261,6 +318,16 @@ ngx_http_inventory_event_decode(const unsigned char *buf, size_t len,
     p = ngx_http_inventory_get_str(p, end, &ev->reason);
     p = ngx_http_inventory_get_str(p, end, &ev->reservation_id);
     p = ngx_http_inventory_get_str(p, end, &ev->other_location);
+
+    if (p != NULL && end - p >= NGX_HTTP_INVENTORY_EVENT_TRAILER) {
+        ev->state = p[0];
+        ev->to_state = p[1];
+        ev->safety_stock = (int64_t) ngx_http_inventory_get_u64(p + 2);
+        ev->backorder_limit = (int64_t) ngx_http_inventory_get_u64(p + 10);
+        p += NGX_HTTP_INVENTORY_EVENT_TRAILER;
+        p = ngx_http_inventory_get_str(p, end, &ev->reference);
+        p = ngx_http_inventory_get_str(p, end, &ev->actor);
+    }
 
     if (p != end || ngx_http_inventory_event_name(ev->type) == NULL
         || !ngx_http_inventory_id_valid(ev->sku.data, ev->sku.len)

@@ -15,11 +15,13 @@
 #define NGX_HTTP_INVENTORY_KEY_MAX                                           \
     (2 * NGX_HTTP_INVENTORY_ID_MAX + 2 + 8)
 
-#define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  40
+/* an item; before the quantity states, its first 40 bytes alone */
+#define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  88
+#define NGX_HTTP_INVENTORY_ITEM_RECORD_V1   40
 /* an item_events value: the event's seq, then the item as it left it */
 #define NGX_HTTP_INVENTORY_INDEX_RECORD_LEN                                  \
     (8 + NGX_HTTP_INVENTORY_ITEM_RECORD_LEN)
-#define NGX_HTTP_INVENTORY_EVENT_RECORD_MAX 1024
+#define NGX_HTTP_INVENTORY_EVENT_RECORD_MAX 2048
 #define NGX_HTTP_INVENTORY_RES_RECORD_MAX                                    \
     (1 + 3 * 8 + 2 + NGX_HTTP_INVENTORY_REFERENCE_MAX + 2                    \
      + NGX_HTTP_INVENTORY_MAX_LINES * (2 * (2 + NGX_HTTP_INVENTORY_ID_MAX) + 8))
@@ -58,6 +60,8 @@ int ngx_http_inventory_item_key_split(const unsigned char *key, size_t len,
 void ngx_http_inventory_item_encode(unsigned char *buf,
     const ngx_http_inventory_item_t *item);
 int ngx_http_inventory_item_decode(const unsigned char *buf, size_t len,
+    ngx_http_inventory_item_t *item);
+int ngx_http_inventory_index_decode(const unsigned char *buf, size_t len,
     ngx_http_inventory_item_t *item);
 
 size_t ngx_http_inventory_event_encode(unsigned char *buf,

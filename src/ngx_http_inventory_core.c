@@ -26,9 +26,21 @@ static unsigned ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
 static unsigned ngx_http_inventory_decide_transfer(
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *events,
     size_t *nevents, size_t *slot_of);
+static unsigned ngx_http_inventory_decide_move(
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *ev);
+static unsigned ngx_http_inventory_decide_item(
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *ev);
 static void ngx_http_inventory_line_events(ngx_http_inventory_cmd_t *cmd,
     unsigned type, ngx_http_inventory_event_t *events, size_t *nevents,
     size_t *slot_of);
+static void ngx_http_inventory_event_ledger(
+    const ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_event_t *ev);
+static void ngx_http_inventory_change(ngx_http_inventory_item_t *item,
+    unsigned state, int64_t delta);
+static int ngx_http_inventory_effect(ngx_http_inventory_item_t *item,
+    const ngx_http_inventory_event_t *ev);
+static unsigned ngx_http_inventory_item_check(
+    const ngx_http_inventory_item_t *item);
 
 
 static const char  *ngx_http_inventory_res_state_names[] = {
@@ -46,7 +58,13 @@ static const char  *ngx_http_inventory_event_names[] = {
     "ReservationExpired",
     "StockTransferredOut",
     "StockTransferredIn",
-    "LowStockDetected"
+    "LowStockDetected",
+    "StockMoved"
+};
+
+
+static const char  *ngx_http_inventory_state_names[] = {
+    NULL, "available", "damaged", "quality_control", "incoming"
 };
 
 
@@ -82,6 +100,27 @@ ngx_http_inventory_id_valid(const char *p, size_t len)
  * the text is not an integer (fraction, exponent, junk) and -2 if it is an
  * integer beyond int64_t.
  */
+
+/* a reference: 1 to 255 visible ASCII characters, as "po:4711" or a URL */
+
+int
+ngx_http_inventory_reference_valid(const char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_INVENTORY_REFERENCE_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x21 || p[i] > 0x7e) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
 
 int
 ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out)
@@ -143,10 +182,22 @@ ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out)
 }
 
 
+/* what may be sold still: it goes below zero by safety stock or backorders */
+
 int64_t
 ngx_http_inventory_available(const ngx_http_inventory_item_t *item)
 {
-    return item->on_hand - item->reserved;
+    return ngx_http_inventory_sellable(item) - item->safety_stock
+           - item->reserved;
+}
+
+
+/* the units on hand that are neither damaged nor held for quality control */
+
+int64_t
+ngx_http_inventory_sellable(const ngx_http_inventory_item_t *item)
+{
+    return item->on_hand - item->damaged - item->quality_control;
 }
 
 
@@ -282,14 +333,22 @@ ngx_http_inventory_decide(ngx_http_inventory_cmd_t *cmd,
 
     case NGX_HTTP_INVENTORY_CMD_COUNT:
     case NGX_HTTP_INVENTORY_CMD_ADJUST:
+    case NGX_HTTP_INVENTORY_CMD_MOVE:
         memset(&events[0], 0, sizeof(ngx_http_inventory_event_t));
         events[0].sku = cmd->slots[0].sku;
         events[0].location = cmd->slots[0].location;
+        ngx_http_inventory_event_ledger(cmd, &events[0]);
         slot_of[0] = 0;
 
         rc = (cmd->type == NGX_HTTP_INVENTORY_CMD_COUNT)
              ? ngx_http_inventory_decide_count(cmd, &events[0])
-             : ngx_http_inventory_decide_adjust(cmd, &events[0]);
+             : (cmd->type == NGX_HTTP_INVENTORY_CMD_ADJUST)
+             ? ngx_http_inventory_decide_adjust(cmd, &events[0])
+             : ngx_http_inventory_decide_move(cmd, &events[0]);
+
+        if (rc == NGX_HTTP_INVENTORY_OK) {
+            rc = ngx_http_inventory_decide_item(cmd, &events[0]);
+        }
 
         if (rc != NGX_HTTP_INVENTORY_OK) {
             return rc;
@@ -351,19 +410,17 @@ static unsigned
 ngx_http_inventory_decide_count(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_event_t *ev)
 {
-    ngx_http_inventory_slot_t  *s;
+    ngx_http_inventory_item_t  *item;
 
-    s = &cmd->slots[0];
-
-    if (cmd->on_hand < s->item.reserved) {
-        cmd->available = ngx_http_inventory_available(&s->item);
-        return NGX_HTTP_INVENTORY_INSUFFICIENT;
-    }
+    item = &cmd->slots[0].item;
 
     ev->type = NGX_HTTP_INVENTORY_EV_STOCK_COUNTED;
     ev->on_hand = cmd->on_hand;
-    ev->min_level = cmd->has_min_level ? cmd->min_level : s->item.min_level;
-    ev->reason = cmd->reason;
+    ev->min_level = cmd->has_min_level ? cmd->min_level : item->min_level;
+    ev->safety_stock = cmd->has_safety_stock ? cmd->safety_stock
+                                             : item->safety_stock;
+    ev->backorder_limit = cmd->has_backorder_limit ? cmd->backorder_limit
+                                                   : item->backorder_limit;
 
     return NGX_HTTP_INVENTORY_OK;
 }
@@ -373,33 +430,81 @@ static unsigned
 ngx_http_inventory_decide_adjust(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_event_t *ev)
 {
-    int64_t                     on_hand;
-    ngx_http_inventory_slot_t  *s;
-
-    s = &cmd->slots[0];
-
-    if (!s->exists && cmd->delta < 0) {
+    if (!cmd->slots[0].exists && cmd->delta < 0) {
         return NGX_HTTP_INVENTORY_NOT_FOUND;
-    }
-
-    /* both operands are bounded far below INT64_MAX: no overflow here */
-    on_hand = s->item.on_hand + cmd->delta;
-
-    if (on_hand < s->item.reserved) {
-        cmd->available = ngx_http_inventory_available(&s->item);
-        return NGX_HTTP_INVENTORY_INSUFFICIENT;
-    }
-
-    if (on_hand > NGX_HTTP_INVENTORY_QTY_MAX) {
-        cmd->available = ngx_http_inventory_available(&s->item);
-        return NGX_HTTP_INVENTORY_OUT_OF_RANGE;
     }
 
     ev->type = NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED;
     ev->delta = cmd->delta;
-    ev->reason = cmd->reason;
+    ev->state = cmd->state ? cmd->state : NGX_HTTP_INVENTORY_STATE_AVAILABLE;
 
     return NGX_HTTP_INVENTORY_OK;
+}
+
+
+/* a move takes from a state no more than it holds (available: as sold) */
+
+static unsigned
+ngx_http_inventory_decide_move(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev)
+{
+    int64_t                     held;
+    ngx_http_inventory_item_t  *item;
+
+    if (!cmd->slots[0].exists) {
+        return NGX_HTTP_INVENTORY_NOT_FOUND;
+    }
+
+    item = &cmd->slots[0].item;
+
+    switch (cmd->state) {
+    case NGX_HTTP_INVENTORY_STATE_DAMAGED:
+        held = item->damaged;
+        break;
+    case NGX_HTTP_INVENTORY_STATE_QUALITY_CONTROL:
+        held = item->quality_control;
+        break;
+    case NGX_HTTP_INVENTORY_STATE_INCOMING:
+        held = item->incoming;
+        break;
+    default:
+        held = ngx_http_inventory_available(item);
+    }
+
+    if (cmd->quantity > held) {
+        cmd->available = ngx_http_inventory_available(item);
+        return NGX_HTTP_INVENTORY_INSUFFICIENT;
+    }
+
+    ev->type = NGX_HTTP_INVENTORY_EV_STOCK_MOVED;
+    ev->quantity = cmd->quantity;
+    ev->state = cmd->state;
+    ev->to_state = cmd->to_state;
+
+    return NGX_HTTP_INVENTORY_OK;
+}
+
+
+/* the item as the event would leave it must keep every invariant */
+
+static unsigned
+ngx_http_inventory_decide_item(ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev)
+{
+    unsigned                   rc;
+    ngx_http_inventory_item_t  n;
+
+    n = cmd->slots[0].item;
+
+    rc = ngx_http_inventory_effect(&n, ev) == 0
+         ? ngx_http_inventory_item_check(&n)
+         : NGX_HTTP_INVENTORY_OUT_OF_RANGE;
+
+    if (rc != NGX_HTTP_INVENTORY_OK) {
+        cmd->available = ngx_http_inventory_available(&cmd->slots[0].item);
+    }
+
+    return rc;
 }
 
 
@@ -423,7 +528,10 @@ ngx_http_inventory_decide_reserve(ngx_http_inventory_cmd_t *cmd,
             return NGX_HTTP_INVENTORY_NOT_FOUND;
         }
 
-        if (s->demand > ngx_http_inventory_available(&s->item)) {
+        /* backorders: available may go down to -backorder_limit */
+        if (s->demand > ngx_http_inventory_available(&s->item)
+                        + s->item.backorder_limit)
+        {
             s->short_stock = 1;
             rc = NGX_HTTP_INVENTORY_INSUFFICIENT;
         }
@@ -457,7 +565,7 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_event_t *events, size_t *nevents, size_t *slot_of)
 {
     size_t                      i;
-    unsigned                    type, state;
+    unsigned                    type, state, short_stock;
 
     if (cmd->res.state != NGX_HTTP_INVENTORY_RES_ACTIVE) {
         return NGX_HTTP_INVENTORY_NOT_ACTIVE;
@@ -479,6 +587,25 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
         if (cmd->type == NGX_HTTP_INVENTORY_CMD_COMMIT) {
             type = NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED;
             state = NGX_HTTP_INVENTORY_RES_COMMITTED;
+
+            /* a backordered hold ships only once the stock is there */
+            short_stock = 0;
+
+            for (i = 0; i < cmd->nslots; i++) {
+                if (cmd->slots[i].exists
+                    && cmd->slots[i].demand
+                       > ngx_http_inventory_sellable(&cmd->slots[i].item))
+                {
+                    cmd->slots[i].short_stock = 1;
+                    short_stock = 1;
+                }
+            }
+
+            if (short_stock) {
+                cmd->available = ngx_http_inventory_available(
+                                                       &cmd->slots[0].item);
+                return NGX_HTTP_INVENTORY_INSUFFICIENT;
+            }
 
         } else {
             type = NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED;
@@ -503,6 +630,22 @@ ngx_http_inventory_decide_end(ngx_http_inventory_cmd_t *cmd,
 }
 
 
+/*
+ * What the ledger keeps of the write: its reason, its reference (for a
+ * reservation's events, the reservation's unless the write names another)
+ * and who asked.
+ */
+
+static void
+ngx_http_inventory_event_ledger(const ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_event_t *ev)
+{
+    ev->reason = cmd->reason;
+    ev->reference = cmd->reference.len ? cmd->reference : cmd->res.reference;
+    ev->actor = cmd->actor;
+}
+
+
 /* one event of the given type per line of the reservation */
 
 static void
@@ -522,6 +665,7 @@ ngx_http_inventory_line_events(ngx_http_inventory_cmd_t *cmd, unsigned type,
         events[i].quantity = line->quantity;
         events[i].reservation_id.data = cmd->res.id;
         events[i].reservation_id.len = NGX_HTTP_INVENTORY_RES_ID_LEN;
+        ngx_http_inventory_event_ledger(cmd, &events[i]);
         slot_of[i] = ngx_http_inventory_slot_of(cmd, line->sku,
                                                 line->location);
     }
@@ -561,16 +705,16 @@ ngx_http_inventory_decide_transfer(ngx_http_inventory_cmd_t *cmd,
     events[0].sku = from->sku;
     events[0].location = from->location;
     events[0].quantity = cmd->quantity;
-    events[0].reason = cmd->reason;
     events[0].other_location = to->location;
+    ngx_http_inventory_event_ledger(cmd, &events[0]);
     slot_of[0] = 0;
 
     events[1].type = NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN;
     events[1].sku = to->sku;
     events[1].location = to->location;
     events[1].quantity = cmd->quantity;
-    events[1].reason = cmd->reason;
     events[1].other_location = from->location;
+    ngx_http_inventory_event_ledger(cmd, &events[1]);
     slot_of[1] = 1;
 
     *nevents = 2;
@@ -583,7 +727,7 @@ ngx_http_inventory_decide_transfer(ngx_http_inventory_cmd_t *cmd,
  * Applies one event to an item.  Returns -1, leaving the item unchanged, if
  * the event does not follow the item's version or would break an invariant:
  * the write path never produces such an event, so replay reports it as
- * corruption.
+ * corruption.  The write path decides with the same effect and check.
  */
 
 int
@@ -598,75 +742,174 @@ ngx_http_inventory_event_apply(ngx_http_inventory_item_t *item,
 
     n = *item;
 
-    switch (ev->type) {
-
-    case NGX_HTTP_INVENTORY_EV_STOCK_COUNTED:
-        if (ev->min_level < 0 || ev->min_level > NGX_HTTP_INVENTORY_QTY_MAX) {
-            return -1;
-        }
-
-        n.on_hand = ev->on_hand;
-        n.min_level = ev->min_level;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED:
-        if (ev->delta < -NGX_HTTP_INVENTORY_REQ_QTY_MAX
-            || ev->delta > NGX_HTTP_INVENTORY_REQ_QTY_MAX)
-        {
-            return -1;
-        }
-
-        n.on_hand += ev->delta;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_STOCK_RESERVED:
-        n.reserved += ev->quantity;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED:
-        n.on_hand -= ev->quantity;
-        n.reserved -= ev->quantity;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED:
-    case NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED:
-        n.reserved -= ev->quantity;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT:
-        n.on_hand -= ev->quantity;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN:
-        n.on_hand += ev->quantity;
-        break;
-
-    case NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED:
-        break;
-
-    default:
-        return -1;
-    }
-
-    if (ev->type != NGX_HTTP_INVENTORY_EV_STOCK_COUNTED
-        && ev->type != NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED
-        && ev->type != NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED
-        && (ev->quantity < 1 || ev->quantity > NGX_HTTP_INVENTORY_REQ_QTY_MAX))
-    {
-        return -1;
-    }
-
-    if (n.on_hand < 0 || n.on_hand > NGX_HTTP_INVENTORY_QTY_MAX
-        || n.reserved < 0 || n.reserved > n.on_hand)
+    if (ngx_http_inventory_effect(&n, ev) != 0
+        || ngx_http_inventory_item_check(&n) != NGX_HTTP_INVENTORY_OK)
     {
         return -1;
     }
 
     n.version = ev->version;
+    n.seq = ev->seq;
     n.updated_at = ev->at;
     *item = n;
 
     return 0;
+}
+
+
+/* what an event does to the quantities; -1 if it is not a valid event */
+
+static int
+ngx_http_inventory_effect(ngx_http_inventory_item_t *item,
+    const ngx_http_inventory_event_t *ev)
+{
+    switch (ev->type) {
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_COUNTED:
+        if (ev->on_hand < 0 || ev->on_hand > NGX_HTTP_INVENTORY_QTY_MAX
+            || ev->min_level < 0 || ev->min_level > NGX_HTTP_INVENTORY_QTY_MAX
+            || ev->safety_stock < 0
+            || ev->safety_stock > NGX_HTTP_INVENTORY_QTY_MAX
+            || ev->backorder_limit < 0
+            || ev->backorder_limit > NGX_HTTP_INVENTORY_QTY_MAX)
+        {
+            return -1;
+        }
+
+        item->on_hand = ev->on_hand;
+        item->min_level = ev->min_level;
+        item->safety_stock = ev->safety_stock;
+        item->backorder_limit = ev->backorder_limit;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED:
+        if (ev->delta < -NGX_HTTP_INVENTORY_REQ_QTY_MAX
+            || ev->delta > NGX_HTTP_INVENTORY_REQ_QTY_MAX
+            || ev->state >= NGX_HTTP_INVENTORY_STATE_LAST)
+        {
+            return -1;
+        }
+
+        ngx_http_inventory_change(item, ev->state, ev->delta);
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED:
+        return 0;
+
+    default:
+        break;
+    }
+
+    /* the others move a quantity a request gave */
+    if (ev->quantity < 1 || ev->quantity > NGX_HTTP_INVENTORY_REQ_QTY_MAX) {
+        return -1;
+    }
+
+    switch (ev->type) {
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_RESERVED:
+        item->reserved += ev->quantity;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_COMMITTED:
+        item->on_hand -= ev->quantity;
+        item->reserved -= ev->quantity;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_RELEASED:
+    case NGX_HTTP_INVENTORY_EV_RESERVATION_EXPIRED:
+        item->reserved -= ev->quantity;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT:
+        item->on_hand -= ev->quantity;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN:
+        item->on_hand += ev->quantity;
+        return 0;
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_MOVED:
+        if (ev->state == 0 || ev->state >= NGX_HTTP_INVENTORY_STATE_LAST
+            || ev->to_state == 0
+            || ev->to_state >= NGX_HTTP_INVENTORY_STATE_INCOMING
+            || ev->state == ev->to_state)
+        {
+            return -1;
+        }
+
+        /* out of one state into another: a receipt when from incoming */
+        ngx_http_inventory_change(item, ev->state, -ev->quantity);
+        ngx_http_inventory_change(item, ev->to_state, ev->quantity);
+        return 0;
+
+    default:
+        return -1;
+    }
+}
+
+
+/*
+ * A quantity into (delta > 0) or out of a state: damaged and
+ * quality_control units are part of on_hand, incoming ones are not.
+ * State 0, of the events from before the states, is available.
+ */
+
+static void
+ngx_http_inventory_change(ngx_http_inventory_item_t *item, unsigned state,
+    int64_t delta)
+{
+    switch (state) {
+
+    case NGX_HTTP_INVENTORY_STATE_DAMAGED:
+        item->damaged += delta;
+        break;
+
+    case NGX_HTTP_INVENTORY_STATE_QUALITY_CONTROL:
+        item->quality_control += delta;
+        break;
+
+    case NGX_HTTP_INVENTORY_STATE_INCOMING:
+        item->incoming += delta;
+        return;
+
+    default:
+        break;
+    }
+
+    item->on_hand += delta;
+}
+
+
+/*
+ * The invariants: no quantity below zero, unsellable units within on_hand,
+ * reservations within what is sellable plus the backorder limit
+ * (INSUFFICIENT); every quantity within 2^53 - 1 (OUT_OF_RANGE).  The
+ * operands are bounded far below INT64_MAX: nothing overflows.
+ */
+
+static unsigned
+ngx_http_inventory_item_check(const ngx_http_inventory_item_t *item)
+{
+    if (item->on_hand > NGX_HTTP_INVENTORY_QTY_MAX
+        || item->incoming > NGX_HTTP_INVENTORY_QTY_MAX
+        || item->reserved > NGX_HTTP_INVENTORY_QTY_MAX
+        || item->damaged > NGX_HTTP_INVENTORY_QTY_MAX
+        || item->quality_control > NGX_HTTP_INVENTORY_QTY_MAX)
+    {
+        return NGX_HTTP_INVENTORY_OUT_OF_RANGE;
+    }
+
+    if (item->on_hand < 0 || item->reserved < 0 || item->damaged < 0
+        || item->quality_control < 0 || item->incoming < 0
+        || ngx_http_inventory_sellable(item) < 0
+        || item->reserved
+           > ngx_http_inventory_sellable(item) + item->backorder_limit)
+    {
+        return NGX_HTTP_INVENTORY_INSUFFICIENT;
+    }
+
+    return NGX_HTTP_INVENTORY_OK;
 }
 
 
@@ -689,6 +932,36 @@ ngx_http_inventory_event_name(unsigned type)
     }
 
     return ngx_http_inventory_event_names[type];
+}
+
+
+const char *
+ngx_http_inventory_state_name(unsigned state)
+{
+    if (state == 0 || state >= NGX_HTTP_INVENTORY_STATE_LAST) {
+        return NULL;
+    }
+
+    return ngx_http_inventory_state_names[state];
+}
+
+
+/* a state by its name, or 0 */
+
+unsigned
+ngx_http_inventory_state_of(const char *p, size_t len)
+{
+    unsigned  i;
+
+    for (i = 1; i < NGX_HTTP_INVENTORY_STATE_LAST; i++) {
+        if (strlen(ngx_http_inventory_state_names[i]) == len
+            && memcmp(ngx_http_inventory_state_names[i], p, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -19,7 +19,8 @@
 #define NGX_HTTP_INVENTORY_TIME_LEN     24     /* 2026-11-22T10:00:00.123Z */
 #define NGX_HTTP_INVENTORY_ETAGS_MAX    16     /* versions in one If-Match */
 
-#define NGX_HTTP_INVENTORY_REFERENCE_MAX 256
+#define NGX_HTTP_INVENTORY_REFERENCE_MAX 255  /* visible ASCII */
+#define NGX_HTTP_INVENTORY_ACTOR_MAX    255
 #define NGX_HTTP_INVENTORY_TTL_MAX      86400  /* seconds */
 #define NGX_HTTP_INVENTORY_RES_ID_LEN   24     /* "r_" and 22 base62 digits */
 #define NGX_HTTP_INVENTORY_MAX_LINES    100
@@ -37,13 +38,35 @@ typedef struct {
 } ngx_http_inventory_str_t;
 
 
+/*
+ * One SKU at one location.  damaged and quality_control are units of
+ * on_hand that cannot be sold, safety_stock is held back from sale,
+ * incoming is expected and not on hand; available (computed) may go below
+ * zero, by safety stock or by reservations within backorder_limit.
+ */
 typedef struct {
     int64_t                     on_hand;
     int64_t                     reserved;
+    int64_t                     damaged;
+    int64_t                     quality_control;
+    int64_t                     safety_stock;
+    int64_t                     incoming;
+    int64_t                     backorder_limit;
     int64_t                     min_level;
     uint64_t                    version;
+    uint64_t                    seq;           /* of its latest event */
     uint64_t                    updated_at;    /* ms since the epoch */
 } ngx_http_inventory_item_t;
+
+
+/* the quantity states an adjustment or a move names */
+typedef enum {
+    NGX_HTTP_INVENTORY_STATE_AVAILABLE = 1,
+    NGX_HTTP_INVENTORY_STATE_DAMAGED,
+    NGX_HTTP_INVENTORY_STATE_QUALITY_CONTROL,
+    NGX_HTTP_INVENTORY_STATE_INCOMING,
+    NGX_HTTP_INVENTORY_STATE_LAST
+} ngx_http_inventory_state_e;
 
 
 typedef enum {
@@ -56,6 +79,7 @@ typedef enum {
     NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT,
     NGX_HTTP_INVENTORY_EV_TRANSFERRED_IN,
     NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED,
+    NGX_HTTP_INVENTORY_EV_STOCK_MOVED,
     NGX_HTTP_INVENTORY_EV_LAST
 } ngx_http_inventory_event_type_e;
 
@@ -63,7 +87,9 @@ typedef enum {
 /*
  * One immutable event.  Which numeric members are meaningful depends on the
  * type; the others are zero.  "other_location" is "to" for TransferredOut
- * and "from" for TransferredIn.
+ * and "from" for TransferredIn.  "state" is what an adjustment changed
+ * (0 in events from before the states: available), and with "to_state" the
+ * two ends of a move.
  */
 typedef struct {
     uint64_t                    seq;
@@ -77,9 +103,15 @@ typedef struct {
     int64_t                     delta;
     int64_t                     quantity;
     int64_t                     available;
+    int64_t                     safety_stock;
+    int64_t                     backorder_limit;
+    unsigned                    state;
+    unsigned                    to_state;
     ngx_http_inventory_str_t    reason;
     ngx_http_inventory_str_t    reservation_id;
     ngx_http_inventory_str_t    other_location;
+    ngx_http_inventory_str_t    reference;
+    ngx_http_inventory_str_t    actor;
 } ngx_http_inventory_event_t;
 
 
@@ -119,7 +151,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_CMD_RELEASE,
     NGX_HTTP_INVENTORY_CMD_EXPIRE,
     NGX_HTTP_INVENTORY_CMD_TRANSFER,
-    NGX_HTTP_INVENTORY_CMD_PURGE      /* forget expired idempotency keys */
+    NGX_HTTP_INVENTORY_CMD_PURGE,     /* forget expired idempotency keys */
+    NGX_HTTP_INVENTORY_CMD_MOVE       /* between quantity states */
 } ngx_http_inventory_cmd_type_e;
 
 
@@ -156,7 +189,7 @@ typedef struct {
  * A write command.  For a reservation, res holds the lines, the id and the
  * reference on the way in; commit, release and expire name the reservation
  * by res.id and the store loads the rest.  A transfer moves quantity of sku
- * from location to "to".
+ * from location to "to"; a move, quantity from state to to_state.
  */
 typedef struct {
     unsigned                    type;
@@ -167,11 +200,19 @@ typedef struct {
     int64_t                     min_level;
     int64_t                     delta;
     int64_t                     quantity;
+    int64_t                     safety_stock;
+    int64_t                     backorder_limit;
+    unsigned                    state;
+    unsigned                    to_state;
     uint64_t                    ttl;           /* ms */
     ngx_http_inventory_str_t    reason;
+    ngx_http_inventory_str_t    reference;     /* its events carry these */
+    ngx_http_inventory_str_t    actor;
     uint64_t                    if_match[NGX_HTTP_INVENTORY_ETAGS_MAX];
     size_t                      if_match_n;
     unsigned                    has_min_level:1;
+    unsigned                    has_safety_stock:1;
+    unsigned                    has_backorder_limit:1;
     unsigned                    has_if_match:1;
     unsigned                    if_match_any:1;
     unsigned                    multi_line:1;  /* POST /reservations */
@@ -200,9 +241,11 @@ typedef struct {
 
 
 int ngx_http_inventory_id_valid(const char *p, size_t len);
+int ngx_http_inventory_reference_valid(const char *p, size_t len);
 int ngx_http_inventory_parse_int(const char *p, size_t len, int64_t *out);
 
 int64_t ngx_http_inventory_available(const ngx_http_inventory_item_t *item);
+int64_t ngx_http_inventory_sellable(const ngx_http_inventory_item_t *item);
 int ngx_http_inventory_low_stock(const ngx_http_inventory_item_t *item);
 
 void ngx_http_inventory_cmd_init(ngx_http_inventory_cmd_t *cmd);
@@ -218,6 +261,8 @@ int ngx_http_inventory_low_stock_detected(
     const ngx_http_inventory_item_t *after);
 
 const char *ngx_http_inventory_event_name(unsigned type);
+const char *ngx_http_inventory_state_name(unsigned state);
+unsigned ngx_http_inventory_state_of(const char *p, size_t len);
 const char *ngx_http_inventory_res_state_name(unsigned state);
 uint64_t ngx_http_inventory_clock_now(void);
 int ngx_http_inventory_reservation_id(char *id, uint64_t now);

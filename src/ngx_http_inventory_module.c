@@ -123,6 +123,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       offsetof(ngx_http_inventory_loc_conf_t, reservation_ttl),
       &ngx_http_inventory_reservation_ttl_post },
 
+    { ngx_string("inventory_actor"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_inventory_loc_conf_t, actor),
+      NULL },
+
     { ngx_string("inventory_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -269,6 +276,7 @@ ngx_http_inventory_create_loc_conf(ngx_conf_t *cf)
      */
 
     ilcf->reservation_ttl = NGX_CONF_UNSET_MSEC;
+    ilcf->actor = NGX_CONF_UNSET_PTR;
 
     return ilcf;
 }
@@ -284,6 +292,7 @@ ngx_http_inventory_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->reservation_ttl, prev->reservation_ttl,
                               15 * 60 * 1000);
+    ngx_conf_merge_ptr_value(conf->actor, prev->actor, NULL);
 
     /* a limit_except block serves its location's content, as proxy_pass */
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);

@@ -226,6 +226,7 @@ typedef struct {
 typedef struct {
     ngx_msec_t                  reservation_ttl;
     ngx_uint_t                  serves;
+    ngx_http_complex_value_t   *actor;        /* inventory_actor, or NULL */
 } ngx_http_inventory_loc_conf_t;
 
 

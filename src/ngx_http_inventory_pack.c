@@ -10,12 +10,14 @@
 #include "ngx_http_inventory_pack.h"
 
 
-#define NGX_HTTP_INVENTORY_PACK_STRS  6
+#define NGX_HTTP_INVENTORY_PACK_STRS  8
 
 #define NGX_HTTP_INVENTORY_PACK_MIN_LEVEL  0x01
 #define NGX_HTTP_INVENTORY_PACK_IF_MATCH   0x02
 #define NGX_HTTP_INVENTORY_PACK_ANY        0x04
 #define NGX_HTTP_INVENTORY_PACK_MULTI      0x08
+#define NGX_HTTP_INVENTORY_PACK_SAFETY     0x10
+#define NGX_HTTP_INVENTORY_PACK_BACKORDER  0x20
 
 
 typedef struct {
@@ -25,6 +27,10 @@ typedef struct {
     int64_t                     min_level;
     int64_t                     delta;
     int64_t                     quantity;
+    int64_t                     safety_stock;
+    int64_t                     backorder_limit;
+    uint32_t                    state;
+    uint32_t                    to_state;
     uint64_t                    ttl;
     uint64_t                    if_match[NGX_HTTP_INVENTORY_ETAGS_MAX];
     uint32_t                    if_match_n;
@@ -49,7 +55,9 @@ static const size_t  ngx_http_inventory_pack_strs[] = {
     offsetof(ngx_http_inventory_cmd_t, to),
     offsetof(ngx_http_inventory_cmd_t, reason),
     offsetof(ngx_http_inventory_cmd_t, idem_key),
-    offsetof(ngx_http_inventory_cmd_t, res.reference)
+    offsetof(ngx_http_inventory_cmd_t, res.reference),
+    offsetof(ngx_http_inventory_cmd_t, reference),
+    offsetof(ngx_http_inventory_cmd_t, actor)
 };
 
 #define ngx_http_inventory_pack_str(cmd, i)                                  \
@@ -93,8 +101,15 @@ ngx_http_inventory_pack(const ngx_http_inventory_cmd_t *cmd,
     h.flags = (cmd->has_min_level ? NGX_HTTP_INVENTORY_PACK_MIN_LEVEL : 0)
               | (cmd->has_if_match ? NGX_HTTP_INVENTORY_PACK_IF_MATCH : 0)
               | (cmd->if_match_any ? NGX_HTTP_INVENTORY_PACK_ANY : 0)
-              | (cmd->multi_line ? NGX_HTTP_INVENTORY_PACK_MULTI : 0);
+              | (cmd->multi_line ? NGX_HTTP_INVENTORY_PACK_MULTI : 0)
+              | (cmd->has_safety_stock ? NGX_HTTP_INVENTORY_PACK_SAFETY : 0)
+              | (cmd->has_backorder_limit ? NGX_HTTP_INVENTORY_PACK_BACKORDER
+                                          : 0);
     h.on_hand = cmd->on_hand;
+    h.safety_stock = cmd->safety_stock;
+    h.backorder_limit = cmd->backorder_limit;
+    h.state = cmd->state;
+    h.to_state = cmd->to_state;
     h.min_level = cmd->min_level;
     h.delta = cmd->delta;
     h.quantity = cmd->quantity;
@@ -170,7 +185,14 @@ ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
     cmd->has_if_match = (h.flags & NGX_HTTP_INVENTORY_PACK_IF_MATCH) != 0;
     cmd->if_match_any = (h.flags & NGX_HTTP_INVENTORY_PACK_ANY) != 0;
     cmd->multi_line = (h.flags & NGX_HTTP_INVENTORY_PACK_MULTI) != 0;
+    cmd->has_safety_stock = (h.flags & NGX_HTTP_INVENTORY_PACK_SAFETY) != 0;
+    cmd->has_backorder_limit = (h.flags & NGX_HTTP_INVENTORY_PACK_BACKORDER)
+                               != 0;
     cmd->on_hand = h.on_hand;
+    cmd->safety_stock = h.safety_stock;
+    cmd->backorder_limit = h.backorder_limit;
+    cmd->state = h.state;
+    cmd->to_state = h.to_state;
     cmd->min_level = h.min_level;
     cmd->delta = h.delta;
     cmd->quantity = h.quantity;

@@ -162,11 +162,19 @@ ngx_http_inventory_render_item(yajl_gen g, ngx_http_inventory_str_t sku,
                                    location.len);
     ngx_http_inventory_gen_key_int(g, "on_hand", item->on_hand);
     ngx_http_inventory_gen_key_int(g, "reserved", item->reserved);
+    ngx_http_inventory_gen_key_int(g, "damaged", item->damaged);
+    ngx_http_inventory_gen_key_int(g, "quality_control",
+                                   item->quality_control);
+    ngx_http_inventory_gen_key_int(g, "safety_stock", item->safety_stock);
+    ngx_http_inventory_gen_key_int(g, "incoming", item->incoming);
+    ngx_http_inventory_gen_key_int(g, "backorder_limit",
+                                   item->backorder_limit);
     ngx_http_inventory_gen_key_int(g, "available",
                                    ngx_http_inventory_available(item));
     ngx_http_inventory_gen_key_int(g, "min_level", item->min_level);
     ngx_http_inventory_gen_str(g, "low_stock");
     yajl_gen_bool(g, ngx_http_inventory_low_stock(item));
+    ngx_http_inventory_gen_key_int(g, "seq", (int64_t) item->seq);
     ngx_http_inventory_gen_key_int(g, "version", (int64_t) item->version);
 
     ngx_http_inventory_render_time(g, "updated_at", item->updated_at);
@@ -274,7 +282,7 @@ void
 ngx_http_inventory_render_event(yajl_gen g,
     const ngx_http_inventory_event_t *ev)
 {
-    const char  *type;
+    const char  *type, *state;
 
     type = ngx_http_inventory_event_name(ev->type);
 
@@ -295,10 +303,25 @@ ngx_http_inventory_render_event(yajl_gen g,
     case NGX_HTTP_INVENTORY_EV_STOCK_COUNTED:
         ngx_http_inventory_gen_key_int(g, "on_hand", ev->on_hand);
         ngx_http_inventory_gen_key_int(g, "min_level", ev->min_level);
+        ngx_http_inventory_gen_key_int(g, "safety_stock", ev->safety_stock);
+        ngx_http_inventory_gen_key_int(g, "backorder_limit",
+                                       ev->backorder_limit);
         break;
 
     case NGX_HTTP_INVENTORY_EV_STOCK_ADJUSTED:
         ngx_http_inventory_gen_key_int(g, "delta", ev->delta);
+        state = ngx_http_inventory_state_name(
+                    ev->state ? ev->state
+                              : NGX_HTTP_INVENTORY_STATE_AVAILABLE);
+        ngx_http_inventory_gen_key_str(g, "state", state, strlen(state));
+        break;
+
+    case NGX_HTTP_INVENTORY_EV_STOCK_MOVED:
+        state = ngx_http_inventory_state_name(ev->state);
+        ngx_http_inventory_gen_key_str(g, "from", state, strlen(state));
+        state = ngx_http_inventory_state_name(ev->to_state);
+        ngx_http_inventory_gen_key_str(g, "to", state, strlen(state));
+        ngx_http_inventory_gen_key_int(g, "quantity", ev->quantity);
         break;
 
     case NGX_HTTP_INVENTORY_EV_TRANSFERRED_OUT:
@@ -327,6 +350,16 @@ ngx_http_inventory_render_event(yajl_gen g,
     if (ev->reason.len) {
         ngx_http_inventory_gen_key_str(g, "reason", ev->reason.data,
                                        ev->reason.len);
+    }
+
+    if (ev->reference.len) {
+        ngx_http_inventory_gen_key_str(g, "reference", ev->reference.data,
+                                       ev->reference.len);
+    }
+
+    if (ev->actor.len) {
+        ngx_http_inventory_gen_key_str(g, "actor", ev->actor.data,
+                                       ev->actor.len);
     }
 
     yajl_gen_map_close(g);
@@ -409,6 +442,7 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 
         case NGX_HTTP_INVENTORY_CMD_COUNT:
         case NGX_HTTP_INVENTORY_CMD_ADJUST:
+        case NGX_HTTP_INVENTORY_CMD_MOVE:
             s = &cmd->slots[0];
             ngx_http_inventory_render_item(g, s->sku, s->location, &s->item);
             cmd->etag = s->item.version;
@@ -457,11 +491,23 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
         switch (cmd->type) {
 
         case NGX_HTTP_INVENTORY_CMD_COUNT:
-            p.detail = "on_hand cannot be less than the reserved quantity";
+        case NGX_HTTP_INVENTORY_CMD_ADJUST:
+            p.detail = "no quantity may fall below zero, damaged + "
+                       "quality_control must stay within on_hand, and "
+                       "reserved within on_hand - damaged - quality_control "
+                       "+ backorder_limit";
             break;
 
-        case NGX_HTTP_INVENTORY_CMD_ADJUST:
-            p.detail = "on_hand cannot fall below the reserved quantity";
+        case NGX_HTTP_INVENTORY_CMD_MOVE:
+            p.detail = "the state moved from holds less than the quantity "
+                       "(available: less is available)";
+            break;
+
+        case NGX_HTTP_INVENTORY_CMD_COMMIT:
+            p.detail = "the reservation's stock is not all on hand: a "
+                       "backordered hold is committed once the stock is "
+                       "there";
+            p.shorts = cmd;
             break;
 
         case NGX_HTTP_INVENTORY_CMD_TRANSFER:
@@ -481,7 +527,7 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 
     case NGX_HTTP_INVENTORY_OUT_OF_RANGE:
         p.code = NGX_HTTP_INVENTORY_P_INSUFFICIENT_STOCK;
-        p.detail = "on_hand would exceed 9007199254740991";
+        p.detail = "a quantity would exceed 9007199254740991";
         p.available = cmd->available;
         p.has_available = 1;
         break;

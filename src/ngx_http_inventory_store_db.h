@@ -85,6 +85,9 @@ int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
 int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_str_t sku,
     ngx_http_inventory_str_t location, ngx_http_inventory_item_t *item);
+int ngx_http_inventory_store_item_decode(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+    ngx_http_inventory_item_t *item);
 int ngx_http_inventory_store_reservation(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const char *id, ngx_http_inventory_reservation_t *res);
 

@@ -41,9 +41,52 @@ ngx_http_inventory_store_item(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return rc;
     }
 
-    if (ngx_http_inventory_item_decode(val.mv_data, val.mv_size, item) != 0) {
+    return ngx_http_inventory_store_item_decode(st, txn, &key, &val, item);
+}
+
+
+/*
+ * An item's record (key and value of "items"), decoded.  One written
+ * before the quantity states holds no seq: its latest index record does.
+ */
+
+int
+ngx_http_inventory_store_item_decode(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+    ngx_http_inventory_item_t *item)
+{
+    int                       rc;
+    MDB_val                   ikey, ival;
+    unsigned char             kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    ngx_http_inventory_str_t  sku, location;
+
+    if (ngx_http_inventory_item_decode(val->mv_data, val->mv_size, item)
+        != 0)
+    {
         return MDB_CORRUPTED;
     }
+
+    if (val->mv_size != NGX_HTTP_INVENTORY_ITEM_RECORD_V1) {
+        return 0;
+    }
+
+    if (ngx_http_inventory_item_key_split(key->mv_data, key->mv_size, &sku,
+                                          &location)
+        != 0)
+    {
+        return MDB_CORRUPTED;
+    }
+
+    ikey.mv_data = kbuf;
+    ikey.mv_size = ngx_http_inventory_item_event_key(kbuf, sku, location,
+                                                     item->version);
+
+    rc = mdb_get(txn, st->item_events, &ikey, &ival);
+    if (rc != 0 || ival.mv_size < 8) {
+        return MDB_CORRUPTED;
+    }
+
+    item->seq = ngx_http_inventory_get_u64(ival.mv_data);
 
     return 0;
 }
@@ -83,8 +126,8 @@ ngx_http_inventory_store_sku_items(ngx_http_inventory_store_t *st,
 
         if (ngx_http_inventory_item_key_split(key.mv_data, key.mv_size,
                                               &s, &loc) != 0
-            || ngx_http_inventory_item_decode(val.mv_data, val.mv_size,
-                                              &item) != 0)
+            || ngx_http_inventory_store_item_decode(st, st->rtxn, &key, &val,
+                                                    &item) != 0)
         {
             rc = MDB_CORRUPTED;
             break;
@@ -240,7 +283,7 @@ ngx_http_inventory_store_item_events(ngx_http_inventory_store_t *st,
             break;
         }
 
-        if (val.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN) {
+        if (val.mv_size < 8) {
             rc = MDB_CORRUPTED;
             break;
         }
@@ -366,10 +409,8 @@ ngx_http_inventory_store_item_as_of(ngx_http_inventory_store_t *st,
         rc = mdb_get(st->rtxn, st->item_events, &key, &val);
 
         if (rc == 0
-            && (val.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN
-                || ngx_http_inventory_item_decode(
-                       (unsigned char *) val.mv_data + 8,
-                       NGX_HTTP_INVENTORY_ITEM_RECORD_LEN, &snap) != 0))
+            && ngx_http_inventory_index_decode(val.mv_data, val.mv_size,
+                                               &snap) != 0)
         {
             rc = MDB_CORRUPTED;
         }

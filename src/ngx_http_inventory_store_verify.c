@@ -200,7 +200,7 @@ ngx_http_inventory_verify_log(ngx_http_inventory_verify_t *v,
                                                          ev.version);
 
         if (mdb_get(v->txn, v->st->item_events, &ikey, &ival) != 0
-            || ival.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN
+            || ival.mv_size < 8
             || ngx_http_inventory_get_u64(ival.mv_data) != seq)
         {
             ngx_http_inventory_verify_report(v, "log: event %llu (%.*s at "
@@ -240,8 +240,9 @@ ngx_http_inventory_verify_items(ngx_http_inventory_verify_t *v,
     {
         if (ngx_http_inventory_item_key_split(key.mv_data, key.mv_size, &sku,
                                               &location) != 0
-            || ngx_http_inventory_item_decode(val.mv_data, val.mv_size,
-                                              &item) != 0)
+            || ngx_http_inventory_store_item_decode(v->st, v->txn, &key,
+                                                    &val, &item)
+               != 0)
         {
             ngx_http_inventory_verify_report(v, "items: an unreadable item");
             continue;
@@ -277,7 +278,7 @@ ngx_http_inventory_verify_item(ngx_http_inventory_verify_t *v,
                                                         version);
 
         if (mdb_get(v->txn, v->st->item_events, &key, &val) != 0
-            || val.mv_size != NGX_HTTP_INVENTORY_INDEX_RECORD_LEN)
+            || val.mv_size < 8)
         {
             ngx_http_inventory_verify_report(v, "%.*s at %.*s: version %llu "
                                         "is missing from the index",
@@ -321,6 +322,7 @@ ngx_http_inventory_verify_item(ngx_http_inventory_verify_t *v,
         }
 
         before = item;
+        ev.seq = ngx_http_inventory_get_u64(val.mv_data);
 
         if (ngx_http_inventory_event_apply(&item, &ev) != 0) {
             ngx_http_inventory_verify_report(v, "%.*s at %.*s: version %llu "
@@ -334,9 +336,8 @@ ngx_http_inventory_verify_item(ngx_http_inventory_verify_t *v,
         low_due = ev.type != NGX_HTTP_INVENTORY_EV_LOW_STOCK_DETECTED
                   && ngx_http_inventory_low_stock_detected(&before, &item);
 
-        if (ngx_http_inventory_item_decode((unsigned char *) val.mv_data + 8,
-                                           NGX_HTTP_INVENTORY_ITEM_RECORD_LEN,
-                                           &snap) != 0
+        if (ngx_http_inventory_index_decode(val.mv_data, val.mv_size, &snap)
+            != 0
             || memcmp(&snap, &item, sizeof(item)) != 0)
         {
             ngx_http_inventory_verify_report(v, "%.*s at %.*s: the index "

@@ -551,7 +551,7 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
     unsigned char               seq[8];
     unsigned char               rec[NGX_HTTP_INVENTORY_EVENT_RECORD_MAX];
     ngx_http_inventory_item_t   before;
-    ngx_http_inventory_event_t  low_ev;
+    ngx_http_inventory_event_t  low_ev, *cause;
 
     for (low = 0; ev; low++) {
         before = slot->item;
@@ -583,6 +583,7 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
             return rc;
         }
 
+        cause = ev;
         ev = NULL;
 
         if (!low && ngx_http_inventory_low_stock_detected(&before,
@@ -594,6 +595,9 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
             low_ev.location = slot->location;
             low_ev.available = ngx_http_inventory_available(&slot->item);
             low_ev.min_level = slot->item.min_level;
+            low_ev.reason = cause->reason;
+            low_ev.reference = cause->reference;
+            low_ev.actor = cause->actor;
             ev = &low_ev;
         }
     }

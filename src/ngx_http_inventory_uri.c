@@ -98,7 +98,12 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
     { NULL, 0, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_REPLICATION,
       NGX_HTTP_INVENTORY_M_GET|NGX_HTTP_INVENTORY_M_POST, "GET, POST",
-      "replication", 0 }
+      "replication", 0 },
+
+    { "inventory", 4, "moves", NGX_HTTP_INVENTORY_ITEM_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_MOVE,
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "moves", NGX_HTTP_INVENTORY_CMD_MOVE }
 };
 
 

@@ -31,6 +31,12 @@ static int ngx_http_inventory_get_int_as(
 static int ngx_http_inventory_get_string(const ngx_http_inventory_json_t *obj,
     const char *name, ngx_http_inventory_str_t *out,
     ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_reference(
+    const ngx_http_inventory_json_t *obj, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_get_state(const ngx_http_inventory_json_t *obj,
+    const char *name, int required, unsigned *out,
+    ngx_http_inventory_errors_t *errs);
 static int ngx_http_inventory_get_id(const ngx_http_inventory_json_t *obj,
     const char *name, const char *field, ngx_http_inventory_str_t *out,
     ngx_http_inventory_errors_t *errs);
@@ -39,19 +45,24 @@ static int ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
 
 
 static const char  *ngx_http_inventory_count_members[] = {
-    "on_hand", "min_level", "reason", NULL
+    "on_hand", "min_level", "safety_stock", "backorder_limit", "reason",
+    "reference", NULL
 };
 
 static const char  *ngx_http_inventory_adjust_members[] = {
-    "delta", "reason", NULL
+    "delta", "state", "reason", "reference", NULL
+};
+
+static const char  *ngx_http_inventory_move_members[] = {
+    "from", "to", "quantity", "reason", "reference", NULL
 };
 
 static const char  *ngx_http_inventory_reserve_members[] = {
-    "quantity", "ttl_seconds", "reference", NULL
+    "quantity", "ttl_seconds", "reason", "reference", NULL
 };
 
 static const char  *ngx_http_inventory_cart_members[] = {
-    "lines", "ttl_seconds", "reference", NULL
+    "lines", "ttl_seconds", "reason", "reference", NULL
 };
 
 static const char  *ngx_http_inventory_line_members[] = {
@@ -59,11 +70,12 @@ static const char  *ngx_http_inventory_line_members[] = {
 };
 
 static const char  *ngx_http_inventory_transfer_members[] = {
-    "sku", "from", "to", "quantity", "reason", NULL
+    "sku", "from", "to", "quantity", "reason", "reference", NULL
 };
 
-static const char  *ngx_http_inventory_no_members[] = {
-    NULL
+/* a reservation's commit or release */
+static const char  *ngx_http_inventory_end_members[] = {
+    "reason", "reference", NULL
 };
 
 static const ngx_http_inventory_int_rule_t
@@ -74,6 +86,16 @@ static const ngx_http_inventory_int_rule_t
 static const ngx_http_inventory_int_rule_t
     ngx_http_inventory_min_level_rule = {
     "min_level", 0, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
+};
+
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_safety_stock_rule = {
+    "safety_stock", 0, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
+};
+
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_backorder_limit_rule = {
+    "backorder_limit", 0, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
 };
 
 static const ngx_http_inventory_int_rule_t
@@ -190,12 +212,19 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
     case NGX_HTTP_INVENTORY_CMD_TRANSFER:
         members = ngx_http_inventory_transfer_members;
         break;
+    case NGX_HTTP_INVENTORY_CMD_MOVE:
+        members = ngx_http_inventory_move_members;
+        break;
     default:
-        members = ngx_http_inventory_no_members;
+        members = ngx_http_inventory_end_members;
         break;
     }
 
     ok = ngx_http_inventory_check_members(root, members, NULL, errs);
+
+    /* every write: why, and which document (a reservation's is its own) */
+    ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason, errs);
+    ok &= ngx_http_inventory_get_reference(root, &cmd->reference, errs);
 
     switch (cmd->type) {
 
@@ -208,15 +237,47 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
         ok &= ngx_http_inventory_get_int(root,
                                          &ngx_http_inventory_min_level_rule,
                                          &cmd->min_level, errs);
-        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
-                                            errs);
+        cmd->has_safety_stock =
+            ngx_http_inventory_json_get(root, "safety_stock") != NULL;
+        ok &= ngx_http_inventory_get_int(root,
+                                     &ngx_http_inventory_safety_stock_rule,
+                                     &cmd->safety_stock, errs);
+        cmd->has_backorder_limit =
+            ngx_http_inventory_json_get(root, "backorder_limit") != NULL;
+        ok &= ngx_http_inventory_get_int(root,
+                                     &ngx_http_inventory_backorder_limit_rule,
+                                     &cmd->backorder_limit, errs);
         break;
 
     case NGX_HTTP_INVENTORY_CMD_ADJUST:
         ok &= ngx_http_inventory_get_int(root, &ngx_http_inventory_delta_rule,
                                          &cmd->delta, errs);
-        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
-                                            errs);
+        ok &= ngx_http_inventory_get_state(root, "state", 0, &cmd->state,
+                                           errs);
+        break;
+
+    case NGX_HTTP_INVENTORY_CMD_MOVE:
+        ok &= ngx_http_inventory_get_state(root, "from", 1, &cmd->state,
+                                           errs);
+        ok &= ngx_http_inventory_get_state(root, "to", 1, &cmd->to_state,
+                                           errs);
+        ok &= ngx_http_inventory_get_int(root,
+                                         &ngx_http_inventory_quantity_rule,
+                                         &cmd->quantity, errs);
+
+        if (cmd->to_state == NGX_HTTP_INVENTORY_STATE_INCOMING) {
+            ngx_http_inventory_error_set(errs, "to",
+                                         "must be available, damaged or "
+                                         "quality_control: stock becomes "
+                                         "incoming by an adjustment");
+            ok = 0;
+
+        } else if (cmd->state && cmd->state == cmd->to_state) {
+            ngx_http_inventory_error_set(errs, "to",
+                                         "must differ from \"from\"");
+            ok = 0;
+        }
+
         break;
 
     case NGX_HTTP_INVENTORY_CMD_RESERVE:
@@ -240,8 +301,7 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
             cmd->ttl = (uint64_t) ttl * 1000;
         }
 
-        ok &= ngx_http_inventory_get_string(root, "reference",
-                                            &cmd->res.reference, errs);
+        cmd->res.reference = cmd->reference;
         break;
 
     case NGX_HTTP_INVENTORY_CMD_TRANSFER:
@@ -252,8 +312,6 @@ ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
         ok &= ngx_http_inventory_get_int(root,
                                          &ngx_http_inventory_quantity_rule,
                                          &cmd->quantity, errs);
-        ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason,
-                                            errs);
 
         if (ok && cmd->location.len == cmd->to.len
             && memcmp(cmd->location.data, cmd->to.data, cmd->to.len) == 0)
@@ -391,6 +449,70 @@ ngx_http_inventory_get_string(const ngx_http_inventory_json_t *obj,
 
     out->data = m->str;
     out->len = m->len;
+
+    return 1;
+}
+
+
+/* an optional reference: 1 to 255 visible ASCII characters */
+
+static int
+ngx_http_inventory_get_reference(const ngx_http_inventory_json_t *obj,
+    ngx_http_inventory_str_t *out, ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_json_t  *m;
+
+    m = ngx_http_inventory_json_get(obj, "reference");
+
+    if (m == NULL) {
+        out->data = NULL;
+        out->len = 0;
+        return 1;
+    }
+
+    if (m->type != NGX_HTTP_INVENTORY_JSON_STRING
+        || !ngx_http_inventory_reference_valid(m->str, m->len))
+    {
+        ngx_http_inventory_error_set(errs, "reference",
+                                     "must be 1 to 255 visible ASCII "
+                                     "characters");
+        return 0;
+    }
+
+    out->data = m->str;
+    out->len = m->len;
+
+    return 1;
+}
+
+
+/* a quantity state by name: available, damaged, quality_control, incoming */
+
+static int
+ngx_http_inventory_get_state(const ngx_http_inventory_json_t *obj,
+    const char *name, int required, unsigned *out,
+    ngx_http_inventory_errors_t *errs)
+{
+    ngx_http_inventory_json_t  *m;
+
+    m = ngx_http_inventory_json_get(obj, name);
+    *out = 0;
+
+    if (m == NULL && !required) {
+        return 1;
+    }
+
+    if (m != NULL && m->type == NGX_HTTP_INVENTORY_JSON_STRING) {
+        *out = ngx_http_inventory_state_of(m->str, m->len);
+    }
+
+    if (*out == 0) {
+        ngx_http_inventory_error_add(errs, name, strlen(name),
+                                     m == NULL ? "is required"
+                                     : "must be one of available, damaged, "
+                                       "quality_control, incoming");
+        return 0;
+    }
 
     return 1;
 }

@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_inventory_write(ngx_http_request_t *r,
 static ngx_int_t ngx_http_inventory_prepare(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx, u_char *body, size_t len,
     ngx_http_inventory_errors_t *errs);
+static ngx_int_t ngx_http_inventory_actor(ngx_http_request_t *r,
+    ngx_http_complex_value_t *cv, ngx_http_inventory_str_t *actor);
 static void ngx_http_inventory_fingerprint(ngx_http_request_t *r,
     u_char *body, size_t len, unsigned char *digest);
 static void ngx_http_inventory_write_done(ngx_http_inventory_job_t *job);
@@ -326,6 +328,12 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
     cmd->ttl = ilcf->reservation_ttl;
 
+    if (ilcf->actor
+        && ngx_http_inventory_actor(r, ilcf->actor, &cmd->actor) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     /* commit and release: no body is as good as {} */
     if (!(len == 0 && (cmd->type == NGX_HTTP_INVENTORY_CMD_COMMIT
                        || cmd->type == NGX_HTTP_INVENTORY_CMD_RELEASE))
@@ -365,6 +373,36 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
     if (cmd->idem_key.len) {
         ngx_http_inventory_fingerprint(r, body, len, cmd->fingerprint);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Who asks, as inventory_actor says (an empty value: no one): at most
+ * 255 bytes, cut where a UTF-8 character begins.
+ */
+
+static ngx_int_t
+ngx_http_inventory_actor(ngx_http_request_t *r, ngx_http_complex_value_t *cv,
+    ngx_http_inventory_str_t *actor)
+{
+    ngx_str_t  v;
+
+    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (v.len > NGX_HTTP_INVENTORY_ACTOR_MAX) {
+        v.len = NGX_HTTP_INVENTORY_ACTOR_MAX;
+
+        while (v.len && (v.data[v.len] & 0xc0) == 0x80) {
+            v.len--;
+        }
+    }
+
+    actor->data = (const char *) v.data;
+    actor->len = v.len;
 
     return NGX_OK;
 }

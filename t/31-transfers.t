@@ -98,8 +98,10 @@ transfer_ok($r, { on_hand => 7, low_stock => 1, version => $va + 2 },
     my $out = eval { item_events($n, 'T-1', 'a', $va) } // [];
     is(join(' ', map { $_->{type} } @$out), 'StockTransferredOut LowStockDetected',
        'from: StockTransferredOut then LowStockDetected');
-    is_deeply($out->[1]{data} // {}, { available => 7, min_level => 8 },
-              'LowStockDetected data');
+    is_deeply($out->[1]{data} // {},
+              { available => 7, min_level => 8, reason => 'x' x 256 },
+              'LowStockDetected data, with the reason of the write that '
+              . 'appended it');
 }
 
 # If-Match does not apply to transfers (a two-item write)

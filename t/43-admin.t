@@ -268,11 +268,11 @@ my $tmp = tempdir('inventory-43-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $items = dump_db('items', $tmp);
 ok($items, 'mdb_dump -s items');
 my $v = $items->{"K-3\0west"} // '';
-is(length $v, 40, 'the item record is 40 bytes');
-my @u = unpack 'Q>5', $v;
+is(length $v, 88, 'the item record is 88 bytes');
+my @u = unpack 'Q>11', $v;
 is($u[0], 30, 'its first u64 is on_hand (30)');
 $u[0] = 999;
-is(load_record('items', "K-3\0west", pack('Q>5', @u), $tmp), 0,
+is(load_record('items', "K-3\0west", pack('Q>11', @u), $tmp), 0,
    'mdb_load -s items of the record with on_hand 999');
 owners_ok('after mdb_load');
 

@@ -1341,9 +1341,12 @@ sub item_problems {
     return ('item is not a JSON object') unless ref $j eq 'HASH';
 
     my %types = (sku => 'string', location => 'string', on_hand => 'number',
-                 reserved => 'number', available => 'number',
-                 min_level => 'number', low_stock => 'bool',
-                 version => 'number', updated_at => 'string');
+                 reserved => 'number', damaged => 'number',
+                 quality_control => 'number', safety_stock => 'number',
+                 incoming => 'number', backorder_limit => 'number',
+                 available => 'number', min_level => 'number',
+                 low_stock => 'bool', seq => 'number', version => 'number',
+                 updated_at => 'string');
     for my $k (sort keys %types) {
         my $t = json_type($j->{$k});
         push @p, "'$k' is $t, expected $types{$k}" if $t ne $types{$k};
@@ -1352,10 +1355,19 @@ sub item_problems {
     push @p, "unexpected members: @extra" if @extra;
     return @p if @p;
 
-    push @p, 'available != on_hand - reserved'
-        unless $j->{available} == $j->{on_hand} - $j->{reserved};
-    push @p, 'reserved out of 0..on_hand'
-        unless $j->{reserved} >= 0 && $j->{reserved} <= $j->{on_hand};
+    my $sellable = $j->{on_hand} - $j->{damaged} - $j->{quality_control};
+    push @p, 'available != on_hand - damaged - quality_control - '
+             . 'safety_stock - reserved'
+        unless $j->{available} == $sellable - $j->{safety_stock}
+                                  - $j->{reserved};
+    push @p, 'a quantity below zero'
+        if grep { $j->{$_} < 0 } qw(on_hand reserved damaged quality_control
+                                    safety_stock incoming backorder_limit);
+    push @p, 'damaged + quality_control > on_hand' if $sellable < 0;
+    push @p, 'reserved > on_hand - damaged - quality_control + '
+             . 'backorder_limit'
+        if $j->{reserved} > $sellable + $j->{backorder_limit};
+    push @p, 'seq < 1' unless $j->{seq} >= 1;
     push @p, 'low_stock != (available < min_level)'
         unless (!!$j->{low_stock}) == ($j->{available} < $j->{min_level});
     push @p, "updated_at '$j->{updated_at}' is not RFC 3339 UTC with ms"
