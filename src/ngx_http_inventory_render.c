@@ -707,21 +707,24 @@ ngx_http_inventory_render_aggregate_cb(yajl_gen g, const void *data)
     const ngx_http_inventory_rows_t  *a = data;
 
     size_t   i;
-    int64_t  on_hand, reserved;
+    int64_t  on_hand, reserved, available;
 
     on_hand = 0;
     reserved = 0;
+    available = 0;
 
+    /* the sums of the locations' (available may be below zero) */
     for (i = 0; i < a->n; i++) {
         on_hand += a->rows[i].item.on_hand;
         reserved += a->rows[i].item.reserved;
+        available += ngx_http_inventory_available(&a->rows[i].item);
     }
 
     yajl_gen_map_open(g);
     ngx_http_inventory_gen_key_str(g, "sku", a->sku.data, a->sku.len);
     ngx_http_inventory_gen_key_int(g, "on_hand", on_hand);
     ngx_http_inventory_gen_key_int(g, "reserved", reserved);
-    ngx_http_inventory_gen_key_int(g, "available", on_hand - reserved);
+    ngx_http_inventory_gen_key_int(g, "available", available);
     ngx_http_inventory_gen_str(g, "locations");
     yajl_gen_array_open(g);
 

@@ -601,6 +601,43 @@ for my $bad ({ delta => 0 }, { delta => 1000000001 }, { delta => '5' },
            template => "$I/adjustments", json => $bad,
            expect_request => 'invalid');
 }
+sample(POST => '/v1/inventory/A-1/store-7/adjustments', 200,
+       template => "$I/adjustments",
+       json => { delta => 6, state => 'incoming', reference => 'po:4711' },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/A-1/store-7/adjustments', 400,
+       template => "$I/adjustments", json => { delta => 1, state => 'lost' },
+       expect_request => 'invalid');
+sample(PUT => '/v1/inventory/D-1/store-7', 201, template => $I,
+       json => { on_hand => 5, safety_stock => 1, backorder_limit => 2,
+                 reference => 'count:1' },
+       expect_request => 'valid');
+# moves
+sample(POST => '/v1/inventory/A-1/store-7/moves', 200,
+       template => "$I/moves",
+       json => { from => 'incoming', to => 'available', quantity => 4,
+                 reference => 'po:4711' },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/A-1/store-7/moves', 200,
+       template => "$I/moves",
+       json => { from => 'available', to => 'damaged', quantity => 1 },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/A-1/store-7/moves', 409,
+       template => "$I/moves",
+       json => { from => 'damaged', to => 'available', quantity => 9 },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/NOPE/store-7/moves', 404,
+       template => "$I/moves",
+       json => { from => 'damaged', to => 'available', quantity => 1 },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/A-1/store-7/moves', 400,
+       template => "$I/moves",
+       json => { from => 'available', to => 'incoming', quantity => 1 },
+       expect_request => 'invalid');
+# from = to: described in words
+sample(POST => '/v1/inventory/A-1/store-7/moves', 400,
+       template => "$I/moves",
+       json => { from => 'damaged', to => 'damaged', quantity => 1 });
 sample(GET => '/v1/inventory/A-1', 200, template => '/v1/inventory/{sku}');
 sample(HEAD => '/v1/inventory/A-1', 200, template => '/v1/inventory/{sku}');
 sample(GET => '/v1/inventory/NOPE', 404, template => '/v1/inventory/{sku}');
