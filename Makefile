@@ -9,7 +9,9 @@ SRCS        := $(wildcard src/*.c src/*.h) config
 CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_clock.c \
                src/ngx_http_inventory_codec.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
-               src/ngx_http_inventory_render.c src/ngx_http_inventory_pack.c \
+               src/ngx_http_inventory_render.c \
+               src/ngx_http_inventory_render_read.c \
+               src/ngx_http_inventory_pack.c \
                src/ngx_http_inventory_store.c \
                src/ngx_http_inventory_store_query.c \
                src/ngx_http_inventory_store_write.c \
@@ -17,6 +19,8 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_clock.c \
                src/ngx_http_inventory_store_record.c \
                src/ngx_http_inventory_store_repl.c \
                src/ngx_http_inventory_store_epoch.c \
+               src/ngx_http_inventory_store_upgrade.c \
+               src/ngx_http_inventory_store_ledger.c \
                src/ngx_http_inventory_uri.c src/ngx_http_inventory_proc.c
 # the offline tool: CORE_SRCS and these
 ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_store_verify.c

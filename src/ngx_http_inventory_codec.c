@@ -92,6 +92,20 @@ ngx_http_inventory_low_key(unsigned char *buf, ngx_http_inventory_str_t sku,
 }
 
 
+/* the references index: a reference holds no NUL, so the seqs sort after */
+
+size_t
+ngx_http_inventory_reference_key(unsigned char *buf,
+    ngx_http_inventory_str_t reference, uint64_t seq)
+{
+    memcpy(buf, reference.data, reference.len);
+    buf[reference.len] = '\0';
+    ngx_http_inventory_put_u64(buf + reference.len + 1, seq);
+
+    return reference.len + 1 + 8;
+}
+
+
 size_t
 ngx_http_inventory_item_event_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,

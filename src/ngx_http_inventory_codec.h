@@ -14,6 +14,9 @@
 /* sku NUL location NUL u64 */
 #define NGX_HTTP_INVENTORY_KEY_MAX                                           \
     (2 * NGX_HTTP_INVENTORY_ID_MAX + 2 + 8)
+/* reference NUL u64 */
+#define NGX_HTTP_INVENTORY_REF_KEY_MAX                                       \
+    (NGX_HTTP_INVENTORY_REFERENCE_MAX + 1 + 8)
 
 /* an item; before the quantity states, its first 40 bytes alone */
 #define NGX_HTTP_INVENTORY_ITEM_RECORD_LEN  88
@@ -51,6 +54,8 @@ size_t ngx_http_inventory_sku_prefix(unsigned char *buf,
     ngx_http_inventory_str_t sku);
 size_t ngx_http_inventory_low_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location);
+size_t ngx_http_inventory_reference_key(unsigned char *buf,
+    ngx_http_inventory_str_t reference, uint64_t seq);
 size_t ngx_http_inventory_item_event_key(unsigned char *buf,
     ngx_http_inventory_str_t sku, ngx_http_inventory_str_t location,
     uint64_t version);

@@ -179,6 +179,7 @@ typedef struct {
     ngx_http_inventory_str_t    location;
     ngx_http_inventory_item_t   item;
     int64_t                     demand;        /* reservations: summed lines */
+    uint64_t                    seq_loaded;    /* its changes index entry */
     unsigned                    exists:1;
     unsigned                    was_low:1;     /* low_stock when loaded */
     unsigned                    short_stock:1;

@@ -164,7 +164,9 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
         p++;
     }
 
-    rt = ngx_http_inventory_route_find((char *) p, end - p, &ctx->ids);
+    rt = ngx_http_inventory_route_find((char *) p, end - p,
+                                       ngx_http_inventory_method(r),
+                                       &ctx->ids);
 
     if (rt) {
         ctx->route = rt->route;

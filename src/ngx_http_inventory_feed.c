@@ -2,7 +2,8 @@
  * The global event feed, GET {prefix}events?after=SEQ&limit=N&wait=S, with
  * long polling: a request that finds nothing new waits (wait.c) until an
  * event is committed by any worker, or applied from the primary, or its
- * time is up.
+ * time is up.  With reference=REF, the events that name that reference,
+ * from their index (no long poll).
  */
 
 #include <ngx_config.h>
@@ -35,6 +36,8 @@ static int ngx_http_inventory_feed_event(void *data,
     const ngx_http_inventory_event_t *ev);
 static ngx_int_t ngx_http_inventory_feed_wake(ngx_http_request_t *r,
     void *data, ngx_uint_t final);
+static ngx_int_t ngx_http_inventory_feed_reference(ngx_http_request_t *r,
+    ngx_str_t *reference, uint64_t after, size_t limit);
 
 
 ngx_int_t
@@ -42,7 +45,8 @@ ngx_http_inventory_get_events(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
     uint64_t                         after, limit, wait;
-    ngx_int_t                        rc;
+    ngx_int_t                        rc, has_ref;
+    ngx_str_t                        ref;
     ngx_uint_t                       empty;
     ngx_http_inventory_errors_t      errs;
     ngx_http_inventory_feed_wait_t  *fw;
@@ -61,10 +65,33 @@ ngx_http_inventory_get_events(ngx_http_request_t *r,
                                 NGX_HTTP_INVENTORY_FEED_WAIT_MAX, &wait,
                                 &errs);
 
+    has_ref = ngx_http_inventory_arg(r, "reference", &ref);
+
+    if (has_ref == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (has_ref == NGX_OK
+        && !ngx_http_inventory_reference_valid((char *) ref.data, ref.len))
+    {
+        ngx_http_inventory_error_set(&errs, "reference",
+                                     "must be 1 to 255 visible ASCII "
+                                     "characters");
+
+    } else if (has_ref == NGX_OK && wait) {
+        ngx_http_inventory_error_set(&errs, "wait",
+                                     "is not served with reference");
+    }
+
     if (errs.n) {
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the query is invalid", &errs);
+    }
+
+    if (has_ref == NGX_OK) {
+        return ngx_http_inventory_feed_reference(r, &ref, after,
+                                                 (size_t) limit);
     }
 
     rc = ngx_http_inventory_feed_respond(r, after, (size_t) limit, wait == 0,
@@ -152,6 +179,62 @@ ngx_http_inventory_feed_event(void *data, const ngx_http_inventory_event_t *ev)
     out->last = ev->seq;
 
     return 0;
+}
+
+
+/*
+ * The events of a reference after "after": last_seq is where to go on
+ * from, the last event sent while more follow, else the log's end.
+ */
+
+static ngx_int_t
+ngx_http_inventory_feed_reference(ngx_http_request_t *r, ngx_str_t *reference,
+    uint64_t after, size_t limit)
+{
+    int                              rc, more;
+    uint64_t                         last_seq;
+    ngx_http_inventory_str_t         ref;
+    ngx_http_inventory_buf_t         body;
+    ngx_http_inventory_feed_out_t    out;
+    ngx_http_inventory_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_inventory_module);
+
+    rc = ngx_http_inventory_read_begin(r, imcf->store);
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    ref.data = (const char *) reference->data;
+    ref.len = reference->len;
+
+    ngx_http_inventory_buf_init(&body, ngx_http_inventory_palloc, r->pool);
+    ngx_http_inventory_page_open(&out.page, &body, "events");
+    out.last = after;
+    more = 0;
+
+    rc = ngx_http_inventory_store_last_seq(imcf->store, &last_seq);
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_reference_events(imcf->store, ref,
+                                             after, limit,
+                                             ngx_http_inventory_feed_event,
+                                             &out, &more);
+    }
+
+    if (rc == 0) {
+        ngx_http_inventory_page_close_int(&out.page, "last_seq", 1,
+                                          more ? out.last
+                                               : ngx_max(last_seq, after));
+    }
+
+    ngx_http_inventory_store_read_end(imcf->store);
+
+    if (rc != 0) {
+        return ngx_http_inventory_read_failed(r, rc);
+    }
+
+    return ngx_http_inventory_send_json(r, NGX_HTTP_OK, &body, 0);
 }
 
 

@@ -82,6 +82,11 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "the store is not open", NULL);
     }
 
+    /* a read with a body: served by followers too */
+    if (ctx->route == NGX_HTTP_INVENTORY_ROUTE_QUERY) {
+        return ngx_http_inventory_post_query(r, ctx);
+    }
+
     if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)) {
 
         /* a copy never takes a client's write itself */
@@ -228,6 +233,9 @@ ngx_http_inventory_read_route(ngx_http_request_t *r,
 
     case NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK:
         return ngx_http_inventory_get_low_stock(r, ctx);
+
+    case NGX_HTTP_INVENTORY_ROUTE_CHANGES:
+        return ngx_http_inventory_get_changes(r, ctx);
 
     default: /* NGX_HTTP_INVENTORY_ROUTE_ITEM */
         return ngx_http_inventory_get_item(r, ctx);

@@ -342,6 +342,20 @@ void ngx_http_inventory_cluster_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 void ngx_http_inventory_cluster_exit(ngx_http_inventory_main_conf_t *imcf);
 
+/* ngx_http_inventory_bulk.c */
+ngx_int_t ngx_http_inventory_get_changes(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+ngx_int_t ngx_http_inventory_post_query(ngx_http_request_t *r,
+    ngx_http_inventory_ctx_t *ctx);
+
+/* ngx_http_inventory_body.c */
+ngx_int_t ngx_http_inventory_read_body(ngx_http_request_t *r, size_t max,
+    u_char **data, size_t *len);
+ngx_uint_t ngx_http_inventory_is_json(ngx_http_request_t *r);
+ngx_uint_t ngx_http_inventory_no_body(ngx_http_request_t *r);
+void ngx_http_inventory_body_too_large(ngx_http_inventory_errors_t *errs,
+    size_t max);
+
 /* ngx_http_inventory_handover.c */
 ngx_int_t ngx_http_inventory_handover_handler(ngx_http_request_t *r);
 

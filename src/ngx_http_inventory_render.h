@@ -49,6 +49,15 @@ typedef struct {
 } ngx_http_inventory_problem_t;
 
 
+/* an item asked for by a query, and whether it exists */
+typedef struct {
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    ngx_http_inventory_item_t   item;
+    unsigned                    found;
+} ngx_http_inventory_found_t;
+
+
 /* one location's item of an aggregate */
 typedef struct {
     ngx_http_inventory_str_t    location;
@@ -128,6 +137,8 @@ void ngx_http_inventory_render_health(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_health_t *h);
 void ngx_http_inventory_render_handover(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_handover_t *h);
+void ngx_http_inventory_render_query(ngx_http_inventory_buf_t *b,
+    const ngx_http_inventory_found_t *found, size_t n);
 void ngx_http_inventory_render_counts(ngx_http_inventory_buf_t *b,
     const ngx_http_inventory_count_t *counts, size_t n);
 
@@ -142,6 +153,12 @@ void ngx_http_inventory_page_close_int(ngx_http_inventory_page_t *pg,
     const char *key, int has, uint64_t value);
 void ngx_http_inventory_page_close_str(ngx_http_inventory_page_t *pg,
     const char *key, const unsigned char *s, size_t len);
+
+/* a whole body: render(g, data) into b, with a generator of its own */
+typedef void (*ngx_http_inventory_render_pt)(yajl_gen g, const void *data);
+
+void ngx_http_inventory_render_body(ngx_http_inventory_buf_t *b,
+    ngx_http_inventory_render_pt render, const void *data);
 
 /* parts of bodies, for a yajl_gen of the caller's */
 void ngx_http_inventory_render_problem(yajl_gen g,

@@ -282,6 +282,13 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return rc;
     }
 
+    /* since schema 2: a store of schema 1 gets them when nginx opens it */
+    if ((rc = mdb_dbi_open(txn, "references", f, &st->references)) != 0
+        || (rc = mdb_dbi_open(txn, "changes", f, &st->changes)) != 0)
+    {
+        return rc == MDB_NOTFOUND ? MDB_INCOMPATIBLE : rc;
+    }
+
     st->dbi[0] = st->meta;
     st->dbi[1] = st->log;
     st->dbi[2] = st->items;
@@ -291,7 +298,9 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
     st->dbi[6] = st->idempotency;
     st->dbi[7] = st->idem_expiry;
     st->dbi[8] = st->low_stock;
-    st->dbi[9] = st->replication;
+    st->dbi[9] = st->references;
+    st->dbi[10] = st->changes;
+    st->dbi[11] = st->replication;
 
     return 0;
 }
@@ -303,6 +312,7 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
 {
     int            rc;
     MDB_val        key, val;
+    uint64_t       version;
     unsigned char  buf[8];
 
     key.mv_data = (void *) ngx_http_inventory_schema_key;
@@ -324,10 +334,34 @@ ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return rc == MDB_NOTFOUND ? MDB_INCOMPATIBLE : rc;
     }
 
-    if (val.mv_size != sizeof(buf)
-        || ngx_http_inventory_get_u64(val.mv_data)
-           != NGX_HTTP_INVENTORY_SCHEMA_VERSION)
+    if (val.mv_size != sizeof(buf)) {
+        return MDB_INCOMPATIBLE;
+    }
+
+    version = ngx_http_inventory_get_u64(val.mv_data);
+
+    /* an older store is upgraded in this transaction, where nginx opens it */
+    if (version < NGX_HTTP_INVENTORY_SCHEMA_VERSION
+        && (flags & NGX_HTTP_INVENTORY_STORE_CREATE))
     {
+        rc = ngx_http_inventory_store_upgrade(st, txn, version);
+        if (rc != 0) {
+            return rc;
+        }
+
+        ngx_http_inventory_put_u64(buf, NGX_HTTP_INVENTORY_SCHEMA_VERSION);
+        val.mv_data = buf;
+        val.mv_size = sizeof(buf);
+
+        rc = mdb_put(txn, st->meta, &key, &val, 0);
+        if (rc != 0) {
+            return rc;
+        }
+
+        version = NGX_HTTP_INVENTORY_SCHEMA_VERSION;
+    }
+
+    if (version != NGX_HTTP_INVENTORY_SCHEMA_VERSION) {
         return MDB_INCOMPATIBLE;
     }
 

@@ -236,6 +236,25 @@ int ngx_http_inventory_store_log(ngx_http_inventory_store_t *st,
     uint64_t after, size_t limit, ngx_http_inventory_event_pt handler,
     void *ctx);
 
+/*
+ * Calls handler for the events that name reference, after seq "after", in
+ * seq order, at most limit of them; *more tells whether others follow.
+ * Stops at the first non-zero result of the handler (returned).
+ */
+int ngx_http_inventory_store_reference_events(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_str_t reference, uint64_t after, size_t limit,
+    ngx_http_inventory_event_pt handler, void *ctx, int *more);
+
+/*
+ * Calls handler for the items whose latest event is after seq "after", in
+ * the order of that seq, at most limit of them; *next is the seq to ask
+ * after for the next page, 0 when none follows.  Stops at the first
+ * non-zero result of the handler (returned).
+ */
+int ngx_http_inventory_store_changed_items(ngx_http_inventory_store_t *st,
+    uint64_t after, size_t limit, ngx_http_inventory_item_pt handler,
+    void *ctx, uint64_t *next);
+
 /* The seq of the last event, 0 for an empty log. */
 int ngx_http_inventory_store_last_seq(ngx_http_inventory_store_t *st,
     uint64_t *seq);

@@ -17,11 +17,12 @@
 #include "ngx_http_inventory_codec.h"
 
 
-#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  1
+/* 2: items with the quantity states, the references and changes indexes */
+#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  2
 #define NGX_HTTP_INVENTORY_MAX_READERS     256
 
 /* the databases, in the order of ngx_http_inventory_db_names[] */
-#define NGX_HTTP_INVENTORY_DBS             10
+#define NGX_HTTP_INVENTORY_DBS             12
 /* transactions the replication log keeps, the same on every copy */
 #define NGX_HTTP_INVENTORY_REPL_KEEP       4096
 
@@ -42,6 +43,8 @@ struct ngx_http_inventory_store_s {
     MDB_dbi                     idempotency;   /* key -> response */
     MDB_dbi                     idem_expiry;   /* expires_at, key -> "" */
     MDB_dbi                     low_stock;     /* location, sku -> "" */
+    MDB_dbi                     references;    /* reference, seq -> "" */
+    MDB_dbi                     changes;       /* item's seq -> its key */
     MDB_dbi                     replication;   /* tx -> its changes */
     MDB_dbi                     dbi[NGX_HTTP_INVENTORY_DBS];  /* by name */
     /* the changes of the write transaction being run (store_repl.c) */
@@ -80,6 +83,10 @@ int ngx_http_inventory_store_log_event(const MDB_val *key,
     const MDB_val *val, ngx_http_inventory_event_t *ev);
 int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+
+/* ngx_http_inventory_store_upgrade.c */
+int ngx_http_inventory_store_upgrade(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t from);
 
 /* ngx_http_inventory_store_query.c */
 int ngx_http_inventory_store_item(ngx_http_inventory_store_t *st,

@@ -45,53 +45,6 @@ ngx_http_inventory_store_item(ngx_http_inventory_store_t *st, MDB_txn *txn,
 }
 
 
-/*
- * An item's record (key and value of "items"), decoded.  One written
- * before the quantity states holds no seq: its latest index record does.
- */
-
-int
-ngx_http_inventory_store_item_decode(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, const MDB_val *key, const MDB_val *val,
-    ngx_http_inventory_item_t *item)
-{
-    int                       rc;
-    MDB_val                   ikey, ival;
-    unsigned char             kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
-    ngx_http_inventory_str_t  sku, location;
-
-    if (ngx_http_inventory_item_decode(val->mv_data, val->mv_size, item)
-        != 0)
-    {
-        return MDB_CORRUPTED;
-    }
-
-    if (val->mv_size != NGX_HTTP_INVENTORY_ITEM_RECORD_V1) {
-        return 0;
-    }
-
-    if (ngx_http_inventory_item_key_split(key->mv_data, key->mv_size, &sku,
-                                          &location)
-        != 0)
-    {
-        return MDB_CORRUPTED;
-    }
-
-    ikey.mv_data = kbuf;
-    ikey.mv_size = ngx_http_inventory_item_event_key(kbuf, sku, location,
-                                                     item->version);
-
-    rc = mdb_get(txn, st->item_events, &ikey, &ival);
-    if (rc != 0 || ival.mv_size < 8) {
-        return MDB_CORRUPTED;
-    }
-
-    item->seq = ngx_http_inventory_get_u64(ival.mv_data);
-
-    return 0;
-}
-
-
 /* calls handler for every location of a SKU, in location order */
 
 int

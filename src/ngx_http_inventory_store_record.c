@@ -28,7 +28,7 @@ static int ngx_http_inventory_store_record(ngx_http_inventory_store_t *st,
 const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS] = {
     "meta", "log", "items", "item_events", "reservations",
     "reservation_expiry", "idempotency", "idempotency_expiry", "low_stock",
-    "replication"
+    "references", "changes", "replication"
 };
 
 

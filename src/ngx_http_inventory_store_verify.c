@@ -32,7 +32,7 @@ static MDB_cursor *ngx_http_inventory_verify_open(
 static void ngx_http_inventory_verify_close(ngx_http_inventory_verify_t *v,
     MDB_cursor *cur, int rc, const char *what);
 static void ngx_http_inventory_verify_log(ngx_http_inventory_verify_t *v,
-    uint64_t *events);
+    uint64_t *events, uint64_t *referenced);
 static void ngx_http_inventory_verify_items(ngx_http_inventory_verify_t *v,
     uint64_t *indexed);
 static void ngx_http_inventory_verify_item(ngx_http_inventory_verify_t *v,
@@ -44,6 +44,9 @@ static void ngx_http_inventory_verify_low_index(
     ngx_http_inventory_verify_t *v);
 static void ngx_http_inventory_verify_reservations(
     ngx_http_inventory_verify_t *v);
+static void ngx_http_inventory_verify_references(
+    ngx_http_inventory_verify_t *v, uint64_t referenced);
+static void ngx_http_inventory_verify_changes(ngx_http_inventory_verify_t *v);
 static uint64_t ngx_http_inventory_verify_count(MDB_txn *txn, MDB_dbi dbi);
 static int ngx_http_inventory_hold_cmp(const void *one, const void *two);
 
@@ -54,7 +57,7 @@ ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
     unsigned long *problems)
 {
     int                          rc;
-    uint64_t                     indexed;
+    uint64_t                     indexed, referenced;
     ngx_http_inventory_verify_t  v;
 
     memset(&v, 0, sizeof(v));
@@ -69,7 +72,7 @@ ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
         return ngx_http_inventory_store_rc(rc);
     }
 
-    ngx_http_inventory_verify_log(&v, events);
+    ngx_http_inventory_verify_log(&v, events, &referenced);
     ngx_http_inventory_verify_items(&v, &indexed);
 
     if (indexed != *events) {
@@ -82,6 +85,8 @@ ngx_http_inventory_store_verify(ngx_http_inventory_store_t *st,
     ngx_http_inventory_verify_low_items(&v);
     ngx_http_inventory_verify_low_index(&v);
     ngx_http_inventory_verify_reservations(&v);
+    ngx_http_inventory_verify_references(&v, referenced);
+    ngx_http_inventory_verify_changes(&v);
 
     mdb_txn_abort(v.txn);
 
@@ -146,16 +151,17 @@ ngx_http_inventory_verify_close(ngx_http_inventory_verify_t *v,
 
 static void
 ngx_http_inventory_verify_log(ngx_http_inventory_verify_t *v,
-    uint64_t *events)
+    uint64_t *events, uint64_t *referenced)
 {
     int                         rc;
     uint64_t                    seq, at;
     MDB_val                     key, val, ikey, ival;
     MDB_cursor                 *cur;
-    unsigned char               kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
+    unsigned char               kbuf[NGX_HTTP_INVENTORY_REF_KEY_MAX];
     ngx_http_inventory_event_t  ev;
 
     *events = 0;
+    *referenced = 0;
     at = 0;
 
     cur = ngx_http_inventory_verify_open(v, v->st->log, "the log");
@@ -211,9 +217,96 @@ ngx_http_inventory_verify_log(ngx_http_inventory_verify_t *v,
                                         ev.location.data,
                                         (unsigned long long) ev.version);
         }
+
+        if (ev.reference.len == 0) {
+            continue;
+        }
+
+        (*referenced)++;
+        ikey.mv_size = ngx_http_inventory_reference_key(kbuf, ev.reference,
+                                                        seq);
+
+        if (mdb_get(v->txn, v->st->references, &ikey, &ival) != 0) {
+            ngx_http_inventory_verify_report(v, "log: event %llu is missing "
+                                             "from the references index",
+                                             (unsigned long long) seq);
+        }
     }
 
     ngx_http_inventory_verify_close(v, cur, rc, "the log");
+}
+
+
+/* the references index holds the events that name one, and no other */
+
+static void
+ngx_http_inventory_verify_references(ngx_http_inventory_verify_t *v,
+    uint64_t referenced)
+{
+    uint64_t  n;
+
+    n = ngx_http_inventory_verify_count(v->txn, v->st->references);
+
+    if (n != referenced) {
+        ngx_http_inventory_verify_report(v, "the references index holds %llu "
+                                         "entries, the log %llu events with "
+                                         "a reference",
+                                         (unsigned long long) n,
+                                         (unsigned long long) referenced);
+    }
+}
+
+
+/* the changes index holds each item once, under its latest seq */
+
+static void
+ngx_http_inventory_verify_changes(ngx_http_inventory_verify_t *v)
+{
+    int                        rc;
+    uint64_t                   n;
+    MDB_val                    key, val, ival;
+    MDB_cursor                *cur;
+    ngx_http_inventory_item_t  item;
+
+    cur = ngx_http_inventory_verify_open(v, v->st->changes,
+                                         "the changes index");
+    if (cur == NULL) {
+        return;
+    }
+
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+    {
+        if (key.mv_size != 8
+            || mdb_get(v->txn, v->st->items, &val, &ival) != 0
+            || ngx_http_inventory_store_item_decode(v->st, v->txn, &val,
+                                                    &ival, &item)
+               != 0
+            || item.seq != ngx_http_inventory_get_u64(key.mv_data))
+        {
+            ngx_http_inventory_verify_report(v, "changes: the entry of seq "
+                                    "%llu names no item whose latest event "
+                                    "it is",
+                                    key.mv_size == 8
+                                    ? (unsigned long long)
+                                      ngx_http_inventory_get_u64(key.mv_data)
+                                    : 0ULL);
+        }
+    }
+
+    ngx_http_inventory_verify_close(v, cur, rc, "the changes index");
+
+    n = ngx_http_inventory_verify_count(v->txn, v->st->changes);
+
+    if (n != ngx_http_inventory_verify_count(v->txn, v->st->items)) {
+        ngx_http_inventory_verify_report(v, "the changes index holds %llu "
+                                  "entries, the items %llu",
+                                  (unsigned long long) n,
+                                  (unsigned long long)
+                                  ngx_http_inventory_verify_count(v->txn,
+                                                          v->st->items));
+    }
 }
 
 

@@ -50,6 +50,11 @@ static int ngx_http_inventory_store_append(ngx_http_inventory_store_t *st,
 static int ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
     uint64_t version);
+static int ngx_http_inventory_store_put_change(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot, MDB_val *item_key);
+static int ngx_http_inventory_store_put_reference(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    const ngx_http_inventory_event_t *ev);
 static int ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot);
 
@@ -528,11 +533,13 @@ ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
         memset(&slot->item, 0, sizeof(ngx_http_inventory_item_t));
         slot->exists = 0;
         slot->was_low = 0;
+        slot->seq_loaded = 0;
         return 0;
     }
 
     slot->exists = (rc == 0);
     slot->was_low = ngx_http_inventory_low_stock(&slot->item);
+    slot->seq_loaded = slot->item.seq;
 
     return rc;
 }
@@ -583,6 +590,11 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
             return rc;
         }
 
+        rc = ngx_http_inventory_store_put_reference(st, txn, ev);
+        if (rc != 0) {
+            return rc;
+        }
+
         cause = ev;
         ev = NULL;
 
@@ -628,6 +640,11 @@ ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
         return rc;
     }
 
+    rc = ngx_http_inventory_store_put_change(st, txn, slot, &key);
+    if (rc != 0) {
+        return rc;
+    }
+
     /* the low-stock index follows the projection in the same transaction */
     low = ngx_http_inventory_low_stock(&slot->item);
 
@@ -647,6 +664,68 @@ ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     rc = ngx_http_inventory_store_del(st, txn, st->low_stock, &key);
 
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+/* the changes index: the item under its latest seq, and no other */
+
+static int
+ngx_http_inventory_store_put_change(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot, MDB_val *item_key)
+{
+    int            rc;
+    MDB_val        key;
+    unsigned char  seq[8];
+
+    if (slot->item.seq == slot->seq_loaded) {
+        return 0;
+    }
+
+    key.mv_data = seq;
+    key.mv_size = sizeof(seq);
+
+    if (slot->seq_loaded) {
+        ngx_http_inventory_put_u64(seq, slot->seq_loaded);
+
+        rc = ngx_http_inventory_store_del(st, txn, st->changes, &key);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return rc;
+        }
+    }
+
+    ngx_http_inventory_put_u64(seq, slot->item.seq);
+
+    rc = ngx_http_inventory_store_put(st, txn, st->changes, &key, item_key,
+                                      0);
+    if (rc == 0) {
+        slot->seq_loaded = slot->item.seq;
+    }
+
+    return rc;
+}
+
+
+/* the references index: every event that names a reference, under it */
+
+static int
+ngx_http_inventory_store_put_reference(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const ngx_http_inventory_event_t *ev)
+{
+    MDB_val        key, val;
+    unsigned char  kbuf[NGX_HTTP_INVENTORY_REF_KEY_MAX];
+
+    if (ev->reference.len == 0) {
+        return 0;
+    }
+
+    key.mv_data = kbuf;
+    key.mv_size = ngx_http_inventory_reference_key(kbuf, ev->reference,
+                                                   ev->seq);
+    val.mv_data = NULL;
+    val.mv_size = 0;
+
+    return ngx_http_inventory_store_put(st, txn, st->references, &key, &val,
+                                        0);
 }
 
 
@@ -676,9 +755,10 @@ ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
 
 
 /*
- * Replays the log into emptied items, item_events and low_stock, each
- * event as the write path writes it: load the item, apply the event, put
- * the item (and its low-stock entry) and the event's index record.
+ * Replays the log into emptied items, item_events, low_stock, references
+ * and changes, each event as the write path writes it: load the item,
+ * apply the event, put the item (and its low-stock and changes entries),
+ * the event's index record and its reference.
  */
 
 int
@@ -704,6 +784,8 @@ ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
     if ((rc = mdb_drop(txn, st->items, 0)) != 0
         || (rc = mdb_drop(txn, st->item_events, 0)) != 0
         || (rc = mdb_drop(txn, st->low_stock, 0)) != 0
+        || (rc = mdb_drop(txn, st->references, 0)) != 0
+        || (rc = mdb_drop(txn, st->changes, 0)) != 0
         || (rc = mdb_cursor_open(txn, st->log, &cur)) != 0)
     {
         ngx_http_inventory_store_abort(st, txn);
@@ -742,6 +824,10 @@ ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
         if (rc == 0) {
             rc = ngx_http_inventory_store_put_index(st, txn, &slot, seq,
                                                     ev.version);
+        }
+
+        if (rc == 0) {
+            rc = ngx_http_inventory_store_put_reference(st, txn, &ev);
         }
 
         if (rc != 0) {

@@ -103,7 +103,18 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
     { "inventory", 4, "moves", NGX_HTTP_INVENTORY_ITEM_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_MOVE,
       NGX_HTTP_INVENTORY_M_POST, "POST",
-      "moves", NGX_HTTP_INVENTORY_CMD_MOVE }
+      "moves", NGX_HTTP_INVENTORY_CMD_MOVE },
+
+    { "inventory", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_CHANGES,
+      NGX_HTTP_INVENTORY_M_READ, "GET, HEAD",
+      "changes", 0 },
+
+    /* a read, with its list in a body */
+    { "inventory", 2, "query", NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_QUERY,
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "query", 0 }
 };
 
 
@@ -111,17 +122,20 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
  * path: what follows the location's prefix, without the leading slash
  * ("inventory/SKU/LOC").  Returns the route, or NULL; ids then point into
  * path.  The segments are taken as they are: nginx has already decoded and
- * normalized the URI, and an identifier is checked by path_check().
+ * normalized the URI, and an identifier is checked by path_check().  Of
+ * the routes a path matches ("inventory/query" is POST's query, and GET's
+ * SKU "query"), the first that serves method (M_ flags) is taken, else the
+ * first, whose Allow a 405 gives.
  */
 
 const ngx_http_inventory_route_t *
-ngx_http_inventory_route_find(const char *path, size_t len,
+ngx_http_inventory_route_find(const char *path, size_t len, unsigned method,
     ngx_http_inventory_path_t *ids)
 {
     size_t                             n, i;
     const char                        *p, *end, *start;
     ngx_http_inventory_str_t           seg[NGX_HTTP_INVENTORY_MAX_SEGMENTS];
-    const ngx_http_inventory_route_t  *rt;
+    const ngx_http_inventory_route_t  *rt, *first;
 
     memset(ids, 0, sizeof(ngx_http_inventory_path_t));
 
@@ -154,6 +168,9 @@ ngx_http_inventory_route_find(const char *path, size_t len,
         return NULL;
     }
 
+    first = NULL;
+    rt = NULL;
+
     for (i = 0; i < NGX_HTTP_INVENTORY_ROUTE_LAST; i++) {
         rt = &ngx_http_inventory_routes[i];
 
@@ -162,12 +179,22 @@ ngx_http_inventory_route_find(const char *path, size_t len,
             && (rt->last == NULL
                 || ngx_http_inventory_segment_is(&seg[n - 1], rt->last)))
         {
-            break;
+            if (rt->methods & method) {
+                break;
+            }
+
+            if (first == NULL) {
+                first = rt;
+            }
         }
     }
 
     if (i == NGX_HTTP_INVENTORY_ROUTE_LAST) {
-        return NULL;
+        if (first == NULL) {
+            return NULL;
+        }
+
+        rt = first;
     }
 
     if (rt->params == NGX_HTTP_INVENTORY_ITEM_PARAMS) {

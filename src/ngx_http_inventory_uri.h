@@ -30,6 +30,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_ROUTE_LOW_STOCK,
     NGX_HTTP_INVENTORY_ROUTE_REPLICATION,
     NGX_HTTP_INVENTORY_ROUTE_MOVE,
+    NGX_HTTP_INVENTORY_ROUTE_CHANGES,
+    NGX_HTTP_INVENTORY_ROUTE_QUERY,
     NGX_HTTP_INVENTORY_ROUTE_LAST
 } ngx_http_inventory_route_e;
 
@@ -82,7 +84,8 @@ typedef struct {
 
 
 const ngx_http_inventory_route_t *ngx_http_inventory_route_find(
-    const char *path, size_t len, ngx_http_inventory_path_t *ids);
+    const char *path, size_t len, unsigned method,
+    ngx_http_inventory_path_t *ids);
 const ngx_http_inventory_route_t *ngx_http_inventory_route_get(
     unsigned route);
 int ngx_http_inventory_path_check(const ngx_http_inventory_path_t *ids,

@@ -69,6 +69,14 @@ static const char  *ngx_http_inventory_line_members[] = {
     "sku", "location", "quantity", NULL
 };
 
+static const char  *ngx_http_inventory_query_members[] = {
+    "items", NULL
+};
+
+static const char  *ngx_http_inventory_item_members[] = {
+    "sku", "location", NULL
+};
+
 static const char  *ngx_http_inventory_transfer_members[] = {
     "sku", "from", "to", "quantity", "reason", "reference", NULL
 };
@@ -610,4 +618,74 @@ ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
     res->nlines = lines->count;
 
     return ok;
+}
+
+
+/*
+ * The body of a query of many items, {"items":[{"sku","location"}, ...]}
+ * with 1 to max of them, into items[] (quantity unused).  0, or -1 with
+ * errs filled in.
+ */
+
+int
+ngx_http_inventory_query_from_json(const ngx_http_inventory_json_t *root,
+    ngx_http_inventory_line_t *items, size_t max, size_t *n,
+    ngx_http_inventory_errors_t *errs)
+{
+    int                         ok;
+    char                        field[NGX_HTTP_INVENTORY_FIELD_LEN];
+    char                        msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
+    size_t                      i;
+    ngx_http_inventory_json_t  *list, *m;
+
+    *n = 0;
+
+    if (root->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
+        ngx_http_inventory_error_set(errs, "body", "must be a JSON object");
+        return -1;
+    }
+
+    ok = ngx_http_inventory_check_members(root,
+                                          ngx_http_inventory_query_members,
+                                          NULL, errs);
+
+    list = ngx_http_inventory_json_get(root, "items");
+
+    if (list == NULL || list->type != NGX_HTTP_INVENTORY_JSON_ARRAY
+        || list->count == 0 || list->count > max)
+    {
+        snprintf(msg, sizeof(msg), "must be an array of 1 to %zu items", max);
+        ngx_http_inventory_error_set(errs, "items",
+                                     list ? msg : "is required");
+        return -1;
+    }
+
+    i = 0;
+
+    for (m = list->child; m; m = m->next, i++) {
+        snprintf(field, sizeof(field), "items[%zu]", i);
+
+        if (m->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
+            ngx_http_inventory_error_add(errs, field, strlen(field),
+                                         "must be an object");
+            ok = 0;
+            continue;
+        }
+
+        ok &= ngx_http_inventory_check_members(m,
+                                          ngx_http_inventory_item_members,
+                                          field, errs);
+
+        snprintf(field, sizeof(field), "items[%zu].sku", i);
+        ok &= ngx_http_inventory_get_id(m, "sku", field, &items[i].sku, errs);
+
+        snprintf(field, sizeof(field), "items[%zu].location", i);
+        ok &= ngx_http_inventory_get_id(m, "location", field,
+                                        &items[i].location, errs);
+        items[i].quantity = 0;
+    }
+
+    *n = list->count;
+
+    return ok ? 0 : -1;
 }

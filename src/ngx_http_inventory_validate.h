@@ -38,6 +38,9 @@ void ngx_http_inventory_error_add(ngx_http_inventory_errors_t *errs,
 void ngx_http_inventory_validate_id(ngx_http_inventory_errors_t *errs,
     const char *field, ngx_http_inventory_str_t id);
 
+int ngx_http_inventory_query_from_json(const ngx_http_inventory_json_t *root,
+    ngx_http_inventory_line_t *items, size_t max, size_t *n,
+    ngx_http_inventory_errors_t *errs);
 int ngx_http_inventory_cmd_from_json(ngx_http_inventory_cmd_t *cmd,
     const ngx_http_inventory_json_t *root, ngx_http_inventory_errors_t *errs);
 int ngx_http_inventory_cmd_from_body(ngx_http_inventory_cmd_t *cmd,

@@ -33,12 +33,6 @@ static ngx_int_t ngx_http_inventory_write_answer(ngx_http_request_t *r,
 static ngx_int_t ngx_http_inventory_send_outcome(ngx_http_request_t *r,
     ngx_http_inventory_cmd_t *cmd);
 static void ngx_http_inventory_free_body(void *data);
-static ngx_int_t ngx_http_inventory_read_body(ngx_http_request_t *r,
-    u_char **data, size_t *len);
-static ngx_uint_t ngx_http_inventory_is_json(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_inventory_no_body(ngx_http_request_t *r);
-static void ngx_http_inventory_body_too_large(
-    ngx_http_inventory_errors_t *errs);
 
 
 ngx_int_t
@@ -103,7 +97,7 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
 
     /* a chunked body is measured once read, in read_body() */
     if (r->headers_in.content_length_n > NGX_HTTP_INVENTORY_BODY_MAX) {
-        ngx_http_inventory_body_too_large(&errs);
+        ngx_http_inventory_body_too_large(&errs, NGX_HTTP_INVENTORY_BODY_MAX);
     }
 
     if (errs.n) {
@@ -187,10 +181,11 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     errs.n = 0;
 
-    ok = ngx_http_inventory_read_body(r, &data, &len);
+    ok = ngx_http_inventory_read_body(r, NGX_HTTP_INVENTORY_BODY_MAX, &data,
+                                      &len);
 
     if (ok == NGX_DECLINED) {
-        ngx_http_inventory_body_too_large(&errs);
+        ngx_http_inventory_body_too_large(&errs, NGX_HTTP_INVENTORY_BODY_MAX);
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the request body is too large", &errs);
@@ -498,142 +493,4 @@ ngx_http_inventory_free_body(void *data)
 
     free(cmd->body);
     cmd->body = NULL;
-}
-
-
-/*
- * The whole body in one piece, from memory buffers or the temp file;
- * NGX_DECLINED if it is longer than any valid body, which then is never
- * copied: what a request costs does not grow with its body.
- */
-
-static ngx_int_t
-ngx_http_inventory_read_body(ngx_http_request_t *r, u_char **data,
-    size_t *len)
-{
-    u_char       *p;
-    off_t         size;
-    ssize_t       n;
-    ngx_chain_t  *cl;
-
-    *data = NULL;
-    *len = 0;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    if (r->request_body->temp_file) {
-        size = r->request_body->temp_file->file.offset;
-
-        if (size > NGX_HTTP_INVENTORY_BODY_MAX) {
-            return NGX_DECLINED;
-        }
-
-        p = ngx_pnalloc(r->pool, size ? size : 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        n = ngx_read_file(&r->request_body->temp_file->file, p, size, 0);
-        if (n != size) {
-            return NGX_ERROR;
-        }
-
-        *data = p;
-        *len = size;
-
-        return NGX_OK;
-    }
-
-    size = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size == 0) {
-        return NGX_OK;
-    }
-
-    if (size > NGX_HTTP_INVENTORY_BODY_MAX) {
-        return NGX_DECLINED;
-    }
-
-    /* a chunked body may end in empty buffers: one piece is used as is */
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (ngx_buf_size(cl->buf) == size) {
-            *data = cl->buf->pos;
-            *len = size;
-            return NGX_OK;
-        }
-    }
-
-    p = ngx_pnalloc(r->pool, size);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *data = p;
-    *len = size;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (ngx_buf_size(cl->buf)) {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_inventory_is_json(ngx_http_request_t *r)
-{
-    u_char     *p, *last;
-    ngx_str_t  *ct;
-
-    if (r->headers_in.content_type == NULL) {
-        return 0;
-    }
-
-    ct = &r->headers_in.content_type->value;
-
-    if (ct->len < sizeof("application/json") - 1
-        || ngx_strncasecmp(ct->data, (u_char *) "application/json",
-                           sizeof("application/json") - 1) != 0)
-    {
-        return 0;
-    }
-
-    p = ct->data + sizeof("application/json") - 1;
-    last = ct->data + ct->len;
-
-    while (p < last && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-
-    return p == last || *p == ';';
-}
-
-
-static ngx_uint_t
-ngx_http_inventory_no_body(ngx_http_request_t *r)
-{
-    return r->headers_in.content_length_n <= 0
-           && r->headers_in.chunked == 0;
-}
-
-
-#define ngx_http_inventory_quote(n)   #n
-#define ngx_http_inventory_number(n)  ngx_http_inventory_quote(n)
-
-static void
-ngx_http_inventory_body_too_large(ngx_http_inventory_errors_t *errs)
-{
-    ngx_http_inventory_error_set(errs, "body",
-                                 "must be at most "
-                                 ngx_http_inventory_number(
-                                     NGX_HTTP_INVENTORY_BODY_MAX)
-                                 " bytes");
 }

@@ -53,12 +53,12 @@ for my $f (keys %needs) {
 # ranks: a file calls only files of a lower rank
 my %rank = (module => 9, admin => 9,
             variables => 8.5, handler => 8, metrics => 8,
-            read => 7, write => 7, feed => 7, expiry => 7, replication => 7,
+            read => 7, write => 7, feed => 7, bulk => 7, expiry => 7, replication => 7,
             cluster => 6.9, handover => 6.87, etcd => 6.85, role => 6.82, follow => 6.8, follow_http => 6.7, sync => 6.6, wait => 6.5,
             commit => 6, inflight => 6, commit_zone => 5.5,
-            ctx => 5, args => 5, response => 5, lease => 5,
+            ctx => 5, args => 5, response => 5, lease => 5, body => 5,
             node => 5);
-my @pure = qw(core clock codec json validate render pack uri proc);
+my @pure = qw(core clock codec json validate render render_read pack uri proc);
 my %pure = map { $_ => 1 } @pure;
 for my $f (keys %defines) {
     $rank{$f} //= $f =~ /^store/ ? 3 : $pure{$f} ? 1 : undef;
@@ -103,7 +103,7 @@ for my $f (sort keys %needs) {
     my @ngx = grep { /^ngx_(?!http_inventory_)/ } @{ $needs{$f} };
 
     is("@lmdb", '', "$f: calls no LMDB function") unless $f =~ /^store/;
-    is("@json", '', "$f: writes no JSON") unless $f =~ /^(?:json|render)$/;
+    is("@json", '', "$f: writes no JSON") unless $f =~ /^(?:json|render|render_read)$/;
     if ($rank{$f} <= 3 || $f eq 'admin') {
         is("@ngx", '', "$f: uses nothing of nginx");
     }

@@ -12,7 +12,8 @@ route_of(const char *path, ngx_http_inventory_path_t *ids)
 {
     const ngx_http_inventory_route_t  *rt;
 
-    rt = ngx_http_inventory_route_find(path, strlen(path), ids);
+    rt = ngx_http_inventory_route_find(path, strlen(path),
+                                       NGX_HTTP_INVENTORY_M_GET, ids);
 
     return rt ? rt->route : NGX_HTTP_INVENTORY_ROUTE_UNKNOWN;
 }
@@ -127,15 +128,34 @@ test_routes(void)
     is_int(route_of("healthz", &ids), 0, "route: a longer word");
     is_int(route_of("healt", &ids), 0, "route: a shorter word");
 
-    rt = ngx_http_inventory_route_find("inventory/A/s", 13, &ids);
+    rt = ngx_http_inventory_route_find("inventory/A/s", 13,
+                                       NGX_HTTP_INVENTORY_M_GET, &ids);
     ok(rt && (rt->methods & NGX_HTTP_INVENTORY_M_PUT)
        && !(rt->methods & NGX_HTTP_INVENTORY_M_POST)
        && strcmp(rt->allow, "GET, HEAD, PUT") == 0,
        "route: the item's methods and Allow");
 
     /* only the given length is read */
-    is_int(ngx_http_inventory_route_find("healthXYZ", 6, &ids) ? 1 : 0, 1,
-           "route: length bounds the path");
+    is_int(ngx_http_inventory_route_find("healthXYZ", 6,
+                                         NGX_HTTP_INVENTORY_M_GET, &ids)
+           ? 1 : 0, 1, "route: length bounds the path");
+
+    /* one path, two routes: the one serving the method */
+    rt = ngx_http_inventory_route_find("inventory/query", 15,
+                                       NGX_HTTP_INVENTORY_M_POST, &ids);
+    is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_QUERY,
+           "route: POST inventory/query is the query");
+    rt = ngx_http_inventory_route_find("inventory/query", 15,
+                                       NGX_HTTP_INVENTORY_M_GET, &ids);
+    is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
+           "route: GET inventory/query is the SKU \"query\"");
+    ok(str_is(ids.sku, "query"), "route: ... named by the path");
+    rt = ngx_http_inventory_route_find("inventory/query", 15,
+                                       NGX_HTTP_INVENTORY_M_PUT, &ids);
+    is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
+           "route: PUT inventory/query: the first match, for its 405");
+    is_int(route_of("inventory", &ids), NGX_HTTP_INVENTORY_ROUTE_CHANGES,
+           "route: inventory alone lists the changed items");
 }
 
 
