@@ -11,10 +11,13 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_clock.c \
                src/ngx_http_inventory_json.c src/ngx_http_inventory_validate.c \
                src/ngx_http_inventory_render.c \
                src/ngx_http_inventory_render_read.c \
+               src/ngx_http_inventory_render_parts.c \
+               src/ngx_http_inventory_render_batch.c \
                src/ngx_http_inventory_pack.c \
                src/ngx_http_inventory_store.c \
                src/ngx_http_inventory_store_query.c \
                src/ngx_http_inventory_store_write.c \
+               src/ngx_http_inventory_store_rebuild.c \
                src/ngx_http_inventory_store_idem.c \
                src/ngx_http_inventory_store_record.c \
                src/ngx_http_inventory_store_repl.c \

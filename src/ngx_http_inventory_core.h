@@ -26,10 +26,17 @@
 #define NGX_HTTP_INVENTORY_MAX_LINES    100
 /* bytes of a request body: a cart of 100 long lines is about 20 KB */
 #define NGX_HTTP_INVENTORY_BODY_MAX     65536
+/* a batch of 250 changes of long identifiers, reasons and references */
+#define NGX_HTTP_INVENTORY_BATCH_BODY_MAX  (512 * 1024)
+#define ngx_http_inventory_body_max(cmd)                                     \
+    ((cmd)->type == NGX_HTTP_INVENTORY_CMD_BATCH                             \
+     ? NGX_HTTP_INVENTORY_BATCH_BODY_MAX : NGX_HTTP_INVENTORY_BODY_MAX)
 
 /* the most items one command touches and the most events it decides */
 #define NGX_HTTP_INVENTORY_MAX_SLOTS    NGX_HTTP_INVENTORY_MAX_LINES
 #define NGX_HTTP_INVENTORY_MAX_EVENTS   NGX_HTTP_INVENTORY_MAX_LINES
+/* the changes of one batch */
+#define NGX_HTTP_INVENTORY_BATCH_CHANGES  250
 
 
 typedef struct {
@@ -152,8 +159,21 @@ typedef enum {
     NGX_HTTP_INVENTORY_CMD_EXPIRE,
     NGX_HTTP_INVENTORY_CMD_TRANSFER,
     NGX_HTTP_INVENTORY_CMD_PURGE,     /* forget expired idempotency keys */
-    NGX_HTTP_INVENTORY_CMD_MOVE       /* between quantity states */
+    NGX_HTTP_INVENTORY_CMD_MOVE,      /* between quantity states */
+    NGX_HTTP_INVENTORY_CMD_BATCH      /* counts, adjustments and moves */
 } ngx_http_inventory_cmd_type_e;
+
+
+/* what one change of a batch came to, and the item it left */
+typedef struct ngx_http_inventory_result_s {
+    unsigned                    type;          /* count, adjust or move */
+    unsigned                    outcome;
+    int64_t                     available;     /* for INSUFFICIENT */
+    ngx_http_inventory_str_t    sku;
+    ngx_http_inventory_str_t    location;
+    ngx_http_inventory_item_t   item;
+    unsigned                    exists:1;      /* before the change */
+} ngx_http_inventory_result_t;
 
 
 /* what a command came to; the store and the HTTP layer map it to statuses */
@@ -217,9 +237,15 @@ typedef struct {
     unsigned                    has_if_match:1;
     unsigned                    if_match_any:1;
     unsigned                    multi_line:1;  /* POST /reservations */
+    unsigned                    atomic:1;      /* a batch: all or nothing */
 
     ngx_http_inventory_str_t    idem_key;
     unsigned char               fingerprint[16];
+
+    /* a batch: its changes, packed (pack.c), and their results */
+    ngx_http_inventory_str_t    changes;
+    size_t                      nchanges;
+    struct ngx_http_inventory_result_s  *results;
 
     ngx_http_inventory_reservation_t  res;
 

@@ -28,5 +28,12 @@ size_t ngx_http_inventory_pack(const ngx_http_inventory_cmd_t *cmd,
 int ngx_http_inventory_unpack(ngx_http_inventory_cmd_t *cmd,
     const unsigned char *buf, size_t len);
 
+/* a batch's changes: each a count, an adjustment or a move */
+size_t ngx_http_inventory_change_size_max(void);
+size_t ngx_http_inventory_change_pack(const ngx_http_inventory_cmd_t *change,
+    unsigned char *buf);
+int ngx_http_inventory_change_unpack(ngx_http_inventory_cmd_t *cmd,
+    const unsigned char **p, const unsigned char *end);
+
 
 #endif /* _NGX_HTTP_INVENTORY_PACK_H_INCLUDED_ */

@@ -44,6 +44,7 @@ typedef struct {
     const char                     *state;
     const char                     *primary;   /* its URL, for not-primary */
     const ngx_http_inventory_cmd_t *shorts;    /* lines short of stock */
+    const ngx_http_inventory_cmd_t *refused;   /* a batch's changes */
     unsigned                        has_available:1;
     unsigned                        has_version:1;
 } ngx_http_inventory_problem_t;
@@ -173,6 +174,9 @@ void ngx_http_inventory_render_reservation(yajl_gen g,
 void ngx_http_inventory_render_event(yajl_gen g,
     const ngx_http_inventory_event_t *ev);
 void ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd);
+void ngx_http_inventory_render_batch(ngx_http_inventory_cmd_t *cmd);
+void ngx_http_inventory_change_problem(const ngx_http_inventory_result_t *res,
+    ngx_http_inventory_problem_t *p, char *detail, size_t size);
 size_t ngx_http_inventory_render_bound(const ngx_http_inventory_cmd_t *cmd);
 void ngx_http_inventory_render_time(yajl_gen g, const char *key,
     uint64_t ms);

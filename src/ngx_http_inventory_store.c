@@ -150,6 +150,8 @@ ngx_http_inventory_store_close(ngx_http_inventory_store_t *st)
     mdb_env_close(st->env);
     (void) pthread_rwlock_destroy(&st->remap);
     free(st->rec);
+    free(st->change);
+    free(st->results);
     free(st);
 }
 

@@ -55,6 +55,9 @@ struct ngx_http_inventory_store_s {
     uint64_t                    rec_seq;       /* the last seq before it */
     uint64_t                    rec_events;    /* the log puts in it */
     MDB_txn                    *rtxn;
+    /* a batch's changes run one by one as commands of their own */
+    ngx_http_inventory_cmd_t   *change;
+    ngx_http_inventory_result_t  *results;
     /* held shared by a transaction, exclusively to adopt a grown map */
     pthread_rwlock_t            remap;
     uint64_t                    idem_ttl;      /* ms */
@@ -67,6 +70,14 @@ struct ngx_http_inventory_store_s {
     unsigned                    reading;
     unsigned                    recording;
 };
+
+
+/* where the open record stood: a batch undone goes back to it */
+typedef struct {
+    size_t                      len;
+    size_t                      mark;
+    uint64_t                    events;
+} ngx_http_inventory_rec_mark_t;
 
 
 /* the last seq and its time: the next event follows both */
@@ -83,6 +94,28 @@ int ngx_http_inventory_store_log_event(const MDB_val *key,
     const MDB_val *val, ngx_http_inventory_event_t *ev);
 int ngx_http_inventory_store_clock(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_clock_t *clock);
+
+/* ngx_http_inventory_store_write.c: what rebuild shares */
+int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
+    MDB_txn **txn);
+void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
+int ngx_http_inventory_store_load(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+int ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
+int ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
+    uint64_t version);
+int ngx_http_inventory_store_put_reference(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    const ngx_http_inventory_event_t *ev);
+
+/* ngx_http_inventory_store_record.c: a part of the record undone */
+void ngx_http_inventory_store_rec_save(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_rec_mark_t *m);
+void ngx_http_inventory_store_rec_restore(ngx_http_inventory_store_t *st,
+    const ngx_http_inventory_rec_mark_t *m);
 
 /* ngx_http_inventory_store_upgrade.c */
 int ngx_http_inventory_store_upgrade(ngx_http_inventory_store_t *st,

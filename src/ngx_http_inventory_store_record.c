@@ -170,6 +170,28 @@ ngx_http_inventory_store_rec_open(ngx_http_inventory_store_t *st,
 }
 
 
+/* a batch undone (a nested transaction aborted) leaves its record too */
+
+void
+ngx_http_inventory_store_rec_save(ngx_http_inventory_store_t *st,
+    ngx_http_inventory_rec_mark_t *m)
+{
+    m->len = st->rec_len;
+    m->mark = st->rec_mark;
+    m->events = st->rec_events;
+}
+
+
+void
+ngx_http_inventory_store_rec_restore(ngx_http_inventory_store_t *st,
+    const ngx_http_inventory_rec_mark_t *m)
+{
+    st->rec_len = m->len;
+    st->rec_mark = m->mark;
+    st->rec_events = m->events;
+}
+
+
 /*
  * Before the commit: the open record, if the transaction changed
  * anything, becomes the next transaction of the replication log.

@@ -71,7 +71,7 @@ ngx_http_inventory_store_upgrade(ngx_http_inventory_store_t *st,
     MDB_val                    key, val, skey;
     MDB_cursor                *cur;
     unsigned char              rec[NGX_HTTP_INVENTORY_ITEM_RECORD_LEN];
-    unsigned char              seq[8];
+    unsigned char              seq[8], kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
     ngx_http_inventory_item_t  item;
 
     if (from != 1) {
@@ -89,9 +89,17 @@ ngx_http_inventory_store_upgrade(ngx_http_inventory_store_t *st,
     {
         rc = ngx_http_inventory_store_item_decode(st, txn, &key, &val,
                                                   &item);
-        if (rc != 0) {
+        if (rc != 0 || key.mv_size > sizeof(kbuf)) {
+            rc = rc ? rc : MDB_CORRUPTED;
             break;
         }
+
+        /*
+         * The key points into the page, which a value of another size
+         * rewrites (a delete, then an insert): it is used from a copy.
+         */
+        memcpy(kbuf, key.mv_data, key.mv_size);
+        key.mv_data = kbuf;
 
         ngx_http_inventory_item_encode(rec, &item);
         val.mv_data = rec;

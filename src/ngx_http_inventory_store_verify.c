@@ -218,7 +218,10 @@ ngx_http_inventory_verify_log(ngx_http_inventory_verify_t *v,
                                         (unsigned long long) ev.version);
         }
 
-        if (ev.reference.len == 0) {
+        /* indexed as the write path does: only those one can ask for */
+        if (!ngx_http_inventory_reference_valid(ev.reference.data,
+                                                ev.reference.len))
+        {
             continue;
         }
 

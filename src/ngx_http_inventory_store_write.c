@@ -2,9 +2,8 @@
  * The store's write path: a batch of commands in one write transaction
  * (begin, apply, commit, and the settling of a spoiled batch), each
  * command's events appended to the log and the item's event index, the
- * items' projections and their low-stock index, reservations and their
- * expiry index; and the rebuild of the projections and indexes from the
- * log, with the same functions.
+ * items' projections and their low-stock and changes indexes, the
+ * references index, reservations and their expiry index.
  */
 
 #include <errno.h>
@@ -13,6 +12,7 @@
 
 #include "ngx_http_inventory_store_db.h"
 #include "ngx_http_inventory_render.h"
+#include "ngx_http_inventory_pack.h"
 
 
 static int ngx_http_inventory_store_settle(ngx_http_inventory_store_t *st,
@@ -22,10 +22,6 @@ static void ngx_http_inventory_store_failed(ngx_http_inventory_cmd_t *cmd,
 static int ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
     ngx_http_inventory_store_batch_t *b, ngx_http_inventory_cmd_t **cmds,
     size_t n);
-static int ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st,
-    MDB_txn **txn);
-static void ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st,
-    MDB_txn *txn);
 static int ngx_http_inventory_store_apply(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_store_batch_t *b,
     ngx_http_inventory_cmd_t **cmds, size_t n);
@@ -39,24 +35,17 @@ static int ngx_http_inventory_store_run(ngx_http_inventory_store_t *st,
 static int ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
     ngx_http_inventory_clock_t *clock);
+static int ngx_http_inventory_store_exec_batch(
+    ngx_http_inventory_store_t *st, MDB_txn *txn,
+    ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock);
 static int ngx_http_inventory_store_put_reservation(
     ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_cmd_t *cmd);
-static int ngx_http_inventory_store_load(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
 static int ngx_http_inventory_store_append(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot,
     ngx_http_inventory_event_t *ev, ngx_http_inventory_clock_t *clock);
-static int ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
-    uint64_t version);
 static int ngx_http_inventory_store_put_change(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot, MDB_val *item_key);
-static int ngx_http_inventory_store_put_reference(
-    ngx_http_inventory_store_t *st, MDB_txn *txn,
-    const ngx_http_inventory_event_t *ev);
-static int ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
-    MDB_txn *txn, ngx_http_inventory_slot_t *slot);
 
 
 /*
@@ -184,7 +173,7 @@ ngx_http_inventory_store_transact(ngx_http_inventory_store_t *st,
  * ends in store_apply() or store_abort().
  */
 
-static int
+int
 ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
 {
     int  rc, tries;
@@ -209,7 +198,7 @@ ngx_http_inventory_store_begin(ngx_http_inventory_store_t *st, MDB_txn **txn)
 }
 
 
-static void
+void
 ngx_http_inventory_store_abort(ngx_http_inventory_store_t *st, MDB_txn *txn)
 {
     mdb_txn_abort(txn);
@@ -380,7 +369,9 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     }
 
     if (rc == NGX_HTTP_INVENTORY_EXEC_DONE) {
-        rc = ngx_http_inventory_store_exec_one(st, txn, cmd, clock);
+        rc = (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH)
+             ? ngx_http_inventory_store_exec_batch(st, txn, cmd, clock)
+             : ngx_http_inventory_store_exec_one(st, txn, cmd, clock);
     }
 
     if (rc != NGX_HTTP_INVENTORY_EXEC_DONE
@@ -477,6 +468,115 @@ ngx_http_inventory_store_exec_one(ngx_http_inventory_store_t *st,
 }
 
 
+/*
+ * A batch: its changes in order, each as a command of its own, in a
+ * transaction nested in the batch's.  Atomic, one refused change undoes
+ * them all (the nested transaction, the record's part and the seqs), and
+ * every change is still tried, so that the answer names each one refused.
+ * Returns EXEC_DONE (cmd->results tells each change's fate), EXEC_REJECT
+ * (an atomic batch refused: nothing written), or an LMDB error.
+ */
+
+static int
+ngx_http_inventory_store_exec_batch(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, ngx_http_inventory_cmd_t *cmd,
+    ngx_http_inventory_clock_t *clock)
+{
+    int                             rc, refused;
+    size_t                          i;
+    MDB_txn                        *nested;
+    const unsigned char            *p, *end;
+    ngx_http_inventory_cmd_t       *change;
+    ngx_http_inventory_clock_t      before;
+    ngx_http_inventory_result_t    *res;
+    ngx_http_inventory_rec_mark_t   mark;
+
+    if (st->change == NULL) {
+        st->change = malloc(sizeof(ngx_http_inventory_cmd_t));
+        st->results = malloc(NGX_HTTP_INVENTORY_BATCH_CHANGES
+                             * sizeof(ngx_http_inventory_result_t));
+
+        if (st->change == NULL || st->results == NULL) {
+            free(st->change);
+            st->change = NULL;
+            return ENOMEM;
+        }
+    }
+
+    if (cmd->nchanges > NGX_HTTP_INVENTORY_BATCH_CHANGES) {
+        return MDB_CORRUPTED;
+    }
+
+    rc = mdb_txn_begin(st->env, txn, 0, &nested);
+    if (rc != 0) {
+        return rc;
+    }
+
+    before = *clock;
+    ngx_http_inventory_store_rec_save(st, &mark);
+
+    change = st->change;
+    cmd->results = st->results;
+    p = (const unsigned char *) cmd->changes.data;
+    end = p + cmd->changes.len;
+    refused = 0;
+
+    for (i = 0; i < cmd->nchanges; i++) {
+        if (ngx_http_inventory_change_unpack(change, &p, end) != 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        change->now = cmd->now;
+        change->actor = cmd->actor;
+
+        rc = ngx_http_inventory_store_exec_one(st, nested, change, clock);
+
+        if (rc != NGX_HTTP_INVENTORY_EXEC_DONE
+            && rc != NGX_HTTP_INVENTORY_EXEC_REJECT)
+        {
+            break;
+        }
+
+        res = &cmd->results[i];
+        res->type = change->type;
+        res->outcome = change->outcome;
+        res->available = change->available;
+        res->sku = change->sku;
+        res->location = change->location;
+        res->item = change->slots[0].item;
+        res->exists = change->slots[0].exists;
+
+        refused += (rc == NGX_HTTP_INVENTORY_EXEC_REJECT);
+        rc = 0;
+    }
+
+    if (rc != 0 || (cmd->atomic && refused)) {
+        mdb_txn_abort(nested);
+        *clock = before;
+        ngx_http_inventory_store_rec_restore(st, &mark);
+
+        if (rc != 0) {
+            return rc;
+        }
+
+        cmd->outcome = NGX_HTTP_INVENTORY_INSUFFICIENT;
+        return NGX_HTTP_INVENTORY_EXEC_REJECT;
+    }
+
+    rc = mdb_txn_commit(nested);
+    if (rc != 0) {
+        return rc;
+    }
+
+    cmd->outcome = NGX_HTTP_INVENTORY_OK;
+    cmd->appended = (unsigned) (clock->seq - before.seq);
+    cmd->last_seq = clock->seq;
+
+    return NGX_HTTP_INVENTORY_EXEC_DONE;
+}
+
+
 /* the record, and its place in the expiry index while it is active */
 
 static int
@@ -520,7 +620,7 @@ ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
 }
 
 
-static int
+int
 ngx_http_inventory_store_load(ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_slot_t *slot)
 {
@@ -618,7 +718,7 @@ ngx_http_inventory_store_append(ngx_http_inventory_store_t *st, MDB_txn *txn,
 }
 
 
-static int
+int
 ngx_http_inventory_store_put_item(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot)
 {
@@ -707,14 +807,20 @@ ngx_http_inventory_store_put_change(ngx_http_inventory_store_t *st,
 
 /* the references index: every event that names a reference, under it */
 
-static int
+int
 ngx_http_inventory_store_put_reference(ngx_http_inventory_store_t *st,
     MDB_txn *txn, const ngx_http_inventory_event_t *ev)
 {
     MDB_val        key, val;
     unsigned char  kbuf[NGX_HTTP_INVENTORY_REF_KEY_MAX];
 
-    if (ev->reference.len == 0) {
+    /*
+     * Only a reference that can be asked for: those of reservations made
+     * before the rule (any text of 256 bytes) stay in their events alone.
+     */
+    if (!ngx_http_inventory_reference_valid(ev->reference.data,
+                                            ev->reference.len))
+    {
         return 0;
     }
 
@@ -731,7 +837,7 @@ ngx_http_inventory_store_put_reference(ngx_http_inventory_store_t *st,
 
 /* the item as the event left it, under the event's version: as_of reads it */
 
-static int
+int
 ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_slot_t *slot, uint64_t seq,
     uint64_t version)
@@ -751,101 +857,4 @@ ngx_http_inventory_store_put_index(ngx_http_inventory_store_t *st,
 
     return ngx_http_inventory_store_put(st, txn, st->item_events, &key, &val,
                                         0);
-}
-
-
-/*
- * Replays the log into emptied items, item_events, low_stock, references
- * and changes, each event as the write path writes it: load the item,
- * apply the event, put the item (and its low-stock and changes entries),
- * the event's index record and its reference.
- */
-
-int
-ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
-    uint64_t *events, uint64_t *bad)
-{
-    int                         rc;
-    uint64_t                    seq;
-    MDB_txn                    *txn;
-    MDB_val                     key, val;
-    MDB_cursor                 *cur;
-    ngx_http_inventory_slot_t   slot;
-    ngx_http_inventory_event_t  ev;
-
-    *events = 0;
-    *bad = 0;
-
-    rc = ngx_http_inventory_store_begin(st, &txn);
-    if (rc != 0) {
-        return ngx_http_inventory_store_rc(rc);
-    }
-
-    if ((rc = mdb_drop(txn, st->items, 0)) != 0
-        || (rc = mdb_drop(txn, st->item_events, 0)) != 0
-        || (rc = mdb_drop(txn, st->low_stock, 0)) != 0
-        || (rc = mdb_drop(txn, st->references, 0)) != 0
-        || (rc = mdb_drop(txn, st->changes, 0)) != 0
-        || (rc = mdb_cursor_open(txn, st->log, &cur)) != 0)
-    {
-        ngx_http_inventory_store_abort(st, txn);
-        return ngx_http_inventory_store_rc(rc);
-    }
-
-    memset(&slot, 0, sizeof(ngx_http_inventory_slot_t));
-
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-         rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
-    {
-        rc = ngx_http_inventory_store_log_event(&key, &val, &ev);
-        if (rc != 0) {
-            *bad = UINT64_MAX;
-            break;
-        }
-
-        seq = ev.seq;
-        slot.sku = ev.sku;
-        slot.location = ev.location;
-
-        rc = ngx_http_inventory_store_load(st, txn, &slot);
-        if (rc != 0) {
-            break;
-        }
-
-        if (ngx_http_inventory_event_apply(&slot.item, &ev) != 0) {
-            *bad = seq;
-            rc = MDB_CORRUPTED;
-            break;
-        }
-
-        rc = ngx_http_inventory_store_put_item(st, txn, &slot);
-
-        if (rc == 0) {
-            rc = ngx_http_inventory_store_put_index(st, txn, &slot, seq,
-                                                    ev.version);
-        }
-
-        if (rc == 0) {
-            rc = ngx_http_inventory_store_put_reference(st, txn, &ev);
-        }
-
-        if (rc != 0) {
-            break;
-        }
-
-        (*events)++;
-    }
-
-    mdb_cursor_close(cur);
-
-    if (rc != MDB_NOTFOUND) {
-        ngx_http_inventory_store_abort(st, txn);
-        return ngx_http_inventory_store_rc(rc);
-    }
-
-    rc = mdb_txn_commit(txn);
-    (void) pthread_rwlock_unlock(&st->remap);
-
-    return ngx_http_inventory_store_rc(rc);
 }

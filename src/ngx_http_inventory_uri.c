@@ -114,7 +114,12 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
     { "inventory", 2, "query", NGX_HTTP_INVENTORY_NO_PARAMS,
       NGX_HTTP_INVENTORY_ROUTE_QUERY,
       NGX_HTTP_INVENTORY_M_POST, "POST",
-      "query", 0 }
+      "query", 0 },
+
+    { "batch", 1, NULL, NGX_HTTP_INVENTORY_NO_PARAMS,
+      NGX_HTTP_INVENTORY_ROUTE_BATCH,
+      NGX_HTTP_INVENTORY_M_POST, "POST",
+      "batch", NGX_HTTP_INVENTORY_CMD_BATCH }
 };
 
 

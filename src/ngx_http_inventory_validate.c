@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ngx_http_inventory_validate.h"
+#include "ngx_http_inventory_pack.h"
 
 
 typedef struct {
@@ -39,6 +40,13 @@ static int ngx_http_inventory_get_state(const ngx_http_inventory_json_t *obj,
     ngx_http_inventory_errors_t *errs);
 static int ngx_http_inventory_get_id(const ngx_http_inventory_json_t *obj,
     const char *name, const char *field, ngx_http_inventory_str_t *out,
+    ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_batch_from_json(ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_json_t *root, ngx_http_inventory_alloc_pt alloc,
+    void *ctx, ngx_http_inventory_errors_t *errs);
+static int ngx_http_inventory_change_from_json(ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_json_t *m, size_t i,
+    ngx_http_inventory_alloc_pt alloc, void *ctx,
     ngx_http_inventory_errors_t *errs);
 static int ngx_http_inventory_get_lines(const ngx_http_inventory_json_t *obj,
     ngx_http_inventory_reservation_t *res, ngx_http_inventory_errors_t *errs);
@@ -77,6 +85,24 @@ static const char  *ngx_http_inventory_item_members[] = {
     "sku", "location", NULL
 };
 
+static const char  *ngx_http_inventory_batch_members[] = {
+    "changes", "atomic", "reason", "reference", NULL
+};
+
+/* what a change has besides the members of its route's body */
+static const char  *ngx_http_inventory_change_members[] = {
+    "op", "sku", "location", "if_version", NULL
+};
+
+static const char  *ngx_http_inventory_ops[] = {
+    "count", "adjust", "move", NULL
+};
+
+static const unsigned  ngx_http_inventory_op_types[] = {
+    NGX_HTTP_INVENTORY_CMD_COUNT, NGX_HTTP_INVENTORY_CMD_ADJUST,
+    NGX_HTTP_INVENTORY_CMD_MOVE
+};
+
 static const char  *ngx_http_inventory_transfer_members[] = {
     "sku", "from", "to", "quantity", "reason", "reference", NULL
 };
@@ -109,6 +135,11 @@ static const ngx_http_inventory_int_rule_t
 static const ngx_http_inventory_int_rule_t
     ngx_http_inventory_quantity_rule = {
     "quantity", 1, NGX_HTTP_INVENTORY_REQ_QTY_MAX, 1, 0
+};
+
+static const ngx_http_inventory_int_rule_t
+    ngx_http_inventory_if_version_rule = {
+    "if_version", 1, NGX_HTTP_INVENTORY_QTY_MAX, 0, 0
 };
 
 static const ngx_http_inventory_int_rule_t
@@ -185,6 +216,11 @@ ngx_http_inventory_cmd_from_body(ngx_http_inventory_cmd_t *cmd,
         }
 
         return -1;
+    }
+
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH) {
+        return ngx_http_inventory_batch_from_json(cmd, root, alloc, ctx,
+                                                  errs);
     }
 
     return ngx_http_inventory_cmd_from_json(cmd, root, errs);
@@ -689,3 +725,213 @@ ngx_http_inventory_query_from_json(const ngx_http_inventory_json_t *root,
 
     return ok ? 0 : -1;
 }
+
+
+/*
+ * A batch, {"changes":[...], "atomic"?, "reason"?, "reference"?}: each
+ * change is validated as the body of its route (its errors named
+ * "changes[i].field") and packed into cmd->changes, with the batch's
+ * reason and reference where it has none of its own.
+ */
+
+static int
+ngx_http_inventory_batch_from_json(ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_json_t *root, ngx_http_inventory_alloc_pt alloc,
+    void *ctx, ngx_http_inventory_errors_t *errs)
+{
+    int                         ok;
+    char                        msg[NGX_HTTP_INVENTORY_MESSAGE_LEN];
+    size_t                      i, len;
+    unsigned char              *buf;
+    ngx_http_inventory_cmd_t   *change;
+    ngx_http_inventory_json_t  *list, *atomic, *m;
+
+    if (root->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
+        ngx_http_inventory_error_set(errs, "body", "must be a JSON object");
+        return -1;
+    }
+
+    ok = ngx_http_inventory_check_members(root,
+                                          ngx_http_inventory_batch_members,
+                                          NULL, errs);
+    ok &= ngx_http_inventory_get_string(root, "reason", &cmd->reason, errs);
+    ok &= ngx_http_inventory_get_reference(root, &cmd->reference, errs);
+
+    atomic = ngx_http_inventory_json_get(root, "atomic");
+    cmd->atomic = 1;
+
+    if (atomic) {
+        if (atomic->type != NGX_HTTP_INVENTORY_JSON_BOOL) {
+            ngx_http_inventory_error_set(errs, "atomic",
+                                         "must be true or false");
+            ok = 0;
+
+        } else {
+            cmd->atomic = atomic->boolean ? 1 : 0;
+        }
+    }
+
+    list = ngx_http_inventory_json_get(root, "changes");
+
+    if (list == NULL || list->type != NGX_HTTP_INVENTORY_JSON_ARRAY
+        || list->count == 0
+        || list->count > NGX_HTTP_INVENTORY_BATCH_CHANGES)
+    {
+        snprintf(msg, sizeof(msg), "must be an array of 1 to %d changes",
+                 NGX_HTTP_INVENTORY_BATCH_CHANGES);
+        ngx_http_inventory_error_set(errs, "changes",
+                                     list ? msg : "is required");
+        return -1;
+    }
+
+    buf = alloc(ctx, list->count * ngx_http_inventory_change_size_max());
+    change = alloc(ctx, sizeof(ngx_http_inventory_cmd_t));
+
+    if (buf == NULL || change == NULL) {
+        ngx_http_inventory_error_set(errs, "body", "is too large");
+        return -1;
+    }
+
+    len = 0;
+    i = 0;
+
+    for (m = list->child; m; m = m->next, i++) {
+        if (ngx_http_inventory_change_from_json(change, m, i, alloc, ctx,
+                                                errs)
+            != 0)
+        {
+            ok = 0;
+            continue;
+        }
+
+        if (change->reason.len == 0) {
+            change->reason = cmd->reason;
+        }
+
+        if (change->reference.len == 0) {
+            change->reference = cmd->reference;
+        }
+
+        len += ngx_http_inventory_change_pack(change, buf + len);
+    }
+
+    cmd->changes.data = (const char *) buf;
+    cmd->changes.len = len;
+    cmd->nchanges = list->count;
+
+    return ok ? 0 : -1;
+}
+
+
+/* changes[i]: op, sku, location and if_version, then its route's body */
+
+static int
+ngx_http_inventory_change_from_json(ngx_http_inventory_cmd_t *cmd,
+    const ngx_http_inventory_json_t *m, size_t i,
+    ngx_http_inventory_alloc_pt alloc, void *ctx,
+    ngx_http_inventory_errors_t *errs)
+{
+    int                          ok;
+    char                         field[NGX_HTTP_INVENTORY_FIELD_LEN];
+    size_t                       k, n;
+    int64_t                      version;
+    ngx_http_inventory_json_t   *op, *c, *body, **last;
+    ngx_http_inventory_errors_t  own;
+
+    ngx_http_inventory_cmd_init(cmd);
+    snprintf(field, sizeof(field), "changes[%zu]", i);
+
+    if (m->type != NGX_HTTP_INVENTORY_JSON_OBJECT) {
+        ngx_http_inventory_error_add(errs, field, strlen(field),
+                                     "must be an object");
+        return -1;
+    }
+
+    ok = 1;
+    op = ngx_http_inventory_json_get(m, "op");
+
+    for (k = 0; op && op->type == NGX_HTTP_INVENTORY_JSON_STRING
+                && ngx_http_inventory_ops[k]; k++)
+    {
+        if (strlen(ngx_http_inventory_ops[k]) == op->len
+            && memcmp(ngx_http_inventory_ops[k], op->str, op->len) == 0)
+        {
+            cmd->type = ngx_http_inventory_op_types[k];
+            break;
+        }
+    }
+
+    if (cmd->type == 0) {
+        snprintf(field, sizeof(field), "changes[%zu].op", i);
+        ngx_http_inventory_error_add(errs, field, strlen(field),
+                                     "must be count, adjust or move");
+        return -1;
+    }
+
+    snprintf(field, sizeof(field), "changes[%zu].sku", i);
+    ok &= ngx_http_inventory_get_id(m, "sku", field, &cmd->sku, errs);
+    snprintf(field, sizeof(field), "changes[%zu].location", i);
+    ok &= ngx_http_inventory_get_id(m, "location", field, &cmd->location,
+                                    errs);
+
+    version = 0;
+    snprintf(field, sizeof(field), "changes[%zu].if_version", i);
+    ok &= ngx_http_inventory_get_int_as(m,
+                                        &ngx_http_inventory_if_version_rule,
+                                        field, &version, errs);
+
+    if (version) {
+        cmd->has_if_match = 1;
+        cmd->if_match[0] = (uint64_t) version;
+        cmd->if_match_n = 1;
+    }
+
+    /* the route's body: the change's other members, checked as there */
+    body = alloc(ctx, sizeof(ngx_http_inventory_json_t));
+    if (body == NULL) {
+        return -1;
+    }
+
+    *body = *m;
+    body->child = NULL;
+    body->count = 0;
+    last = &body->child;
+
+    for (c = m->child; c; c = c->next) {
+        for (k = 0; ngx_http_inventory_change_members[k]; k++) {
+            if (strlen(ngx_http_inventory_change_members[k]) == c->key_len
+                && memcmp(ngx_http_inventory_change_members[k], c->key,
+                          c->key_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (ngx_http_inventory_change_members[k]) {
+            continue;
+        }
+
+        *last = alloc(ctx, sizeof(ngx_http_inventory_json_t));
+        if (*last == NULL) {
+            return -1;
+        }
+
+        **last = *c;
+        (*last)->next = NULL;
+        body->last = *last;
+        body->count++;
+        last = &(*last)->next;
+    }
+
+    own.n = 0;
+    ok &= ngx_http_inventory_cmd_from_json(cmd, body, &own) == 0;
+
+    for (n = 0; n < own.n; n++) {
+        snprintf(field, sizeof(field), "changes[%zu].%s", i, own.e[n].field);
+        ngx_http_inventory_error_add(errs, field, strlen(field),
+                                     own.e[n].message);
+    }
+
+    return ok ? 0 : -1;
+}
+

@@ -96,8 +96,11 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
     }
 
     /* a chunked body is measured once read, in read_body() */
-    if (r->headers_in.content_length_n > NGX_HTTP_INVENTORY_BODY_MAX) {
-        ngx_http_inventory_body_too_large(&errs, NGX_HTTP_INVENTORY_BODY_MAX);
+    if (r->headers_in.content_length_n
+        > (off_t) ngx_http_inventory_body_max(cmd))
+    {
+        ngx_http_inventory_body_too_large(&errs,
+                                          ngx_http_inventory_body_max(cmd));
     }
 
     if (errs.n) {
@@ -181,11 +184,12 @@ ngx_http_inventory_write(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     errs.n = 0;
 
-    ok = ngx_http_inventory_read_body(r, NGX_HTTP_INVENTORY_BODY_MAX, &data,
-                                      &len);
+    ok = ngx_http_inventory_read_body(r, ngx_http_inventory_body_max(cmd),
+                                      &data, &len);
 
     if (ok == NGX_DECLINED) {
-        ngx_http_inventory_body_too_large(&errs, NGX_HTTP_INVENTORY_BODY_MAX);
+        ngx_http_inventory_body_too_large(&errs,
+                                          ngx_http_inventory_body_max(cmd));
         return ngx_http_inventory_reject(r,
                                     NGX_HTTP_INVENTORY_P_INVALID_REQUEST,
                                     "the request body is too large", &errs);

@@ -58,7 +58,8 @@ my %rank = (module => 9, admin => 9,
             commit => 6, inflight => 6, commit_zone => 5.5,
             ctx => 5, args => 5, response => 5, lease => 5, body => 5,
             node => 5);
-my @pure = qw(core clock codec json validate render render_read pack uri proc);
+my @pure = qw(core clock codec json validate render render_read render_parts
+              render_batch pack uri proc);
 my %pure = map { $_ => 1 } @pure;
 for my $f (keys %defines) {
     $rank{$f} //= $f =~ /^store/ ? 3 : $pure{$f} ? 1 : undef;
@@ -103,7 +104,7 @@ for my $f (sort keys %needs) {
     my @ngx = grep { /^ngx_(?!http_inventory_)/ } @{ $needs{$f} };
 
     is("@lmdb", '', "$f: calls no LMDB function") unless $f =~ /^store/;
-    is("@json", '', "$f: writes no JSON") unless $f =~ /^(?:json|render|render_read)$/;
+    is("@json", '', "$f: writes no JSON") unless $f =~ /^(?:json|render\w*)$/;
     if ($rank{$f} <= 3 || $f eq 'admin') {
         is("@ngx", '', "$f: uses nothing of nginx");
     }
