@@ -188,7 +188,7 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
         }
 
         p.available = cmd->available;
-        p.has_available = !cmd->multi_line;
+        p.has_available = (p.shorts == NULL);
         break;
 
     case NGX_HTTP_INVENTORY_OUT_OF_RANGE:

@@ -3,7 +3,7 @@
 # built objects define and call (nm): calls go one way (module -> handler ->
 # {read, write, feed, replication} -> follow -> wait -> {commit, inflight}
 # -> {ctx, response, lease} -> the store -> the pure core), with no circle between files; only the store's files call
-# LMDB (the admin tool's checker is one of them); only json.c and render.c
+# LMDB (the admin tool's checker is one of them); only json.c and render*.c
 # write JSON; the pure core and the store use nothing of nginx.
 use strict;
 use warnings;

@@ -3,7 +3,7 @@
 # Ajv in strict mode); it describes exactly the routes and methods of the
 # module's route table (src/ngx_http_inventory_uri.c), /metrics and the
 # replication stream's resources (src/ngx_http_inventory_replication.c), and
-# every problem code the module emits (src/ngx_http_inventory_render.c) at
+# every problem code the module emits (src/ngx_http_inventory_render_parts.c) at
 # its status; live answers of the module for every route and most statuses
 # match the operations' response schemas and headers, and request bodies
 # the module accepts or rejects are accepted or rejected by the schemas;
@@ -346,7 +346,7 @@ sub node_check {
 }
 
 # the module's problem codes, statuses and titles, in the order of the enum
-my $render = slurp("$ROOT/src/ngx_http_inventory_render.c") // '';
+my $render = slurp("$ROOT/src/ngx_http_inventory_render_parts.c") // '';
 my ($table) = $render =~ /ngx_http_inventory_problem_types\[\]\s*=\s*\{
                           (.*?)\n\};/xs;
 my @problems;
@@ -361,7 +361,7 @@ my ($enum) = (slurp("$ROOT/src/ngx_http_inventory_render.h") // '')
              =~ /typedef enum \{(.*?)\}\s*ngx_http_inventory_problem_e;/s;
 my @enum = grep { $_ ne 'LAST' } ($enum // '') =~ /NGX_HTTP_INVENTORY_P_(\w+)/g;
 ok(@problems >= 11 && @problems == @enum,
-   scalar(@problems) . ' problem types in render.c, one per enum value')
+   scalar(@problems) . ' problem types in render_parts.c, one per enum value')
     or diag "table: @{[ map { $_->{code} } @problems ]}\nenum: @enum";
 is_deeply([ map { $_->{code} } @problems ],
           [ map { lc(s/_/-/gr) } @enum ],
@@ -638,6 +638,60 @@ sample(POST => '/v1/inventory/A-1/store-7/moves', 400,
 sample(POST => '/v1/inventory/A-1/store-7/moves', 400,
        template => "$I/moves",
        json => { from => 'damaged', to => 'damaged', quantity => 1 });
+# reads of many items, and the ledger
+sample(GET => '/v1/inventory?changed_after=0&limit=2', 200,
+       template => '/v1/inventory');
+sample(HEAD => '/v1/inventory', 200, template => '/v1/inventory');
+sample(GET => '/v1/inventory?changed_after=-1', 400,
+       template => '/v1/inventory');
+sample(POST => '/v1/inventory/query', 200,
+       json => { items => [ { sku => 'A-1', location => 'store-7' },
+                            { sku => 'NOPE', location => 'store-7' } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/inventory/query', 400, json => { items => [] },
+       expect_request => 'invalid');
+sample(POST => '/v1/inventory/query', 415, body => '{"items":[]}',
+       raw => 1);
+sample(GET => '/v1/events?reference=po:4711', 200, template => '/v1/events');
+sample(GET => '/v1/events?reference=a%20b', 400, template => '/v1/events');
+# batches
+sample(POST => '/v1/batch', 200,
+       json => { reference => 'count:1',
+                 changes => [ { op => 'count', sku => 'A-1',
+                                location => 'store-7', on_hand => 60 },
+                              { op => 'adjust', sku => 'E-1',
+                                location => 'store-7', delta => 2 },
+                              { op => 'move', sku => 'A-1',
+                                location => 'store-7', from => 'damaged',
+                                to => 'available', quantity => 1 } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/batch', 409,
+       json => { changes => [ { op => 'adjust', sku => 'A-1',
+                                location => 'store-7', delta => -1000 },
+                              { op => 'count', sku => 'A-1',
+                                location => 'store-7', on_hand => 1,
+                                if_version => 1 } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/batch', 412,
+       json => { changes => [ { op => 'count', sku => 'A-1',
+                                location => 'store-7', on_hand => 1,
+                                if_version => 1 } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/batch', 404,
+       json => { changes => [ { op => 'adjust', sku => 'NOPE',
+                                location => 'store-7', delta => -1 } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/batch', 200,
+       json => { atomic => JSON::PP::false,
+                 changes => [ { op => 'adjust', sku => 'A-1',
+                                location => 'store-7', delta => 1 },
+                              { op => 'adjust', sku => 'NOPE',
+                                location => 'store-7', delta => -1 } ] },
+       expect_request => 'valid');
+sample(POST => '/v1/batch', 400,
+       json => { changes => [ { op => 'count', sku => 'A-1',
+                                location => 'store-7' } ] },
+       expect_request => 'invalid');
 sample(GET => '/v1/inventory/A-1', 200, template => '/v1/inventory/{sku}');
 sample(HEAD => '/v1/inventory/A-1', 200, template => '/v1/inventory/{sku}');
 sample(GET => '/v1/inventory/NOPE', 404, template => '/v1/inventory/{sku}');
@@ -704,6 +758,14 @@ sample(POST => "/v1/reservations/$id2/release", 200,
        template => "$R/release", json => {}, expect_request => 'valid');
 sample(POST => '/v1/reservations/r_0000000000000000000000/commit', 404,
        template => "$R/commit");
+# a backordered hold is committed only once its stock is there
+$n->req(PUT => '/v1/inventory/BO-1/store-7',
+        json => { on_hand => 1, backorder_limit => 5 });
+$r = $n->req(POST => '/v1/inventory/BO-1/store-7/reservations',
+             json => { quantity => 3 });
+my $bo = ref $r->{json} eq 'HASH' ? $r->{json}{id} // '' : '';
+sample(POST => "/v1/reservations/$bo/commit", 409, template => "$R/commit",
+       json => { reason => 'ship' }, expect_request => 'valid');
 
 # transfers
 sample(POST => '/v1/transfers', 200,
