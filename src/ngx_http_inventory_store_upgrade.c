@@ -1,9 +1,9 @@
 /*
  * Older layouts: records written before the current schema, read as they
  * are; and schema upgrades, run in the transaction that opens a store of
- * an older schema for nginx.  They only rewrite what every copy derives alike from
- * the same data, and are not recorded for followers: each copy upgrades
- * itself, so copies stay the same bytes.
+ * an older schema for nginx.  They only rewrite what every copy derives
+ * alike from the same data, and are not recorded for followers: each copy
+ * upgrades itself, so copies stay the same bytes.
  *
  * 1 -> 2: items in the 88-byte layout (the quantity states, all 0, and
  * the seq of their latest event, from its index record), and the changes

@@ -53,8 +53,10 @@ for my $f (keys %needs) {
 # ranks: a file calls only files of a lower rank
 my %rank = (module => 9, admin => 9,
             variables => 8.5, handler => 8, metrics => 8,
-            read => 7, write => 7, feed => 7, bulk => 7, expiry => 7, replication => 7,
-            cluster => 6.9, handover => 6.87, etcd => 6.85, role => 6.82, follow => 6.8, follow_http => 6.7, sync => 6.6, wait => 6.5,
+            read => 7, write => 7, feed => 7, bulk => 7, expiry => 7,
+            replication => 7,
+            cluster => 6.9, handover => 6.87, etcd => 6.85, role => 6.82,
+            follow => 6.8, follow_http => 6.7, sync => 6.6, wait => 6.5,
             commit => 6, inflight => 6, commit_zone => 5.5,
             ctx => 5, args => 5, response => 5, lease => 5, body => 5,
             node => 5);

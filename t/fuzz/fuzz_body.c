@@ -6,7 +6,8 @@
  * invariant, or when an event does not survive encoding.
  *
  * Input: byte 0 picks the route, bytes 1..4 the state of the items the
- * command touches, the rest is the body.
+ * command touches, the rest is the body.  A batch's changes are each run
+ * as the command they are.
  */
 
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include "ngx_http_inventory_core.h"
 #include "ngx_http_inventory_codec.h"
 #include "ngx_http_inventory_validate.h"
+#include "ngx_http_inventory_pack.h"
 
 
 #define FUZZ_HEADER  5
@@ -69,7 +71,12 @@ static void
 fuzz_check_item(const ngx_http_inventory_item_t *item)
 {
     if (item->on_hand < 0 || item->on_hand > NGX_HTTP_INVENTORY_QTY_MAX
-        || item->reserved < 0 || item->reserved > item->on_hand
+        || item->reserved < 0 || item->damaged < 0
+        || item->quality_control < 0 || item->incoming < 0
+        || item->incoming > NGX_HTTP_INVENTORY_QTY_MAX
+        || item->damaged + item->quality_control > item->on_hand
+        || item->reserved > ngx_http_inventory_sellable(item)
+                            + item->backorder_limit
         || item->min_level < 0
         || item->min_level > NGX_HTTP_INVENTORY_QTY_MAX)
     {
@@ -124,7 +131,13 @@ fuzz_decide(ngx_http_inventory_cmd_t *cmd, const uint8_t *state)
         if (s->exists) {
             s->item.on_hand = (k & 0x80) ? NGX_HTTP_INVENTORY_QTY_MAX
                                          : (int64_t) (k >> 1);
-            s->item.reserved = s->item.on_hand / (1 + (k & 3));
+            s->item.damaged = (k & 0x10) ? s->item.on_hand / 4 : 0;
+            s->item.quality_control = (k & 0x20) ? s->item.on_hand / 4 : 0;
+            s->item.safety_stock = (k & 0x40) ? k & 7 : 0;
+            s->item.incoming = k & 0x0c;
+            s->item.backorder_limit = (k & 0x02) ? 3 : 0;
+            s->item.reserved = ngx_http_inventory_sellable(&s->item)
+                               / (1 + (k & 3));
             s->item.min_level = k & 0x0f;
             s->item.version = k;
         }
@@ -162,6 +175,43 @@ fuzz_decide(ngx_http_inventory_cmd_t *cmd, const uint8_t *state)
 }
 
 
+/* a valid batch: its changes unpack to as many commands, each decided */
+
+static void
+fuzz_batch(ngx_http_inventory_cmd_t *cmd, const uint8_t *state)
+{
+    size_t                     i;
+    const unsigned char       *p, *end;
+    ngx_http_inventory_cmd_t  *change;
+
+    change = calloc(1, sizeof(ngx_http_inventory_cmd_t));
+    if (change == NULL) {
+        return;
+    }
+
+    p = (const unsigned char *) cmd->changes.data;
+    end = p + cmd->changes.len;
+
+    for (i = 0; i < cmd->nchanges; i++) {
+        if (ngx_http_inventory_change_unpack(change, &p, end) != 0
+            || (change->type != NGX_HTTP_INVENTORY_CMD_COUNT
+                && change->type != NGX_HTTP_INVENTORY_CMD_ADJUST
+                && change->type != NGX_HTTP_INVENTORY_CMD_MOVE))
+        {
+            abort();
+        }
+
+        fuzz_decide(change, state);
+    }
+
+    if (p != end) {
+        abort();
+    }
+
+    free(change);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -169,7 +219,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         NGX_HTTP_INVENTORY_CMD_COUNT, NGX_HTTP_INVENTORY_CMD_ADJUST,
         NGX_HTTP_INVENTORY_CMD_RESERVE, NGX_HTTP_INVENTORY_CMD_RESERVE,
         NGX_HTTP_INVENTORY_CMD_TRANSFER, NGX_HTTP_INVENTORY_CMD_COMMIT,
-        NGX_HTTP_INVENTORY_CMD_RELEASE
+        NGX_HTTP_INVENTORY_CMD_RELEASE, NGX_HTTP_INVENTORY_CMD_MOVE,
+        NGX_HTTP_INVENTORY_CMD_BATCH
     };
 
     int                           rc;
@@ -214,9 +265,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = ngx_http_inventory_cmd_from_body(cmd, body, len, fuzz_alloc, &arena,
                                           &errs);
 
-    /* the tree is capped in nodes; strings are copied at most once */
+    /*
+     * The tree is capped in nodes; strings are copied at most once; a
+     * batch copies its changes' nodes and packs its changes.
+     */
     if (arena.total > 2 * len + NGX_HTTP_INVENTORY_JSON_MAX_NODES
-                                * (sizeof(ngx_http_inventory_json_t) + 64))
+                                * (2 * sizeof(ngx_http_inventory_json_t) + 64)
+                      + sizeof(ngx_http_inventory_cmd_t)
+                      + NGX_HTTP_INVENTORY_BATCH_CHANGES
+                        * ngx_http_inventory_change_size_max())
     {
         abort();
     }
@@ -225,8 +282,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    if (rc == 0 && cmd->type != NGX_HTTP_INVENTORY_CMD_COMMIT
-        && cmd->type != NGX_HTTP_INVENTORY_CMD_RELEASE)
+    if (rc == 0 && cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH) {
+        fuzz_batch(cmd, data + 1);
+
+    } else if (rc == 0 && cmd->type != NGX_HTTP_INVENTORY_CMD_COMMIT
+               && cmd->type != NGX_HTTP_INVENTORY_CMD_RELEASE)
     {
         fuzz_decide(cmd, data + 1);
     }

@@ -104,7 +104,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qlen = h - q - (h > q && h[-1] == '\n' ? 1 : 0);
     hlen = end - h;
 
-    rt = ngx_http_inventory_route_find(p, plen, &ids);
+    /* the method from the input too: a path may serve two routes */
+    rt = ngx_http_inventory_route_find(p, plen,
+                                       1u << (size ? data[size - 1] % 4 : 0),
+                                       &ids);
 
     if (rt) {
         if (rt->route == NGX_HTTP_INVENTORY_ROUTE_UNKNOWN

@@ -9,6 +9,7 @@ int
 main(void)
 {
     test_core();
+    test_states();
     test_codec();
     test_json();
     test_render();

@@ -37,5 +37,6 @@ void test_proc(void);
 void test_render(void);
 void test_pack(void);
 void test_repl(void);
+void test_states(void);
 
 #endif

@@ -59,11 +59,20 @@ test_render_item(void)
     slot.item.version = 42;
     slot.item.updated_at = 1795341600123ULL;
 
+    slot.item.damaged = 2;
+    slot.item.quality_control = 3;
+    slot.item.safety_stock = 10;
+    slot.item.incoming = 40;
+    slot.item.seq = 1043;
+
     ngx_http_inventory_buf_init(&b, NULL, NULL);
     ngx_http_inventory_render_item_body(&b, &slot);
     ok(body_is(&b, "{\"sku\":\"A-1\",\"location\":\"store-7\",\"on_hand\":120,"
-                   "\"reserved\":5,\"available\":115,\"min_level\":10,"
-                   "\"low_stock\":false,\"version\":42,"
+                   "\"reserved\":5,\"damaged\":2,\"quality_control\":3,"
+                   "\"safety_stock\":10,\"incoming\":40,"
+                   "\"backorder_limit\":0,\"available\":100,"
+                   "\"min_level\":10,\"low_stock\":false,\"seq\":1043,"
+                   "\"version\":42,"
                    "\"updated_at\":\"2026-11-22T10:00:00.123Z\"}"),
        "render: an item as the API shows it");
 
@@ -131,12 +140,16 @@ test_render_reads(void)
     ok(body_is(&b, "{\"sku\":\"A\",\"on_hand\":15,\"reserved\":3,"
                    "\"available\":12,\"locations\":["
                    "{\"sku\":\"A\",\"location\":\"s1\",\"on_hand\":10,"
-                   "\"reserved\":3,\"available\":7,\"min_level\":0,"
-                   "\"low_stock\":false,\"version\":1,"
+                   "\"reserved\":3,\"damaged\":0,\"quality_control\":0,"
+                   "\"safety_stock\":0,\"incoming\":0,\"backorder_limit\":0,"
+                   "\"available\":7,\"min_level\":0,"
+                   "\"low_stock\":false,\"seq\":0,\"version\":1,"
                    "\"updated_at\":\"1970-01-01T00:00:00.000Z\"},"
                    "{\"sku\":\"A\",\"location\":\"s2\",\"on_hand\":5,"
-                   "\"reserved\":0,\"available\":5,\"min_level\":6,"
-                   "\"low_stock\":true,\"version\":2,"
+                   "\"reserved\":0,\"damaged\":0,\"quality_control\":0,"
+                   "\"safety_stock\":0,\"incoming\":0,\"backorder_limit\":0,"
+                   "\"available\":5,\"min_level\":6,"
+                   "\"low_stock\":true,\"seq\":0,\"version\":2,"
                    "\"updated_at\":\"1970-01-01T00:00:00.000Z\"}]}"),
        "render: an aggregate sums its locations");
 
@@ -218,7 +231,8 @@ test_render_pages(void)
         "{\"seq\":9,\"type\":\"StockAdjusted\",\"sku\":\"A\","
         "\"location\":\"s1\",\"version\":2,"
         "\"at\":\"1970-01-01T00:00:01.000Z\","
-        "\"data\":{\"delta\":-4,\"reason\":\"damaged\"}}";
+        "\"data\":{\"delta\":-4,\"state\":\"available\","
+        "\"reason\":\"damaged\"}}";
     char                        want[512];
 
     memset(&ev, 0, sizeof(ev));
@@ -260,8 +274,11 @@ test_render_pages(void)
     ngx_http_inventory_page_close_str(&pg, "next_cursor",
                                       (const unsigned char *) "czIAQgA", 7);
     ok(body_is(&b, "{\"items\":[{\"sku\":\"B\",\"location\":\"s2\","
-                   "\"on_hand\":0,\"reserved\":0,\"available\":0,"
-                   "\"min_level\":1,\"low_stock\":true,\"version\":0,"
+                   "\"on_hand\":0,\"reserved\":0,\"damaged\":0,"
+                   "\"quality_control\":0,\"safety_stock\":0,"
+                   "\"incoming\":0,\"backorder_limit\":0,\"available\":0,"
+                   "\"min_level\":1,\"low_stock\":true,\"seq\":0,"
+                   "\"version\":0,"
                    "\"updated_at\":\"1970-01-01T00:00:00.000Z\"}],"
                    "\"next_cursor\":\"czIAQgA\"}"),
        "page: items and a cursor");

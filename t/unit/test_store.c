@@ -120,6 +120,8 @@ replay_matches(ngx_http_inventory_store_t *st, uint64_t *events)
             memset(&items[nitems++], 0, sizeof(items[0]));
         }
 
+        ev.seq = seq;
+
         if (ngx_http_inventory_event_apply(&items[i], &ev) != 0) {
             ok = 0;
             break;
