@@ -118,6 +118,14 @@ for my $path (ipath('CONF-2', 'store-1') . '/adjustments',
 }
 is($f1->req(GET => ipath('CONF-2', 'store-1'))->{status}, 200,
    'reads go on with the primary gone');
+{
+    my $q = $f1->req(POST => '/v1/inventory/query',
+                     json => { items => [ { sku => 'CONF-2',
+                                            location => 'store-1' } ] });
+    is($q->{status}, 200, 'the query of many items, a read with a body, '
+                          . 'is answered by the follower itself');
+    is(scalar @{ $q->{json}{items} // [] }, 1, '... from its copy');
+}
 
 $f2->stop;
 $f1->stop;
