@@ -101,9 +101,9 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
         if (!ngx_http_inventory_role_writable(imcf)) {
             return ngx_http_inventory_retry_later(r,
                                     NGX_HTTP_INVENTORY_P_NOT_PRIMARY,
-                                    "this node's lead has run out, or is "
-                                    "not renewed yet: an election may be "
-                                    "under way", NULL);
+                                    "this node's lead has run out, is not "
+                                    "renewed yet, or is being handed over: "
+                                    "another node takes writes soon", NULL);
         }
 
         return ngx_http_inventory_start_write(r, ctx);

@@ -227,6 +227,32 @@ reservation_ok($n->commit($bo), 200, { state => 'committed' },
 item_ok($n->get(ipath('B-1', 'w')), 200,
         { on_hand => 6, reserved => 1, available => 5 }, '... and takes it');
 
+# --- a cart naming one item twice counts the sum (cf. Medusa #16502) --------------
+$n->put_item('R-1', 'w', { on_hand => 2, backorder_limit => 1 });
+{
+    my $before = items_snapshot($n, ipath('R-1', 'w'));
+    $r = $n->cart({ lines => [ { sku => 'R-1', location => 'w', quantity => 2 },
+                               { sku => 'R-1', location => 'w',
+                                 quantity => 2 } ] });
+    problem_ok($r, 409, 'insufficient-stock',
+               'a cart of 2 + 2 of one item with 2 + 1 to give: 409');
+    is(join(',', map { "$_->{sku}:$_->{quantity}" }
+                 @{ $r->{json}{lines} // [] }), 'R-1:4',
+       '... naming the item once, with the sum');
+    unchanged($n, $before, '... nothing held');
+}
+$r = $n->cart({ lines => [ { sku => 'R-1', location => 'w', quantity => 1 },
+                           { sku => 'R-1', location => 'w', quantity => 2 } ] });
+reservation_ok($r, 201, { state => 'active' }, '1 + 2 of it: 201');
+my $rr = ($r->{json} // {})->{id} // 'r_0000000000000000000000';
+item_ok($n->get(ipath('R-1', 'w')), 200, { reserved => 3, available => -1 },
+        '... 3 held, one of them backordered');
+problem_ok($n->commit($rr), 409, 'insufficient-stock',
+           'its commit needs the sum on hand: 409');
+$n->adjust('R-1', 'w', { delta => 1 });
+reservation_ok($n->commit($rr), 200, { state => 'committed' },
+               'with 3 on hand it ships');
+
 # --- damaged stock is not sold, nor committed -----------------------------------
 $n->put_item('D-1', 'w', { on_hand => 3 });
 reservation_ok($n->reserve('D-1', 'w', { quantity => 3 }), 201,

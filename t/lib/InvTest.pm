@@ -1279,10 +1279,15 @@ sub problem_ok {
                 }
             }
         }
+        # one item's available, or the short lines (a cart, a commit), or
+        # a batch's refused changes
         if ($code eq 'insufficient-stock') {
             my $t = json_type($j->{available});
             push @p, "409 insufficient-stock without numeric 'available' ($t)"
-                if $t ne 'number';
+                    . ", 'lines' or 'errors'"
+                if $t ne 'number'
+                   && !(ref $j->{lines} eq 'ARRAY' && @{ $j->{lines} })
+                   && !(ref $j->{errors} eq 'ARRAY' && @{ $j->{errors} });
             push @p, "available is $j->{available}, expected $opt{available}"
                 if $t eq 'number' && defined $opt{available}
                    && $j->{available} != $opt{available};
