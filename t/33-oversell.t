@@ -1,11 +1,15 @@
 # Oversell under contention: racing reservations and carts never hold more
 # than on_hand, a reservation ends exactly once however many clients race to
 # end it, and concurrent retries of one Idempotency-Key change the state
-# exactly once.  4 workers, up to 40 forked clients, no 5xx anywhere.
+# exactly once.  Backorders: racing reservations take available down to
+# exactly -backorder_limit, never further; racing commits of backordered
+# holds, while receipts arrive, never ship more than is on hand (the log
+# replayed by the model's rules), and every acknowledged write is in the
+# final state.  4 workers, up to 40 forked clients, no 5xx anywhere.
 use strict;
 use warnings;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use IO::Select;
 use InvTest qw(item_ok parallel encode_json decode_json event_pages
@@ -401,6 +405,390 @@ for my $round (1 .. 3) {
        '(d) a retry after the whole answer arrived is replayed (the first '
        . 'client has not closed its connection yet)') or diag InvTest::show($r);
     close $s;
+}
+
+# --- (e) backorders: racing reservations take available down to
+# -backorder_limit, never further ------------------------------------------
+#
+# Each client asks for 3 random quantities (1 to 4), then for 1 unit at a
+# time until it is refused: a refused unit means available +
+# backorder_limit was below 1 then, and reservations only grow here, so the
+# total granted must be exactly available + backorder_limit at the start.
+
+# change(\%item, $state, $delta): a quantity into or out of a state
+sub change {
+    my ($s, $state, $d) = @_;
+    if ($state eq 'incoming') { $s->{incoming} += $d; return }
+    $s->{$state} += $d if $state eq 'damaged' || $state eq 'quality_control';
+    $s->{on_hand} += $d;
+}
+
+# replay_item(\@events): (\%item, \@problems): the item's log replayed from
+# the empty item in version order; a problem for every event that breaks a
+# rule of the model: a reservation beyond available + backorder_limit, a
+# commit of more than on_hand - damaged - quality_control at that moment, an
+# invariant broken after the event, LowStockDetected with another
+# available.
+sub replay_item {
+    my ($ev) = @_;
+    my %s = map { $_ => 0 } qw(on_hand reserved damaged quality_control
+                               safety_stock incoming backorder_limit
+                               min_level version);
+    my @p;
+    for my $e (@$ev) {
+        my $d = ref $e->{data} eq 'HASH' ? $e->{data} : {};
+        my $t = $e->{type} // '?';
+        my $at = "seq " . ($e->{seq} // '?') . " $t";
+        push @p, "$at: version $e->{version}, expected " . ($s{version} + 1)
+            unless ($e->{version} // -1) == $s{version} + 1;
+        $s{version}++;
+        my $sell = $s{on_hand} - $s{damaged} - $s{quality_control};
+        my $avail = $sell - $s{safety_stock} - $s{reserved};
+        my $q = $d->{quantity} // 0;
+        if ($t eq 'StockCounted') {
+            $s{$_} = $d->{$_} // 0
+                for qw(on_hand min_level safety_stock backorder_limit);
+        } elsif ($t eq 'StockAdjusted') {
+            change(\%s, $d->{state} // 'available', $d->{delta} // 0);
+        } elsif ($t eq 'StockMoved') {
+            change(\%s, $d->{from} // '?', -$q);
+            change(\%s, $d->{to} // '?', $q);
+        } elsif ($t eq 'StockReserved') {
+            push @p, "$at: reserved $q with available $avail and "
+                     . "backorder_limit $s{backorder_limit}"
+                if $q > $avail + $s{backorder_limit};
+            $s{reserved} += $q;
+        } elsif ($t eq 'ReservationCommitted') {
+            push @p, "$at: committed $q with only $sell on hand (on_hand "
+                     . "- damaged - quality_control)" if $q > $sell;
+            $s{on_hand} -= $q;
+            $s{reserved} -= $q;
+        } elsif ($t =~ /^Reservation(?:Released|Expired)\z/) {
+            $s{reserved} -= $q;
+        } elsif ($t eq 'LowStockDetected') {
+            push @p, "$at: available " . ($d->{available} // 'none')
+                     . ", the log gives $avail"
+                unless defined $d->{available} && $d->{available} == $avail;
+        } else {
+            push @p, "$at: unexpected";
+        }
+        $sell = $s{on_hand} - $s{damaged} - $s{quality_control};
+        push @p, "$at: leaves " . join(' ', map { "$_=$s{$_}" } sort keys %s)
+            if $sell < 0 || $s{reserved} > $sell + $s{backorder_limit}
+               || grep { $s{$_} < 0 } keys %s;
+    }
+    $s{available} = $s{on_hand} - $s{damaged} - $s{quality_control}
+                    - $s{safety_stock} - $s{reserved};
+    return (\%s, \@p);
+}
+
+# replayed_ok($sku, $label): the item's log replays without a problem into
+# the item GET answers
+sub replayed_ok {
+    my ($sku, $label) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($ev, $pp) = event_pages($n, $sku, 'hub', 1000);
+    my ($s, $p) = replay_item($ev);
+    push @$p, @$pp;
+    my $g = $n->req(GET => "/v1/inventory/$sku/hub")->{json} // {};
+    for my $k (sort keys %$s) {
+        next if $k eq 'min_level' && !exists $g->{$k};
+        push @$p, "GET says $k " . ($g->{$k} // 'none') . ", the log $s->{$k}"
+            unless defined $g->{$k} && $g->{$k} == $s->{$k};
+    }
+    ok(!@$p, "$label: the log replays by the rules (no reservation beyond "
+       . 'available + backorder_limit, no commit beyond what is on hand, '
+       . 'every invariant after every event) into the item GET answers')
+        or diag join "\n", @$p[0 .. ($#$p > 15 ? 15 : $#$p)];
+    return $ev;
+}
+
+my $bo_seed = $ENV{SEED} // int(rand(1e9));
+diag "(e) seed $bo_seed";
+my %HOLDS;    # BO-1's granted reservations: id => quantity, for (f)
+for my $case (
+    # sku, clients, setup writes, the item they leave
+    [ 'BO-1', 40, [
+          [ PUT => '', { on_hand => 40, safety_stock => 5,
+                         backorder_limit => 25 } ],
+          [ POST => '/adjustments', { delta => 3, state => 'damaged' } ],
+          [ POST => '/adjustments', { delta => 2,
+                                      state => 'quality_control' } ],
+          [ POST => '/adjustments', { delta => 30, state => 'incoming' } ] ],
+      { on_hand => 45, damaged => 3, quality_control => 2,
+        safety_stock => 5, incoming => 30, backorder_limit => 25,
+        reserved => 0, available => 35 } ],
+    # safety stock above what is sellable: available starts below zero
+    [ 'BO-2', 20, [
+          [ PUT => '', { on_hand => 5, safety_stock => 8,
+                         backorder_limit => 10 } ] ],
+      { on_hand => 5, safety_stock => 8, backorder_limit => 10,
+        reserved => 0, available => -3 } ],
+) {
+    my ($sku, $clients, $setup, $want) = @$case;
+    my $P = "/v1/inventory/$sku/hub";
+    my @failed;
+    for my $w (@$setup) {
+        my $r = $n->req($w->[0] => "$P$w->[1]", json => $w->[2]);
+        push @failed, InvTest::show($r) unless $r->{status} =~ /^20[01]\z/;
+    }
+    ok(!@failed, "(e) $sku setup writes") or diag join "\n", @failed;
+    my $r = $n->req(GET => $P);
+    item_ok($r, 200, $want, "(e) $sku setup: available $want->{available}, "
+            . "backorder_limit $want->{backorder_limit}") or next;
+    my $v0 = $r->{json}{version};
+    my $B = $want->{backorder_limit};
+    my $cap = $want->{available} + $B;
+
+    my $go = time + 0.6;
+    my $t = time;
+    my ($res, $bad) = collect("(e) $sku", parallel($clients, sub {
+        my ($i) = @_;
+        srand($bo_seed + 104729 * ($i + 1) + ($sku eq 'BO-1' ? 0 : 7));
+        my (@won, @st, @bad);
+        sleep_until($go);
+        for my $k (1 .. 100) {
+            my $q = $k <= 3 ? 1 + int rand 4 : 1;
+            my $ref = "bo:$sku:$i:$k";
+            my $r = $n->req(POST => "$P/reservations",
+                            json => { quantity => $q, ttl_seconds => 3600,
+                                      reference => $ref });
+            my $o = outcome($r);
+            push @st, $o;
+            my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+            if ($o eq '201') {
+                my $l = ref $j->{lines} eq 'ARRAY' ? $j->{lines} : [];
+                push @bad, 'bad 201: ' . InvTest::show($r)
+                    unless defined $j->{id} && ($j->{state} // '') eq 'active'
+                           && ($j->{reference} // '') eq $ref
+                           && @$l == 1 && ($l->[0]{quantity} // 0) == $q
+                           && ($l->[0]{sku} // '') eq $sku;
+                push @won, { id => $j->{id}, q => $q, ref => $ref };
+            } elsif ($o eq '409 insufficient-stock') {
+                my $a = $j->{available};
+                push @bad, "409 for $q with available " . ($a // 'none')
+                           . " and backorder_limit $B: " . InvTest::show($r)
+                    unless defined $a && $a =~ /\A-?\d+\z/ && $a >= -$B
+                           && $a + $B < $q;
+                last if $k > 3;
+            } else {
+                push @bad, InvTest::show($r);
+                last;
+            }
+        }
+        return encode_json({ won => \@won, st => \@st, bad => \@bad });
+    }));
+    my @st = map { @{ $_->{st} } } @$res;
+    my @won = map { @{ $_->{won} } } @$res;
+    push @$bad, map { @{ $_->{bad} } } @$res;
+    my $sum = 0;
+    $sum += $_->{q} for @won;
+    diag sprintf "(e) %s %.2f s: %s; %d units granted in %d reservations",
+        $sku, time - $t, tally(@st), $sum, scalar @won;
+
+    ok(!grep({ !/^(?:201|409 insufficient-stock)\z/ } @st),
+       "(e) $sku: every answer is 201 or 409 insufficient-stock (no 5xx)");
+    ok(!@$bad, "(e) $sku: every 201 well-formed with its reference; every "
+       . 'refusal reports an available with available + backorder_limit '
+       . 'below the quantity asked, never below -backorder_limit')
+        or diag join "\n", @$bad[0 .. ($#$bad > 10 ? 10 : $#$bad)];
+    is(scalar(grep { ($_->{st}[-1] // '') eq '409 insufficient-stock' }
+              @$res), $clients, "(e) $sku: each client was refused at last "
+       . '(demand beyond the limit)');
+    is($sum, $cap, "(e) $sku: exactly available + backorder_limit = $cap "
+       . 'units granted');
+    my %u = map { $_->{id} => 1 } @won;
+    is(scalar(keys %u), scalar(@won), "(e) $sku: reservation ids are unique");
+    item_ok($n->req(GET => $P), 200,
+            { %$want, reserved => $sum, available => $want->{available} - $sum },
+            "(e) $sku: reserved is the sum of the granted reservations, "
+            . "available -$B");
+
+    my $ev = replayed_ok($sku, "(e) $sku");
+    my @resv = grep { $_->{type} eq 'StockReserved' } @$ev;
+    my @got = sort map { "$_->{data}{reservation_id}=$_->{data}{quantity}="
+                         . ($_->{data}{reference} // '') } @resv;
+    my @exp = sort map { "$_->{id}=$_->{q}=$_->{ref}" } @won;
+    my @other = grep { $_->{version} > $v0 && $_->{type} ne 'StockReserved'
+                       && $_->{type} ne 'LowStockDetected' } @$ev;
+    ok("@got" eq "@exp" && !@other,
+       "(e) $sku: the log holds exactly the granted reservations, with "
+       . 'their references, and nothing else but LowStockDetected')
+        or diag explain { got => scalar(@got), granted => scalar(@exp),
+                          other => \@other };
+    %HOLDS = map { ($_->{id} => $_->{q}) } @won if $sku eq 'BO-1';
+}
+
+# --- (f) racing commits of backordered holds while receipts arrive -----------
+#
+# BO-1 holds 60 units, 40 of them on hand (45 on hand, 3 damaged, 2 in
+# quality control).  8 clients commit the holds (each its own share, again
+# and again while refused), 4 others move stock: 15 received from incoming
+# into available, 3 into damaged, 2 into quality control, 2 damaged and 2
+# quality-control units passed back to available.  At most 59 units can
+# ever be sellable, so some holds stay backordered.  No commit may take
+# more than on_hand - damaged - quality_control at its moment (the log
+# replayed), every acknowledged write is in the log once and the final
+# state is what the acknowledged writes make of the start.
+if (%HOLDS) {
+    my $P = '/v1/inventory/BO-1/hub';
+    my $start = $n->req(GET => $P)->{json} // {};
+    my @ids = sort keys %HOLDS;
+    my $NC = 8;
+    my @movers = (
+        (map { [ map { [ 'incoming', 'available' ] } 1 .. 5 ] } 1 .. 3),
+        [ (map { [ 'incoming', 'damaged' ] } 1 .. 3),
+          (map { [ 'incoming', 'quality_control' ] } 1 .. 2),
+          (map { [ 'damaged', 'available' ] } 1 .. 2),
+          (map { [ 'quality_control', 'available' ] } 1 .. 2) ],
+    );
+    my $go = time + 0.6;
+    my $stop_at = $go + 1.0;
+    my $t = time;
+    my ($res, $bad) = collect('(f)', parallel($NC + @movers, sub {
+        my ($i) = @_;
+        my (@bad, @st, @done, @moved);
+        if ($i >= $NC) {
+            my $plan = $movers[$i - $NC];
+            sleep_until($go);
+            my $k = 0;
+            for my $m (@$plan) {
+                my $ref = "po:$i-" . ++$k;
+                my $r = $n->req(POST => "$P/moves", json => {
+                    from => $m->[0], to => $m->[1], quantity => 1,
+                    reason => 'receipt', reference => $ref });
+                my $o = outcome($r);
+                push @st, "move $o";
+                if ($o eq '200') {
+                    push @moved, "$m->[0]>$m->[1]=1=$ref";
+                } else {
+                    push @bad, "move $m->[0] -> $m->[1]: " . InvTest::show($r);
+                }
+                sleep 0.02 + rand 0.05;
+            }
+            return encode_json({ st => \@st, bad => \@bad, moved => \@moved,
+                                 done => [] });
+        }
+        my @mine = grep { $_ % $NC == $i } 0 .. $#ids;
+        my @pending = @ids[@mine];
+        sleep_until($go);
+        while (@pending && time < $stop_at) {
+            my @left;
+            for my $id (@pending) {
+                my $r = $n->req(POST => "/v1/reservations/$id/commit",
+                                json => { reason => 'ship' });
+                my $o = outcome($r);
+                push @st, "commit $o";
+                my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+                if ($o eq '200') {
+                    push @bad, 'bad 200: ' . InvTest::show($r)
+                        unless ($j->{id} // '') eq $id
+                               && ($j->{state} // '') eq 'committed';
+                    push @done, $id;
+                } elsif ($o eq '409 insufficient-stock') {
+                    my $l = ref $j->{lines} eq 'ARRAY' ? $j->{lines} : [];
+                    push @bad, 'a refused commit does not name its line: '
+                               . InvTest::show($r)
+                        unless @$l == 1 && ($l->[0]{sku} // '') eq 'BO-1'
+                               && ($l->[0]{location} // '') eq 'hub'
+                               && ($l->[0]{quantity} // 0) == $HOLDS{$id};
+                    push @left, $id;
+                } else {
+                    push @bad, InvTest::show($r);
+                }
+            }
+            @pending = @left;
+            sleep 0.08;
+        }
+        return encode_json({ st => \@st, bad => \@bad, done => \@done,
+                             moved => [] });
+    }));
+    my @st = map { @{ $_->{st} } } @$res;
+    my @done = map { @{ $_->{done} } } @$res;
+    my @moved = map { @{ $_->{moved} } } @$res;
+    push @$bad, map { @{ $_->{bad} } } @$res;
+    diag sprintf "(f) %.2f s: %s", time - $t, tally(@st);
+
+    ok(!@$bad, '(f) every move 200; every commit 200 committed or 409 '
+       . 'insufficient-stock naming its line (no 5xx, no other answer)')
+        or diag join "\n", @$bad[0 .. ($#$bad > 10 ? 10 : $#$bad)];
+    is(scalar(@moved), 24, '(f) the 24 moves were acknowledged');
+    ok(scalar(grep { $_ eq 'commit 409 insufficient-stock' } @st) > 0,
+       '(f) some commits were refused: held beyond what was on hand');
+
+    # the rest, one at a time: a hold ships iff it is on hand now
+    my %acked = map { $_ => 1 } @done;
+    my @late;
+    for my $id (sort { $HOLDS{$a} <=> $HOLDS{$b} || $a cmp $b }
+                grep { !$acked{$_} } @ids) {
+        my $g = $n->req(GET => $P)->{json} // {};
+        my $sell = ($g->{on_hand} // 0) - ($g->{damaged} // 0)
+                   - ($g->{quality_control} // 0);
+        my $r = $n->req(POST => "/v1/reservations/$id/commit");
+        my $o = outcome($r);
+        if ($o eq '200') { $acked{$id} = 1; push @done, $id }
+        push @late, "$id: $HOLDS{$id} with $sell on hand: $o"
+            unless $o eq ($HOLDS{$id} <= $sell ? '200'
+                                               : '409 insufficient-stock');
+    }
+    ok(!@late, '(f) afterwards, each hold still active commits one at a '
+       . 'time iff its quantity is on hand') or diag join "\n", @late;
+
+    # every acknowledged write against the final state and the log
+    my ($sum, %to, %from) = (0);
+    $sum += $HOLDS{$_} for @done;
+    for (@moved) {
+        my ($f, $tt) = /^(\w+)>(\w+)=/;
+        $from{$f}++;
+        $to{$tt}++;
+    }
+    my $in = $from{incoming} // 0;
+    my %want = (
+        on_hand => $start->{on_hand} + $in - $sum,
+        damaged => $start->{damaged} + ($to{damaged} // 0)
+                   - ($from{damaged} // 0),
+        quality_control => $start->{quality_control}
+                           + ($to{quality_control} // 0)
+                           - ($from{quality_control} // 0),
+        incoming => $start->{incoming} - $in,
+        reserved => $start->{reserved} - $sum,
+        safety_stock => $start->{safety_stock},
+        backorder_limit => $start->{backorder_limit},
+    );
+    $want{available} = $want{on_hand} - $want{damaged}
+                       - $want{quality_control} - $want{safety_stock}
+                       - $want{reserved};
+    diag "(f) committed $sum of $start->{reserved} units in "
+         . scalar(@done) . ' of ' . scalar(@ids) . ' holds';
+    item_ok($n->req(GET => $P), 200, \%want, '(f) final: the start plus the '
+            . 'acknowledged moves, less the acknowledged commits');
+    ok($sum <= $start->{on_hand} - $start->{damaged}
+               - $start->{quality_control} + ($to{available} // 0),
+       "(f) committed $sum: never more than was ever sellable");
+
+    my $ev = replayed_ok('BO-1', '(f) BO-1');
+    my @c = sort map { $_->{data}{reservation_id} }
+            grep { $_->{type} eq 'ReservationCommitted' } @$ev;
+    my @m = sort map { "$_->{data}{from}>$_->{data}{to}=$_->{data}{quantity}="
+                       . ($_->{data}{reference} // '') }
+            grep { $_->{type} eq 'StockMoved' } @$ev;
+    my @other = grep { $_->{type} !~ /^(?:StockCounted|StockAdjusted|
+                       StockReserved|ReservationCommitted|StockMoved|
+                       LowStockDetected)\z/x } @$ev;
+    ok("@c" eq join(' ', sort @done) && "@m" eq join(' ', sort @moved)
+       && !@other,
+       '(f) the log holds each acknowledged commit and move exactly once, '
+       . 'and nothing else') or diag explain { commits => \@c, acked => \@done,
+                                               moves => \@m, acked_moves => \@moved,
+                                               other => \@other };
+    my @state;
+    for my $id (@ids) {
+        my $s = $n->req(GET => "/v1/reservations/$id")->{json}{state} // '?';
+        push @state, "$id is $s"
+            if $s ne ($acked{$id} ? 'committed' : 'active');
+    }
+    ok(!@state, '(f) each hold is committed iff a commit of it was '
+       . 'acknowledged, else still active') or diag join "\n", @state;
 }
 
 diag sprintf "total %.1f s", time - $T0;
