@@ -6,19 +6,30 @@
 #   1; on a follower the replication object (primary URL, connected,
 #   applied_seq, primary_seq, lag_ms).
 # * $CLIENTS clients write a random mix of every write route to P for
-#   $SECONDS s (counts, adjustments, reservations and carts, commits and
-#   releases, transfers, a third with an Idempotency-Key).  Every answer
+#   $SECONDS s (counts with safety_stock and backorder_limit, adjustments
+#   of every state, moves between states, reservations and carts, commits
+#   and releases, transfers; a third with an Idempotency-Key, a third with
+#   a reason and a reference).  A ledger client meanwhile runs a fixed
+#   script on items of its own, every answer's status known in advance:
+#   counts with the settings, adjustments of each state both ways, a move
+#   of every allowed pair, backordered reservations and carts whose
+#   commits are refused until receipts (moves from incoming, adjustments)
+#   bring the stock, a transfer, a release, each write with a reason, a
+#   reference and an actor (inventory_actor).  Every answer
 #   decided against the store carries Inventory-Seq S (>= the seq of the
 #   write's own last event, X-Event-Seq); right after it, a GET with
 #   Inventory-Min-Seq: S on A or B sees the write (the item at that version
-#   or later, the reservation in the state the write left it), with
+#   or later, every field the same at that version, the reservation in the
+#   state the write left it, its reference and lines), with
 #   Inventory-Seq >= S.  Another client polls B, A and P in that order:
 #   each one's Inventory-Seq never goes back, B's <= A's <= P's, and on an
 #   empty feed page Inventory-Seq is the page's last_seq.
 # * Then both followers reach P's last seq; inventory-admin dump and
 #   dump --all of the three stores are equal byte for byte, the log is
 #   1..N, verify passes; every GET route answers the same bytes on the
-#   three; inventory-admin info; the replication metrics.
+#   three (the ledger client's items and their events with the ledger's
+#   members, events by reference, items changed after a seq);
+#   inventory-admin info; the replication metrics.
 # * Writes to a follower (every write route, with and without a key) are
 #   503 not-primary with Retry-After and "primary": the follow URL; nothing
 #   changes anywhere.
@@ -55,7 +66,8 @@ my $ABSENT = 'R-3/w3';          # created by adjustments or transfers only
 
 my $T0 = time;
 my $P = InvTest->start(workers => 2, server_extra => $REPL,
-    location_extra => 'add_header X-Event-Seq $inventory_event_seq always;');
+    location_extra => 'add_header X-Event-Seq $inventory_event_seq always; '
+                      . 'inventory_actor $http_x_actor;');
 my $PURL = $P->url('/replication/');
 
 # --- P holds items before the followers start --------------------------------
@@ -184,13 +196,13 @@ sub read_back {
                      . "$g->{version}, the write answered $it->{version}";
         } elsif ($g->{version} == $it->{version}) {
             my @d = grep { ($g->{$_} // '') ne ($it->{$_} // '') }
-                    qw(on_hand reserved min_level updated_at);
+                    sort keys %{ { %$g, %$it } };
             push @p, "$name: $it->{sku}/$it->{location} v$it->{version} "
                      . "differs in @d: " . encode_json($g) if @d;
         }
     };
     my $st = $r->{status};
-    if ($w->{kind} =~ /^(?:put|adjust)\z/ && $st < 300) {
+    if ($w->{kind} =~ /^(?:put|adjust|move)\z/ && $st < 300) {
         $item_seen->($j);
     } elsif ($w->{kind} eq 'transfer' && $st < 300) {
         $item_seen->($j->{from});
@@ -199,12 +211,17 @@ sub read_back {
              && $st < 300)
     {
         my $g = $get->("/v1/reservations/$j->{id}", 200) or return @p;
-        for my $k (qw(state expires_at ended_at)) {
+        for my $k (qw(state expires_at ended_at reference)) {
             push @p, "$name: reservation $j->{id} $k is "
                      . ($g->{$k} // 'null') . ', the write answered '
                      . ($j->{$k} // 'null')
                 unless ($g->{$k} // '') eq ($j->{$k} // '');
         }
+        push @p, "$name: reservation $j->{id} lines "
+                 . encode_json($g->{lines} // []) . ', the write answered '
+                 . encode_json($j->{lines} // [])
+            unless encode_json($g->{lines} // [])
+                   eq encode_json($j->{lines} // []);
     } elsif ($w->{id}) {
         $get->("/v1/reservations/$w->{id}", 200);
     } else {
@@ -213,9 +230,161 @@ sub read_back {
     return @p;
 }
 
+# ledger_steps($k): the ledger client's script for its cycle $k, on the
+# items L-$k/w1 and L-$k/w2: [kind, status, method, path, body, the item's
+# fields the answer must show, a name to keep the reservation's id by];
+# {name} in a path is the id kept by that name.
+sub ledger_steps {
+    my ($k) = @_;
+    my $S = "L-$k";
+    my ($I1, $I2) = ("/v1/inventory/$S/w1", "/v1/inventory/$S/w2");
+    my $adj = sub { [ adjust => 200, POST => "$I1/adjustments",
+                      { delta => $_[0], (defined $_[1] ? (state => $_[1])
+                                                       : ()),
+                        reason => 'adjust ' . ($_[1] // 'none'),
+                        reference => "adj:$S" } ] };
+    my $move = sub { [ move => $_[3] // 200, POST => "$_[4]/moves",
+                       { from => $_[0], to => $_[1], quantity => $_[2],
+                         reason => "move $_[0] $_[1]",
+                         reference => "mv:$S" }, $_[5] ] };
+    return (
+        [ put => 201, PUT => $I1, { on_hand => 2, safety_stock => 1,
+                                    backorder_limit => 6, min_level => 1,
+                                    reason => 'count',
+                                    reference => "count:$S" },
+          { available => 1, safety_stock => 1, backorder_limit => 6 } ],
+        [ put => 201, PUT => $I2, { on_hand => 0, backorder_limit => 3,
+                                    reference => "count:$S" } ],
+        $adj->(10, 'incoming'), $adj->(2, 'damaged'),
+        $adj->(2, 'quality_control'), $adj->(3), $adj->(-1, 'damaged'),
+        $adj->(-1, 'quality_control'), $adj->(-1, 'incoming'),
+        $adj->(-1, 'available'),
+        # on_hand 6, damaged 1, quality_control 1, incoming 9, available 3
+        (map { $move->(@$_, 1, undef, $I1) }
+             [ 'available', 'damaged' ], [ 'available', 'quality_control' ],
+             [ 'damaged', 'quality_control' ], [ 'quality_control', 'damaged' ],
+             [ 'damaged', 'available' ], [ 'quality_control', 'available' ],
+             [ 'incoming', 'available' ], [ 'incoming', 'damaged' ]),
+        $move->('incoming', 'quality_control', 1, 200, $I1,
+                { on_hand => 9, damaged => 2, quality_control => 2,
+                  incoming => 6, available => 4 }),
+        $move->('available', 'damaged', 5, 409, $I1),
+        # a backordered hold: 10 with 5 sellable and a limit of 6
+        [ reserve => 201, POST => "$I1/reservations",
+          { quantity => 10, reference => "order:$S", reason => 'web' },
+          undef, 'hold' ],
+        [ reserve => 409, POST => "$I1/reservations", { quantity => 1 } ],
+        [ commit => 409, POST => '/v1/reservations/{hold}/commit' ],
+        $move->('incoming', 'available', 5, 200, $I1,
+                { incoming => 1, on_hand => 14, reserved => 10,
+                  available => -1 }),
+        [ commit => 200, POST => '/v1/reservations/{hold}/commit',
+          { reason => 'shipped' } ],
+        # a backordered cart over both items
+        [ cart => 201, POST => '/v1/reservations',
+          { lines => [ { sku => $S, location => 'w1', quantity => 2 },
+                       { sku => $S, location => 'w2', quantity => 3 } ],
+            reference => "cart:$S" }, undef, 'cart' ],
+        [ commit => 409, POST => '/v1/reservations/{cart}/commit' ],
+        $move->('damaged', 'available', 2, 200, $I1,
+                { damaged => 0, reserved => 2, available => -1 }),
+        [ commit => 409, POST => '/v1/reservations/{cart}/commit' ],
+        [ adjust => 200, POST => "$I2/adjustments",
+          { delta => 3, reference => "po2:$S" },
+          { on_hand => 3, reserved => 3, available => 0 } ],
+        [ commit => 200, POST => '/v1/reservations/{cart}/commit',
+          { reference => "ship:$S" } ],
+        [ adjust => 200, POST => "$I1/adjustments", { delta => 5 },
+          { on_hand => 7, available => 4 } ],
+        [ transfer => 200, POST => '/v1/transfers',
+          { sku => $S, from => 'w1', to => 'w2', quantity => 2,
+            reason => 'rebalance', reference => "to:$S" } ],
+        [ reserve => 201, POST => "$I2/reservations",
+          { quantity => 1, reference => "hold:$S" }, undef, 'r2' ],
+        [ release => 200, POST => '/v1/reservations/{r2}/release',
+          { reason => 'cancelled', reference => "cancel:$S" } ],
+        [ put => 200, PUT => $I1, { on_hand => 6, safety_stock => 0,
+                                    backorder_limit => 0,
+                                    reference => "count2:$S" },
+          { on_hand => 6, safety_stock => 0, backorder_limit => 0 } ],
+        # left active, backordered: 4 with 2 on hand
+        [ reserve => 201, POST => "$I2/reservations", { quantity => 4 },
+          undef, 'left' ],
+    );
+}
+
 my $t_end = time + $SECONDS;
-my @out = parallel($CLIENTS + 1, sub {
+my @out = parallel($CLIENTS + 2, sub {
     my ($ci) = @_;
+    if ($ci == $CLIENTS + 1) {
+        # the ledger client
+        my (@bad, %count, @acks, @items, @refs, @left);
+        my $k = 0;
+        my $n = 0;
+        CYCLE: while (time < $t_end) {
+            $k++;
+            my %id;
+            for my $s (ledger_steps($k)) {
+                my ($kind, $want, $m, $path, $body, $exp, $keep) = @$s;
+                $path =~ s/\{(\w+)\}/$id{$1} \/\/ 'r_none'/ge;
+                my $r = $P->req($m => $path, headers => { 'X-Actor' =>
+                                                          "ledger-$k" },
+                                (defined $body ? (json => $body) : ()));
+                $count{"ledger $kind $r->{status}"}++;
+                my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+                my @p;
+                push @p, "status $r->{status}, expected $want"
+                    unless $r->{status} == $want;
+                if ($exp && $r->{status} == $want) {
+                    push @p, "$_ is " . ($j->{$_} // 'none')
+                             . ", expected $exp->{$_}"
+                        for grep { ($j->{$_} // 'none') ne $exp->{$_} }
+                            sort keys %$exp;
+                }
+                my $seq = seq_of($r);
+                push @p, 'no Inventory-Seq' unless defined $seq;
+                if (@p) {
+                    push @bad, "ledger cycle $k $kind $m $path "
+                               . encode_json($body // {}) . ': '
+                               . join('; ', @p) . "\n" . InvTest::show($r);
+                    last CYCLE;
+                }
+                $id{$keep} = $j->{id} if $keep;
+                my ($res) = $path =~ m{/reservations/(r_\w+)/};
+                my @it = $kind =~ /^(?:put|adjust|move)\z/ ? ($j)
+                       : $kind eq 'transfer' ? ($j->{from}, $j->{to})
+                       : ();
+                if ($r->{status} < 300) {
+                    my $ev = header($r, 'x-event-seq');
+                    push @bad, "ledger: Inventory-Seq $seq below the "
+                               . 'event seq ' . ($ev // 'none')
+                        unless defined $ev && $ev =~ /^\d+\z/ && $seq >= $ev;
+                    push @acks, { kind => $kind, seq => $seq, ev => $ev,
+                                  id => $j->{id},
+                                  items => { map { ("$_->{sku}/$_->{location}"
+                                                    => $_->{version}) }
+                                             grep { ref eq 'HASH' } @it },
+                                  lines => [ map { "$_->{sku}/$_->{location}" }
+                                             @{ ref $j->{lines} eq 'ARRAY'
+                                                ? $j->{lines} : [] } ] };
+                }
+                push @refs, $body->{reference}
+                    if ref $body eq 'HASH' && defined $body->{reference};
+                my ($name, $F) = $n++ % 2 ? ('B', $B) : ('A', $A);
+                push @bad, read_back($F, $name, {
+                    kind => $kind, r => $r, id => $res // $j->{id},
+                    paths => [ $path =~ m{^/v1/inventory/([^/]+/[^/]+)}
+                               ? $1 : () ] }, $seq);
+                last CYCLE if @bad;
+            }
+            push @items, "L-$k/w1", "L-$k/w2";
+            push @left, $id{left};
+        }
+        return encode_json({ ledger => 1, cycles => scalar(@items) / 2,
+                             bad => \@bad, count => \%count, acks => \@acks,
+                             items => \@items, refs => \@refs,
+                             left => \@left });
+    }
     if ($ci == $CLIENTS) {
         # the poller: B, then A, then P
         my (@bad, %last, $polls);
@@ -259,7 +428,7 @@ my @out = parallel($CLIENTS + 1, sub {
                              last => \%last });
     }
     srand($SEED + 7919 * ($ci + 1));
-    my %st = (items => \@ITEMS, tag => "r$SEED-$ci");
+    my %st = (items => \@ITEMS, tag => "r$SEED-$ci", states => 1);
     my (@bad, %count, @acks);
     my $k = 0;
     while (time < $t_end) {
@@ -283,7 +452,7 @@ my @out = parallel($CLIENTS + 1, sub {
                        . ($ev // 'none') . ': ' . InvTest::show($r)
                 unless defined $ev && $ev =~ /^\d+\z/ && $seq >= $ev;
             # the items the write answered, with their versions
-            my @it = $w->{kind} =~ /^(?:put|adjust)\z/ ? ($j)
+            my @it = $w->{kind} =~ /^(?:put|adjust|move)\z/ ? ($j)
                    : $w->{kind} eq 'transfer' ? ($j->{from}, $j->{to})
                    : ();
             my @lines = map { "$_->{sku}/$_->{location}" }
@@ -303,12 +472,13 @@ my @out = parallel($CLIENTS + 1, sub {
                          active => $st{active} });
 });
 
-my (@bad, %count, @acks, @active, $poll);
+my (@bad, %count, @acks, @active, $poll, $ledger);
 for my $o (@out) {
     my $j = eval { decode_json($o) };
     if (ref $j ne 'HASH') { push @bad, "a client: $o"; next }
     push @bad, @{ $j->{bad} };
     if ($j->{poller}) { $poll = $j; next }
+    $ledger = $j if $j->{ledger};
     $count{$_} += $j->{count}{$_} for keys %{ $j->{count} };
     push @acks, @{ $j->{acks} };
     push @active, @{ $j->{active} // [] };
@@ -325,6 +495,16 @@ ok(!@bad, 'every write answered as its kind may, with Inventory-Seq >= its '
 ok(@acks > 20, scalar(@acks) . ' writes acknowledged');
 ok($poll && $poll->{polls} > 5, 'the poller polled')
     or diag encode_json($poll // {});
+ok($ledger && $ledger->{cycles} >= 1, 'the ledger client ran its script '
+   . ($ledger ? $ledger->{cycles} : 0) . ' times, each answer as scripted')
+    or diag encode_json($ledger // {});
+my %kinds = map { (/^(\w+) \d+$/ ? ($1 => 1) : ()) } keys %count;
+SKIP: {
+    skip "only $NW writes", 1 if $NW < 200;
+    is(join(' ', sort keys %kinds),
+       'adjust cart commit move put release reserve transfer',
+       'the random clients wrote every kind');
+}
 
 # every acknowledged write's own event (X-Event-Seq) is in P's log: its item
 # at the version answered; Inventory-Seq never beyond the log
@@ -373,12 +553,25 @@ is_deeply([ map { $_->{store_id} // '' } $ha, $hb ],
 my %rid = map { ($_->{id} => 1) } grep { $_->{id} } @acks;
 my @RIDS = sort keys %rid;
 splice @RIDS, 20 if @RIDS > 20;
+my @LITEMS = @{ $ledger->{items} // [] };
+splice @LITEMS, 0, @LITEMS - 6 if @LITEMS > 6;
+my %lref = map { ($_ => 1) } @{ $ledger->{refs} // [] };
+my @LREFS = (sort keys %lref)[0 .. 9];
 my @paths = ('/v1/events?after=0&limit=1000', '/v1/events?after=5&limit=7',
              '/v1/low-stock?limit=1000', map({ "/v1/inventory/$_" } @ITEMS),
              map({ "/v1/inventory/$_/events?after_version=0&limit=1000" }
                  @ITEMS),
              map({ "/v1/inventory/R-$_" } 1 .. 3),
-             map({ "/v1/reservations/$_" } @RIDS));
+             map({ "/v1/reservations/$_" } @RIDS),
+             map({ ("/v1/inventory/$_",
+                    "/v1/inventory/$_/events?after_version=0&limit=1000") }
+                 @LITEMS),
+             map({ "/v1/reservations/$_" } grep { defined }
+                 @{ $ledger->{left} // [] }),
+             map({ "/v1/events?reference=$_&limit=1000" } grep { defined }
+                 @LREFS),
+             '/v1/inventory?changed_after=0&limit=1000',
+             '/v1/inventory?changed_after=' . int($N / 2) . '&limit=50');
 my @diff;
 for my $path (@paths) {
     my $rp = $P->req(GET => $path);
@@ -393,8 +586,9 @@ for my $path (@paths) {
     }
 }
 ok(!@diff, scalar(@paths) . ' GETs (feed, low-stock, items, SKUs, item '
-   . 'events, reservations) answer the same status, ETag and bytes on P, '
-   . "A and B, with Inventory-Seq $N")
+   . 'events, reservations, the ledger\'s items and events, events by '
+   . 'reference, items changed after a seq) answer the same status, ETag '
+   . "and bytes on P, A and B, with Inventory-Seq $N")
     or diag join "\n", @diff[0 .. ($#diff > 10 ? 10 : $#diff)];
 
 # inventory-admin info
@@ -465,6 +659,16 @@ my @WRITES = (
     [POST => "/v1/reservations/$rsv/release", {}],
     [POST => '/v1/transfers', { sku => 'R-1', from => 'w1', to => 'w2',
                                 quantity => 1 }],
+    [POST => '/v1/inventory/R-1/w1/moves', { from => 'incoming',
+                                             to => 'available',
+                                             quantity => 1 }],
+    [POST => '/v1/inventory/R-1/w1/adjustments', { delta => 1,
+                                                   state => 'damaged',
+                                                   reference => 'po:1' }],
+    [PUT => '/v1/inventory/R-1/w1', { on_hand => 5, safety_stock => 1,
+                                      backorder_limit => 2 }],
+    [POST => "/v1/reservations/$rsv/commit", { reason => 'r',
+                                               reference => 'ship:1' }],
 );
 my $snap = items_snapshot($A, map { "/v1/inventory/$_" } @ITEMS);
 for my $x (['A', $A, $PURL], ['B', $B, $AURL]) {

@@ -1035,6 +1035,11 @@ sub replayed {
 # the reservations it made (kept in $st->{active}), a transfer between two
 # locations of a SKU; a third of them with an Idempotency-Key
 # "$st->{tag}-N".  Reservations last $st->{ttl} seconds (default 600).
+# With $st->{states} also the quantity states and the ledger: counts set
+# safety_stock and backorder_limit, adjustments name a state, moves
+# (kind "move") between any allowed pair of states, and a third of the
+# writes carry a reason and a reference (commits and releases then have a
+# body).
 # Returns { kind, paths (the items written), id (the reservation), r (the
 # answer), ok (the status is one the kind may get: its 2xx, or the 404 or
 # 409 of a refusal) }.
@@ -1042,8 +1047,13 @@ my %WRITE_OK = (
     put => [200, 201, 409], adjust => [200, 201, 404, 409],
     reserve => [201, 404, 409], cart => [201, 404, 409],
     commit => [200, 409], release => [200, 409],
-    transfer => [200, 404, 409],
+    transfer => [200, 404, 409], move => [200, 404, 409],
 );
+
+# the moves a client may ask for: out of any state, into an on-hand one
+our @MOVES = map { my $f = $_; map { [ $f, $_ ] } grep { $_ ne $f }
+                                   qw(available damaged quality_control) }
+             qw(available damaged quality_control incoming);
 
 sub random_write {
     my ($n, $st) = @_;
@@ -1056,23 +1066,44 @@ sub random_write {
     %h = ('Idempotency-Key' => ($st->{tag} // 'rw') . '-' . ++$st->{keyn})
         if rand() < 1 / 3;
     my %o = (headers => \%h);
+    my $states = $st->{states};
+    # the ledger's members, on a third of the writes with states
+    my %l = $states && rand() < 1 / 3
+          ? (reason => 'rw ' . int(rand 1000),
+             reference => ($st->{tag} // 'rw') . ':' . int(rand 50))
+          : ();
     my $x = rand 100;
     my %w;
-    if ($x < 15) {
+    if ($states && $x >= 85 && $x < 93) {
+        my $m = $MOVES[rand @MOVES];
+        %w = (kind => 'move', paths => [$it],
+              r => $n->req(POST => "/v1/inventory/$it/moves", %o, json => {
+                  from => $m->[0], to => $m->[1],
+                  quantity => 1 + int rand 10, %l }));
+    } elsif ($x < 15) {
         %w = (kind => 'put', paths => [$it],
               r => $n->req(PUT => "/v1/inventory/$it", %o, json => {
                   on_hand => 500 + int rand 1000,
-                  (rand() < 0.5 ? (min_level => int rand 600) : ()) }));
+                  (rand() < 0.5 ? (min_level => int rand 600) : ()),
+                  ($states && rand() < 0.5
+                   ? (safety_stock => int rand 100) : ()),
+                  ($states && rand() < 0.5
+                   ? (backorder_limit => int rand 50) : ()), %l }));
     } elsif ($x < 40) {
         my $d = (1 + int rand 20) * (rand() < 0.4 ? -1 : 1);
+        my @s = $states ? ((undef, qw(available damaged quality_control
+                                      incoming))[rand 5]) : ();
         %w = (kind => 'adjust', paths => [$it],
               r => $n->req(POST => "/v1/inventory/$it/adjustments", %o,
-                           json => { delta => $d }));
+                           json => { delta => $d, %l,
+                                     (defined $s[0] ? (state => $s[0])
+                                                    : ()) }));
     } elsif ($x < 55) {
         %w = (kind => 'reserve', paths => [$it],
               r => $n->req(POST => "/v1/inventory/$it/reservations", %o,
                            json => { quantity => 1 + int rand 3,
-                                     ttl_seconds => $st->{ttl} // 600 }));
+                                     ttl_seconds => $st->{ttl} // 600,
+                                     %l }));
     } elsif ($x < 65 && @items > 1) {
         my $two;
         do { $two = $items[rand @items] } while $two eq $it;
@@ -1081,23 +1112,25 @@ sub random_write {
         %w = (kind => 'cart', paths => [$it, $two],
               r => $n->req(POST => '/v1/reservations', %o,
                            json => { lines => \@l,
-                                     ttl_seconds => $st->{ttl} // 600 }));
+                                     ttl_seconds => $st->{ttl} // 600,
+                                     %l }));
     } elsif ($x < 85 && @$act) {
         my $id = splice @$act, int rand @$act, 1;
         my $op = rand() < 0.5 ? 'commit' : 'release';
         %w = (kind => $op, id => $id, paths => [],
-              r => $n->req(POST => "/v1/reservations/$id/$op", %o));
+              r => $n->req(POST => "/v1/reservations/$id/$op", %o,
+                           (%l ? (json => \%l) : ())));
     } elsif (@other) {
         my $to = $other[rand @other];
         my (undef, $tl) = split m{/}, $to;
         %w = (kind => 'transfer', paths => [$it, $to],
               r => $n->req(POST => '/v1/transfers', %o, json => {
                   sku => $sku, from => $loc, to => $tl,
-                  quantity => 1 + int rand 10 }));
+                  quantity => 1 + int rand 10, %l }));
     } else {
         %w = (kind => 'adjust', paths => [$it],
               r => $n->req(POST => "/v1/inventory/$it/adjustments", %o,
-                           json => { delta => 1 + int rand 20 }));
+                           json => { delta => 1 + int rand 20, %l }));
     }
     $w{key} = $h{'Idempotency-Key'};
     if ($w{kind} =~ /^(?:reserve|cart)\z/ && $w{r}{status} == 201
