@@ -111,7 +111,7 @@ ngx_http_inventory_render_problem(yajl_gen g,
         for (i = 0; i < p->errors->n; i++) {
             yajl_gen_map_open(g);
             ngx_http_inventory_gen_key_str(g, "field", p->errors->e[i].field,
-                                           strlen(p->errors->e[i].field));
+                                           p->errors->e[i].field_len);
             ngx_http_inventory_gen_key_str(g, "message",
                                            p->errors->e[i].message,
                                            strlen(p->errors->e[i].message));

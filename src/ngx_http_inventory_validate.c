@@ -178,6 +178,7 @@ ngx_http_inventory_error_add(ngx_http_inventory_errors_t *errs,
 
     memcpy(e->field, field, field_len);
     e->field[field_len] = '\0';
+    e->field_len = field_len;
     snprintf(e->message, NGX_HTTP_INVENTORY_MESSAGE_LEN, "%s", message);
 }
 
@@ -384,7 +385,7 @@ ngx_http_inventory_check_members(const ngx_http_inventory_json_t *root,
 {
     int                         ok;
     char                        field[NGX_HTTP_INVENTORY_FIELD_LEN];
-    size_t                      i;
+    size_t                      i, n, len;
     ngx_http_inventory_json_t  *m;
 
     ok = 1;
@@ -400,9 +401,12 @@ ngx_http_inventory_check_members(const ngx_http_inventory_json_t *root,
 
         if (allowed[i] == NULL) {
             if (prefix) {
-                snprintf(field, sizeof(field), "%s.%.*s", prefix,
-                         (int) (m->key_len > 64 ? 64 : m->key_len), m->key);
-                ngx_http_inventory_error_add(errs, field, strlen(field),
+                /* the name as it is, NULs too (%.*s would stop at one) */
+                n = (size_t) snprintf(field, sizeof(field), "%s.", prefix);
+                len = m->key_len < sizeof(field) - n ? m->key_len
+                                                     : sizeof(field) - n;
+                memcpy(field + n, m->key, len);
+                ngx_http_inventory_error_add(errs, field, n + len,
                                              "unknown member");
 
             } else {
@@ -833,7 +837,7 @@ ngx_http_inventory_change_from_json(ngx_http_inventory_cmd_t *cmd,
 {
     int                          ok;
     char                         field[NGX_HTTP_INVENTORY_FIELD_LEN];
-    size_t                       k, n;
+    size_t                       k, n, len;
     int64_t                      version;
     ngx_http_inventory_json_t   *op, *c, *body, **last;
     ngx_http_inventory_errors_t  own;
@@ -926,10 +930,13 @@ ngx_http_inventory_change_from_json(ngx_http_inventory_cmd_t *cmd,
     own.n = 0;
     ok &= ngx_http_inventory_cmd_from_json(cmd, body, &own) == 0;
 
+    /* each named changes[i].field, a member's name as it is */
     for (n = 0; n < own.n; n++) {
-        snprintf(field, sizeof(field), "changes[%zu].%s", i, own.e[n].field);
-        ngx_http_inventory_error_add(errs, field, strlen(field),
-                                     own.e[n].message);
+        k = (size_t) snprintf(field, sizeof(field), "changes[%zu].", i);
+        len = own.e[n].field_len < sizeof(field) - k
+              ? own.e[n].field_len : sizeof(field) - k;
+        memcpy(field + k, own.e[n].field, len);
+        ngx_http_inventory_error_add(errs, field, k + len, own.e[n].message);
     }
 
     return ok ? 0 : -1;

@@ -18,6 +18,7 @@
 
 typedef struct {
     char                        field[NGX_HTTP_INVENTORY_FIELD_LEN];
+    size_t                      field_len;    /* a member's name: NULs too */
     char                        message[NGX_HTTP_INVENTORY_MESSAGE_LEN];
 } ngx_http_inventory_field_error_t;
 
