@@ -1737,20 +1737,32 @@ sub last_seq {
 # replay_events(\@events, $sku, $location): (\%state, \@problems).
 # Replays an item's events from the empty state and checks, event by event:
 # sku and location, versions 1, 2, 3... without gaps, seq strictly
-# increasing, timestamps, known types and data, 0 <= reserved <= on_hand
-# after every event, and LowStockDetected exactly right after each event
-# that turned low_stock from false to true (with the available and
-# min_level of that moment).  %state: on_hand, reserved, min_level,
-# available, low_stock, version, updated_at.
+# increasing, timestamps, known types and data (a StockAdjusted without a
+# state is one of available, as events written before the states read),
+# the invariants after every event (every quantity >= 0, damaged +
+# quality_control <= on_hand, reserved <= on_hand - damaged -
+# quality_control + backorder_limit), and LowStockDetected exactly right
+# after each event that turned low_stock from false to true (with the
+# available and min_level of that moment).  %state: on_hand, reserved,
+# damaged, quality_control, safety_stock, incoming, backorder_limit,
+# min_level, available, low_stock, version, seq, updated_at.
 sub replay_events {
     my ($events, $sku, $loc) = @_;
-    my %s = (on_hand => 0, reserved => 0, min_level => 0, version => 0,
-             updated_at => undef);
+    my %s = (on_hand => 0, reserved => 0, damaged => 0, quality_control => 0,
+             safety_stock => 0, incoming => 0, backorder_limit => 0,
+             min_level => 0, version => 0, seq => 0, updated_at => undef);
     my @p;
     my $last_seq = 0;
     my $want_lsd = 0;
-    my $low = sub { ($_[0]{on_hand} - $_[0]{reserved}) < $_[0]{min_level} };
+    my $avail = sub {
+        $_[0]{on_hand} - $_[0]{damaged} - $_[0]{quality_control}
+        - $_[0]{safety_stock} - $_[0]{reserved}
+    };
+    my $low = sub { $avail->($_[0]) < $_[0]{min_level} };
     my $int = sub { defined $_[0] && !ref $_[0] && $_[0] =~ /^-?\d+\z/ };
+    my %state = map { $_ => 1 } qw(available damaged quality_control incoming);
+    my %held = (damaged => 'damaged', quality_control => 'quality_control',
+                incoming => 'incoming');
 
     for my $e (@$events) {
         last if @p > 20;
@@ -1777,6 +1789,7 @@ sub replay_events {
                && (ts_ms($e->{at}) // 0) < (ts_ms($s{updated_at}) // 0);
         $last_seq = $e->{seq} if $int->($e->{seq});
         $s{version}++;
+        $s{seq} = $e->{seq};
         $s{updated_at} = $e->{at};
 
         my $type = $e->{type} // '';
@@ -1805,11 +1818,34 @@ sub replay_events {
             } else {
                 push @p, "$tag: data lacks integer on_hand/min_level";
             }
+            # written before the states: the settings stay as they were
+            for my $f (qw(safety_stock backorder_limit)) {
+                next unless exists $d->{$f};
+                if ($int->($d->{$f})) {
+                    $s{$f} = $d->{$f};
+                } else {
+                    push @p, "$tag: data.$f is not an integer";
+                }
+            }
         } elsif ($type eq 'StockAdjusted') {
-            if ($int->($d->{delta}) && $d->{delta} != 0) {
-                $s{on_hand} += $d->{delta};
+            my $st = $d->{state} // 'available';
+            if (!$state{$st}) {
+                push @p, "$tag: data.state '$st' is not a state";
+            } elsif ($int->($d->{delta}) && $d->{delta} != 0) {
+                $s{on_hand} += $d->{delta} unless $st eq 'incoming';
+                $s{ $held{$st} } += $d->{delta} if $held{$st};
             } else {
                 push @p, "$tag: data.delta is not a nonzero integer";
+            }
+        } elsif ($type eq 'StockMoved') {
+            $need_q->();
+            my ($f, $t) = ($d->{from} // '', $d->{to} // '');
+            if (!$state{$f} || !$state{$t} || $t eq 'incoming' || $f eq $t) {
+                push @p, "$tag: a move from '$f' to '$t'";
+            } else {
+                $s{on_hand} += $q // 0 if $f eq 'incoming';
+                $s{ $held{$f} } -= $q // 0 if $held{$f};
+                $s{ $held{$t} } += $q // 0 if $held{$t};
             }
         } elsif ($type eq 'StockReserved') {
             $need_q->();
@@ -1832,11 +1868,11 @@ sub replay_events {
             $s{on_hand} += $q // 0;
             push @p, "$tag: data.from is missing" unless defined $d->{from};
         } elsif ($type eq 'LowStockDetected') {
-            my $avail = $s{on_hand} - $s{reserved};
+            my $a = $avail->(\%s);
             push @p, "$tag: data is " . encode_json($d) . ", replay has "
-                     . "available $avail, min_level $s{min_level}"
+                     . "available $a, min_level $s{min_level}"
                 unless $int->($d->{available}) && $int->($d->{min_level})
-                       && $d->{available} == $avail
+                       && $d->{available} == $a
                        && $d->{min_level} == $s{min_level};
         } else {
             push @p, "$tag: unknown event type";
@@ -1846,9 +1882,16 @@ sub replay_events {
                 unless defined $d->{reservation_id}
                        && !ref $d->{reservation_id};
         }
-        push @p, "$tag: replay leaves on_hand $s{on_hand}, reserved "
-                 . "$s{reserved} (must be 0 <= reserved <= on_hand)"
-            unless $s{reserved} >= 0 && $s{reserved} <= $s{on_hand};
+        my @neg = grep { $s{$_} < 0 } qw(on_hand reserved damaged
+            quality_control safety_stock incoming backorder_limit);
+        my $sellable = $s{on_hand} - $s{damaged} - $s{quality_control};
+        push @p, "$tag: replay leaves " . join(', ', map { "$_ $s{$_}" }
+                 qw(on_hand reserved damaged quality_control incoming
+                    backorder_limit)) . ' (every quantity >= 0, damaged + '
+                 . 'quality_control <= on_hand, reserved <= on_hand - '
+                 . 'damaged - quality_control + backorder_limit)'
+            if @neg || $sellable < 0
+               || $s{reserved} > $sellable + $s{backorder_limit};
 
         $want_lsd = 1
             if $type ne 'LowStockDetected' && !$before && $low->(\%s);
@@ -1856,7 +1899,7 @@ sub replay_events {
     push @p, "$sku/$loc: the last event turned low_stock on but no "
              . "LowStockDetected follows"
         if $want_lsd;
-    $s{available} = $s{on_hand} - $s{reserved};
+    $s{available} = $avail->(\%s);
     $s{low_stock} = $s{available} < $s{min_level} ? 1 : 0;
     return (\%s, \@p);
 }
