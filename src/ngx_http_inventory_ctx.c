@@ -166,7 +166,7 @@ ngx_http_inventory_route(ngx_http_request_t *r, ngx_http_inventory_ctx_t *ctx)
 
     rt = ngx_http_inventory_route_find((char *) p, end - p,
                                        ngx_http_inventory_method(r),
-                                       &ctx->ids);
+                                       &ctx->ids, &ctx->methods);
 
     if (rt) {
         ctx->route = rt->route;

@@ -25,6 +25,7 @@ ngx_int_t
 ngx_http_inventory_handler(ngx_http_request_t *r)
 {
     ngx_str_t                          allow;
+    ngx_uint_t                         query;
     ngx_table_elt_t                   *h;
     ngx_http_inventory_ctx_t          *ctx;
     ngx_http_inventory_errors_t        errs;
@@ -47,9 +48,15 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "no such resource", NULL);
     }
 
+    /* every method of the path: it may be two routes' */
     if (!(ngx_http_inventory_method(r) & rt->methods)) {
-        allow.data = (u_char *) rt->allow;
-        allow.len = ngx_strlen(rt->allow);
+        allow.data = ngx_pnalloc(r->pool, NGX_HTTP_INVENTORY_ALLOW_MAX);
+        if (allow.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow.len = ngx_http_inventory_methods_allow(ctx->methods,
+                                                     (char *) allow.data);
         return ngx_http_inventory_not_allowed(r, &allow);
     }
 
@@ -82,12 +89,12 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "the store is not open", NULL);
     }
 
-    /* a read with a body: served by followers too */
-    if (ctx->route == NGX_HTTP_INVENTORY_ROUTE_QUERY) {
-        return ngx_http_inventory_post_query(r, ctx);
-    }
+    /* the query of many items reads, with its list in a POST's body */
+    query = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_QUERY);
 
-    if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)) {
+    if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)
+        && !query)
+    {
 
         /* a copy never takes a client's write itself */
         if (imcf->role_follower) {
@@ -109,7 +116,7 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
         return ngx_http_inventory_start_write(r, ctx);
     }
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
+    if (!query && ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -236,6 +243,9 @@ ngx_http_inventory_read_route(ngx_http_request_t *r,
 
     case NGX_HTTP_INVENTORY_ROUTE_CHANGES:
         return ngx_http_inventory_get_changes(r, ctx);
+
+    case NGX_HTTP_INVENTORY_ROUTE_QUERY:
+        return ngx_http_inventory_post_query(r, ctx);
 
     default: /* NGX_HTTP_INVENTORY_ROUTE_ITEM */
         return ngx_http_inventory_get_item(r, ctx);

@@ -233,6 +233,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  route;
     const ngx_http_inventory_route_t  *rt;     /* NULL: no such route */
+    unsigned                    methods;       /* of every route of path */
     ngx_http_inventory_path_t   ids;
     void                       *inflight;      /* its idempotency key */
     uint64_t                    event_seq;

@@ -130,12 +130,12 @@ static const ngx_http_inventory_route_t  ngx_http_inventory_routes[] = {
  * normalized the URI, and an identifier is checked by path_check().  Of
  * the routes a path matches ("inventory/query" is POST's query, and GET's
  * SKU "query"), the first that serves method (M_ flags) is taken, else the
- * first, whose Allow a 405 gives.
+ * first; *methods gets all they serve, for a 405's Allow.
  */
 
 const ngx_http_inventory_route_t *
 ngx_http_inventory_route_find(const char *path, size_t len, unsigned method,
-    ngx_http_inventory_path_t *ids)
+    ngx_http_inventory_path_t *ids, unsigned *methods)
 {
     size_t                             n, i;
     const char                        *p, *end, *start;
@@ -175,6 +175,7 @@ ngx_http_inventory_route_find(const char *path, size_t len, unsigned method,
 
     first = NULL;
     rt = NULL;
+    *methods = 0;
 
     for (i = 0; i < NGX_HTTP_INVENTORY_ROUTE_LAST; i++) {
         rt = &ngx_http_inventory_routes[i];
@@ -184,6 +185,8 @@ ngx_http_inventory_route_find(const char *path, size_t len, unsigned method,
             && (rt->last == NULL
                 || ngx_http_inventory_segment_is(&seg[n - 1], rt->last)))
         {
+            *methods |= rt->methods;
+
             if (rt->methods & method) {
                 break;
             }
@@ -460,3 +463,43 @@ ngx_http_inventory_parse_etags(const char *p, size_t len, int weak_ok,
         p++;
     }
 }
+
+
+/* the Allow header of methods (M_ flags), in buf: "GET, HEAD, POST" */
+
+size_t
+ngx_http_inventory_methods_allow(unsigned methods, char *buf)
+{
+    size_t       i, n;
+    const char  *name;
+
+    static const struct {
+        unsigned     flag;
+        const char  *name;
+    }  order[] = {
+        { NGX_HTTP_INVENTORY_M_GET, "GET" },
+        { NGX_HTTP_INVENTORY_M_HEAD, "HEAD" },
+        { NGX_HTTP_INVENTORY_M_PUT, "PUT" },
+        { NGX_HTTP_INVENTORY_M_POST, "POST" }
+    };
+
+    n = 0;
+
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (!(methods & order[i].flag)) {
+            continue;
+        }
+
+        if (n) {
+            memcpy(buf + n, ", ", 2);
+            n += 2;
+        }
+
+        name = order[i].name;
+        memcpy(buf + n, name, strlen(name));
+        n += strlen(name);
+    }
+
+    return n;
+}
+

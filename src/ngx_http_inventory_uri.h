@@ -86,7 +86,10 @@ typedef struct {
 
 const ngx_http_inventory_route_t *ngx_http_inventory_route_find(
     const char *path, size_t len, unsigned method,
-    ngx_http_inventory_path_t *ids);
+    ngx_http_inventory_path_t *ids, unsigned *methods);
+/* "GET, HEAD, PUT, POST" at most */
+#define NGX_HTTP_INVENTORY_ALLOW_MAX  24
+size_t ngx_http_inventory_methods_allow(unsigned methods, char *buf);
 const ngx_http_inventory_route_t *ngx_http_inventory_route_get(
     unsigned route);
 int ngx_http_inventory_path_check(const ngx_http_inventory_path_t *ids,

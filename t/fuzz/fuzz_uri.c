@@ -88,6 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t                             n, plen, qlen, hlen;
     uint64_t                           versions[NGX_HTTP_INVENTORY_ETAGS_MAX];
     const char                        *p, *q, *h, *end;
+    unsigned                           methods;
     ngx_http_inventory_path_t          ids;
     ngx_http_inventory_errors_t        errs;
     const ngx_http_inventory_route_t  *rt;
@@ -107,7 +108,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the method from the input too: a path may serve two routes */
     rt = ngx_http_inventory_route_find(p, plen,
                                        1u << (size ? data[size - 1] % 4 : 0),
-                                       &ids);
+                                       &ids, &methods);
+
+    if (rt && !(methods & rt->methods)) {
+        abort();
+    }
 
     if (rt) {
         if (rt->route == NGX_HTTP_INVENTORY_ROUTE_UNKNOWN

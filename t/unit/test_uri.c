@@ -10,10 +10,12 @@
 static unsigned
 route_of(const char *path, ngx_http_inventory_path_t *ids)
 {
+    unsigned                           methods;
     const ngx_http_inventory_route_t  *rt;
 
     rt = ngx_http_inventory_route_find(path, strlen(path),
-                                       NGX_HTTP_INVENTORY_M_GET, ids);
+                                       NGX_HTTP_INVENTORY_M_GET, ids,
+                                       &methods);
 
     return rt ? rt->route : NGX_HTTP_INVENTORY_ROUTE_UNKNOWN;
 }
@@ -88,6 +90,9 @@ test_route_table(void)
 static void
 test_routes(void)
 {
+    char                               allow[NGX_HTTP_INVENTORY_ALLOW_MAX];
+    size_t                             len;
+    unsigned                           methods;
     ngx_http_inventory_path_t          ids;
     const ngx_http_inventory_route_t  *rt;
 
@@ -135,7 +140,8 @@ test_routes(void)
     is_int(route_of("healt", &ids), 0, "route: a shorter word");
 
     rt = ngx_http_inventory_route_find("inventory/A/s", 13,
-                                       NGX_HTTP_INVENTORY_M_GET, &ids);
+                                       NGX_HTTP_INVENTORY_M_GET, &ids,
+                                       &methods);
     ok(rt && (rt->methods & NGX_HTTP_INVENTORY_M_PUT)
        && !(rt->methods & NGX_HTTP_INVENTORY_M_POST)
        && strcmp(rt->allow, "GET, HEAD, PUT") == 0,
@@ -143,23 +149,30 @@ test_routes(void)
 
     /* only the given length is read */
     is_int(ngx_http_inventory_route_find("healthXYZ", 6,
-                                         NGX_HTTP_INVENTORY_M_GET, &ids)
+                                         NGX_HTTP_INVENTORY_M_GET, &ids,
+                                         &methods)
            ? 1 : 0, 1, "route: length bounds the path");
 
     /* one path, two routes: the one serving the method */
     rt = ngx_http_inventory_route_find("inventory/query", 15,
-                                       NGX_HTTP_INVENTORY_M_POST, &ids);
+                                       NGX_HTTP_INVENTORY_M_POST, &ids,
+                                       &methods);
     is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_QUERY,
            "route: POST inventory/query is the query");
     rt = ngx_http_inventory_route_find("inventory/query", 15,
-                                       NGX_HTTP_INVENTORY_M_GET, &ids);
+                                       NGX_HTTP_INVENTORY_M_GET, &ids,
+                                       &methods);
     is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
            "route: GET inventory/query is the SKU \"query\"");
     ok(str_is(ids.sku, "query"), "route: ... named by the path");
     rt = ngx_http_inventory_route_find("inventory/query", 15,
-                                       NGX_HTTP_INVENTORY_M_PUT, &ids);
+                                       NGX_HTTP_INVENTORY_M_PUT, &ids,
+                                       &methods);
     is_int(rt ? rt->route : 0, NGX_HTTP_INVENTORY_ROUTE_AGGREGATE,
-           "route: PUT inventory/query: the first match, for its 405");
+           "route: PUT inventory/query: the first match");
+    len = ngx_http_inventory_methods_allow(methods, allow);
+    ok(len == 15 && memcmp(allow, "GET, HEAD, POST", 15) == 0,
+       "route: ... and the 405 allows what both routes serve");
     is_int(route_of("inventory", &ids), NGX_HTTP_INVENTORY_ROUTE_CHANGES,
            "route: inventory alone lists the changed items");
 }
