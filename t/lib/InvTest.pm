@@ -1021,6 +1021,12 @@ sub transfer {
     return $self->req(POST => '/v1/transfers', json => $j, %o);
 }
 
+# $n->batch(\%body, %opt): POST /v1/batch ({"changes":[...], ...})
+sub batch {
+    my ($self, $j, %o) = @_;
+    return $self->req(POST => '/v1/batch', json => $j, %o);
+}
+
 # idem_key($key): the header pair, for headers => { idem_key('k'), ... }
 sub idem_key { ('Idempotency-Key' => $_[0]) }
 
