@@ -808,11 +808,12 @@ ngx_http_inventory_batch_from_json(ngx_http_inventory_cmd_t *cmd,
             continue;
         }
 
-        if (change->reason.len == 0) {
+        /* the batch's, unless the change names its own ("" too) */
+        if (ngx_http_inventory_json_get(m, "reason") == NULL) {
             change->reason = cmd->reason;
         }
 
-        if (change->reference.len == 0) {
+        if (ngx_http_inventory_json_get(m, "reference") == NULL) {
             change->reference = cmd->reference;
         }
 
