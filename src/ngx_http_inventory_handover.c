@@ -149,7 +149,10 @@ ngx_http_inventory_handover_handler(ngx_http_request_t *r)
     hsh->deadline = now + NGX_HTTP_INVENTORY_HANDOVER_TIMEOUT;
     hsh->seq = 0;
     hsh->to_len = to.len;
-    ngx_memcpy(hsh->to, to.data, to.len);
+
+    if (to.len) {
+        ngx_memcpy(hsh->to, to.data, to.len);
+    }
     hsh->url_len = 0;
     hsh->reason[0] = '\0';
     ngx_memory_barrier();
