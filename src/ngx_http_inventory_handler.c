@@ -25,7 +25,6 @@ ngx_int_t
 ngx_http_inventory_handler(ngx_http_request_t *r)
 {
     ngx_str_t                          allow;
-    ngx_uint_t                         query;
     ngx_table_elt_t                   *h;
     ngx_http_inventory_ctx_t          *ctx;
     ngx_http_inventory_errors_t        errs;
@@ -89,11 +88,13 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
                                          "the store is not open", NULL);
     }
 
-    /* the query of many items reads, with its list in a POST's body */
-    query = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_QUERY);
-
+    /*
+     * A write is a method other than GET and HEAD on a route with a
+     * command; a route without one reads, even the query of many items,
+     * whose list is in a POST's body.
+     */
     if (!(ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)
-        && !query)
+        && rt->cmd)
     {
 
         /* a copy never takes a client's write itself */
@@ -116,7 +117,10 @@ ngx_http_inventory_handler(ngx_http_request_t *r)
         return ngx_http_inventory_start_write(r, ctx);
     }
 
-    if (!query && ngx_http_discard_request_body(r) != NGX_OK) {
+    /* a body is read only by the route that takes one */
+    if ((ngx_http_inventory_method(r) & NGX_HTTP_INVENTORY_M_READ)
+        && ngx_http_discard_request_body(r) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -75,6 +75,15 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 
     ngx_http_inventory_buf_init(&b, NULL, NULL);
 
+    /* a batch decided: its changes' answers (render_batch.c) */
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH
+        && (cmd->outcome == NGX_HTTP_INVENTORY_OK
+            || cmd->outcome == NGX_HTTP_INVENTORY_INSUFFICIENT))
+    {
+        ngx_http_inventory_render_batch(cmd);
+        return;
+    }
+
     g = ngx_http_inventory_gen_open(&b);
     if (g == NULL) {
         cmd->status = 500;
@@ -85,16 +94,6 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
     p.code = NGX_HTTP_INVENTORY_P_LAST;
     cmd->etag = 0;
     cmd->status = 200;
-
-    /* a batch decided: its changes' answers (render_batch.c) */
-    if (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH
-        && (cmd->outcome == NGX_HTTP_INVENTORY_OK
-            || cmd->outcome == NGX_HTTP_INVENTORY_INSUFFICIENT))
-    {
-        yajl_gen_free(g);
-        ngx_http_inventory_render_batch(cmd);
-        return;
-    }
 
     switch (cmd->outcome) {
 
