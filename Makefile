@@ -31,7 +31,7 @@ UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
 PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
-               etcd-server \
+               etcd-server debhelper dpkg-dev build-essential lintian \
                perl libjson-pp-perl wrk clang libclang-rt-14-dev valgrind
 # command:package, for tools that may come from elsewhere (NodeSource's
 # nodejs brings its own npm and conflicts with Debian's)
@@ -52,7 +52,7 @@ NPM_PKGS    := swagger-ui-dist@5.35.0 \
 SWAGGER_UI  := $(BUILD)/swagger-ui
 
 .PHONY: all deps module admin unit asan test test-unit test-e2e test-asan \
-        bench bench-smoke run clean docs-tools fuzz FORCE
+        bench bench-smoke run clean docs-tools fuzz deb FORCE
 
 all: module
 
@@ -112,7 +112,8 @@ unit: $(BUILD)/unit-tests
 # The offline store tool: verify, rebuild, dump, stats.
 $(BUILD)/inventory-admin: $(CORE_SRCS) $(ADMIN_SRCS) $(wildcard src/*.h)
 	mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ADMIN) -o $@ $(ADMIN_SRCS) $(CORE_SRCS) -llmdb -lyajl
+	$(CC) $(CFLAGS_ADMIN) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+	    $(ADMIN_SRCS) $(CORE_SRCS) -llmdb -lyajl
 
 admin: $(BUILD)/inventory-admin
 
@@ -218,6 +219,12 @@ test-asan: asan unit docs-tools
 	INVENTORY_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	INVENTORY_ASAN_LOG=$(BUILD)/asan-log \
 	prove -I t/lib t/
+
+# The Debian package, as Debian's libnginx-mod-* are built (debian/build-deb):
+# build/libnginx-mod-http-inventory_VERSION_ARCH.deb; DEB_VERSION=... sets
+# the version (default: from git describe).
+deb: deps
+	debian/build-deb
 
 run: deps module docs-tools
 	mkdir -p var/data var/logs var/tmp
