@@ -56,7 +56,6 @@ my %elsewhere_before = map { $_ => -e $_ ? 1 : 0 }
     ($MODULE, $SNIPPET, '/usr/sbin/inventory-admin');
 my $started;         # we started the machine's nginx: stop it at the end
 my $port = InvTest::free_port();
-my $store = "$VARLIB/t66";
 my $http = HTTP::Tiny->new(timeout => 10);
 
 # whatever happens below, the machine's nginx is put back as it was
@@ -114,15 +113,13 @@ like(run_ok('man inventory-admin | head -5', 'man inventory-admin'),
 my @listed = split /\n/, run_ok("dpkg -L $PKG", 'dpkg -L');
 
 # --- serve through the distribution's nginx ------------------------------
-write_file($conf_d, <<"EOF");
-# written by the inventory module's t/66 (removed when it ends)
-inventory_store $store;
-server {
-    listen 127.0.0.1:$port;
-    location /v1/ { inventory; }
-    location = /metrics { inventory_metrics; }
-}
-EOF
+# the shipped example (the installed copy), on a free port
+my $example = slurp("/usr/share/doc/$PKG/examples/debian-conf.d.conf") // '';
+my $store = ($example =~ /^inventory_store (\S+);$/m)[0] // 'none';
+like($store, qr{^\Q$VARLIB\E/}, "the example keeps its store in $VARLIB");
+ok($example =~ s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$port;/,
+   'the example listens on 127.0.0.1:8080 (a free port here)');
+write_file($conf_d, $example);
 run_ok("$NGINX -t", 'nginx -t with the server block in conf.d');
 run_ok($NGINX, "the machine's nginx starts");
 $started = 1;
