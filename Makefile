@@ -30,12 +30,15 @@ ADMIN_SRCS  := src/ngx_http_inventory_admin.c src/ngx_http_inventory_store_verif
 UNIT_SRCS   := $(wildcard t/unit/*.c)
 CFLAGS_UNIT := -std=c99 -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc
 CFLAGS_ADMIN := -std=c99 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Isrc
-PACKAGES    := nginx nginx-dev liblmdb-dev libyajl-dev lmdb-utils gcc make \
-               etcd-server debhelper dpkg-dev build-essential lintian \
+# make deb: Debian's packaging tools (nginx-dev brings dh_nginx)
+DEB_PACKAGES := nginx nginx-dev liblmdb-dev libyajl-dev debhelper dpkg-dev \
+               build-essential lintian man-db
+PACKAGES    := $(DEB_PACKAGES) lmdb-utils gcc make etcd-server \
                perl libjson-pp-perl wrk clang libclang-rt-14-dev valgrind
 # command:package, for tools that may come from elsewhere (NodeSource's
 # nodejs brings its own npm and conflicts with Debian's)
-TOOLS       := npm:npm chromium:chromium promtool:prometheus openssl:openssl
+TOOLS       := npm:npm chromium:chromium promtool:prometheus openssl:openssl \
+               git:git
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 # libFuzzer targets (t/fuzz/): seconds each runs in `make fuzz`
@@ -52,16 +55,17 @@ NPM_PKGS    := swagger-ui-dist@5.35.0 \
 SWAGGER_UI  := $(BUILD)/swagger-ui
 
 .PHONY: all deps module admin unit asan test test-unit test-e2e test-asan \
-        bench bench-smoke run clean docs-tools fuzz deb FORCE
+        bench bench-smoke run clean docs-tools fuzz deb deb-deps FORCE
 
 all: module
 
 # Install whatever a fresh Debian 12 machine lacks (needs root).
-deps:
-	@missing=""; for p in $(PACKAGES); do \
+# $(1): packages, $(2): command:package pairs
+define install_missing
+	@missing=""; for p in $(1); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
-	for t in $(TOOLS); do \
+	for t in $(2); do \
 	    command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -73,6 +77,14 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	        --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(PACKAGES),$(TOOLS))
+
+# what building the package needs, and no test tool
+deb-deps:
+	$(call install_missing,$(DEB_PACKAGES),git:git)
 
 module: $(MODULE) $(BUILD)/inventory-admin
 
@@ -223,7 +235,7 @@ test-asan: asan unit docs-tools
 # The Debian package, as Debian's libnginx-mod-* are built (debian/build-deb):
 # build/libnginx-mod-http-inventory_VERSION_ARCH.deb; DEB_VERSION=... sets
 # the version (default: from git describe).
-deb: deps
+deb: deb-deps
 	debian/build-deb
 
 run: deps module docs-tools
