@@ -37,8 +37,8 @@ PACKAGES    := $(DEB_PACKAGES) lmdb-utils gcc make etcd-server \
                perl libjson-pp-perl wrk clang libclang-rt-14-dev valgrind
 # command:package, for tools that may come from elsewhere (NodeSource's
 # nodejs brings its own npm and conflicts with Debian's)
-TOOLS       := npm:npm chromium:chromium promtool:prometheus openssl:openssl \
-               git:git
+TOOLS       := npm:npm chromium:chromium promtool:prometheus \
+               prometheus:prometheus openssl:openssl git:git
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 # libFuzzer targets (t/fuzz/): seconds each runs in `make fuzz`
