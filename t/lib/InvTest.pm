@@ -9,7 +9,7 @@ package InvTest;
 # Sections, in this order:
 #   files and processes   slurp, which, free_port, pid_alive, wait_gone,
 #                         parallel, parallel_start/parallel_stop,
-#                         run_logged; the sanitizer environment
+#                         run_logged, run_tool; the sanitizer environment
 #   instances             start, stop, restart, reload, reconfigure, the
 #                         error log; binary upgrade (upgrade_begin, upgrade)
 #   HTTP                  req, raw_req, async_req/async_wait; shortcuts for
@@ -46,7 +46,7 @@ use Exporter 'import';
 
 our @EXPORT_OK = qw(
     encode_json decode_json TS_RE RES_ID_RE
-    slurp which free_port pid_alive wait_gone parallel run_logged
+    slurp which free_port pid_alive wait_gone parallel run_logged run_tool
     parallel_start parallel_stop
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
@@ -196,6 +196,25 @@ sub run_logged {
     waitpid $pid, 0;
     my $rc = $?;
     return ($rc, slurp($out) // '');
+}
+
+# run_tool(@cmd): runs a program (a tool, not nginx: outside the sanitizer
+# environment) with stdin from /dev/null; returns (exit status, or 128 +
+# the signal that ended it, stdout, stderr).
+sub run_tool {
+    my (@cmd) = @_;
+    my $tmp = tempdir('inventory-tool-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$tmp/out" or POSIX::_exit(127);
+        open STDERR, '>', "$tmp/err" or POSIX::_exit(127);
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, slurp("$tmp/out") // '', slurp("$tmp/err") // '');
 }
 
 # --------------------------------------------------------------------------
@@ -1981,21 +2000,7 @@ sub metric_value {
 # @args; returns (exit status, stdout, stderr).
 our $ADMIN = $ENV{INVENTORY_ADMIN} // "$ROOT/build/inventory-admin";
 
-sub admin_run {
-    my (@args) = @_;
-    my $tmp = tempdir('inventory-admin-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', "$tmp/out" or POSIX::_exit(127);
-        open STDERR, '>', "$tmp/err" or POSIX::_exit(127);
-        { no warnings 'exec'; exec { $ADMIN } $ADMIN, @args; }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-    return ($rc, slurp("$tmp/out") // '', slurp("$tmp/err") // '');
-}
+sub admin_run { run_tool($ADMIN, @_) }
 
 # verify_ok($dir, $events, $label): one test: inventory-admin verify $dir
 # exits 0, prints exactly "verify: ok, $events events" and nothing on
