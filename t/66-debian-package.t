@@ -87,7 +87,10 @@ my %files = map { m{\s\.(/\S*)$} ? ($1 => 1) : () }
 for my $f ($MODULE, $SNIPPET, '/usr/sbin/inventory-admin',
            '/usr/share/man/man8/inventory-admin.8.gz',
            "/usr/share/doc/$PKG/copyright", "/usr/share/doc/$PKG/api.md.gz",
-           "/usr/share/doc/$PKG/README.md.gz")
+           "/usr/share/doc/$PKG/README.md.gz",
+           "/usr/share/doc/$PKG/examples/debian-conf.d.conf",
+           "/usr/share/doc/$PKG/examples/prometheus/inventory-alerts.yml",
+           "/usr/share/doc/$PKG/examples/grafana/inventory.json")
 {
     ok($files{$f}, "ships $f");
 }
