@@ -126,6 +126,7 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
     u_char                           *p, *last;
     ngx_int_t                         rc;
     ngx_str_t                         allow;
+    uint64_t                          now, overdue;
     ngx_uint_t                        i;
     ngx_atomic_uint_t                 n;
     ngx_http_inventory_buf_t          body;
@@ -259,6 +260,17 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "Reservations neither committed, "
                                       "released nor expired.",
                                       stat.reservations_active);
+        now = ngx_http_inventory_clock_now();
+        overdue = stat.next_expiry && stat.next_expiry < now
+                  ? now - stat.next_expiry : 0;
+        p = ngx_slprintf(p, last,
+                         "# HELP inventory_reservations_overdue_seconds How "
+                         "long the earliest active reservation is past its "
+                         "expiry: the sweep's delay (0: none is due).\n"
+                         "# TYPE inventory_reservations_overdue_seconds "
+                         "gauge\n"
+                         "inventory_reservations_overdue_seconds "
+                         "%uL.%03uL\n", overdue / 1000, overdue % 1000);
         p = ngx_http_inventory_metric(p, last, "inventory_last_seq", "gauge",
                                       "Sequence number of the last event.",
                                       stat.last_seq);

@@ -20,6 +20,8 @@ static int ngx_http_inventory_store_schema(ngx_http_inventory_store_t *st,
     MDB_txn *txn, unsigned flags);
 static int ngx_http_inventory_store_identify(ngx_http_inventory_store_t *st,
     MDB_txn *txn);
+static int ngx_http_inventory_store_next_expiry(
+    ngx_http_inventory_store_t *st, uint64_t *at);
 static int ngx_http_inventory_store_count_reader(const char *line,
     void *ctx);
 
@@ -582,12 +584,50 @@ ngx_http_inventory_store_stat(ngx_http_inventory_store_t *st,
         rc = mdb_stat(st->rtxn, st->res_expiry, &ms);
     }
 
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_next_expiry(st, &stat->next_expiry);
+    }
+
     ngx_http_inventory_store_read_end(st);
 
     stat->last_seq = clock.seq;
     stat->reservations_active = ms.ms_entries;
 
     return ngx_http_inventory_store_rc(rc);
+}
+
+
+/* the first key of the expiry index: the earliest expiry of an active one */
+
+static int
+ngx_http_inventory_store_next_expiry(ngx_http_inventory_store_t *st,
+    uint64_t *at)
+{
+    int          rc;
+    MDB_val      key, val;
+    MDB_cursor  *cur;
+
+    *at = 0;
+
+    rc = mdb_cursor_open(st->rtxn, st->res_expiry, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+
+    if (rc == 0) {
+        if (key.mv_size == NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN) {
+            *at = ngx_http_inventory_get_u64(key.mv_data);
+
+        } else {
+            rc = MDB_CORRUPTED;
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 

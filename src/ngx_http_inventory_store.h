@@ -64,6 +64,8 @@ typedef struct {
     uint64_t                    used;
     uint64_t                    last_seq;
     uint64_t                    reservations_active;
+    uint64_t                    next_expiry;   /* of the active ones, ms;
+                                                  0: none is active */
     unsigned                    readers;
     unsigned                    max_readers;
 } ngx_http_inventory_store_stat_t;
@@ -167,7 +169,8 @@ int ngx_http_inventory_store_reader_check(ngx_http_inventory_store_t *st,
 unsigned ngx_http_inventory_store_readers(ngx_http_inventory_store_t *st);
 
 /*
- * Map size, pages used, last seq, active reservations and reader slots.
+ * Map size, pages used, last seq, active reservations, the earliest expiry
+ * among them and reader slots.
  * Runs a read transaction of its own: not between read_begin() and
  * read_end().
  */
