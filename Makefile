@@ -19,6 +19,7 @@ CORE_SRCS   := src/ngx_http_inventory_core.c src/ngx_http_inventory_clock.c \
                src/ngx_http_inventory_store_write.c \
                src/ngx_http_inventory_store_rebuild.c \
                src/ngx_http_inventory_store_idem.c \
+               src/ngx_http_inventory_store_retention.c \
                src/ngx_http_inventory_store_record.c \
                src/ngx_http_inventory_store_repl.c \
                src/ngx_http_inventory_store_epoch.c \

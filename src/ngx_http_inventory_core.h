@@ -158,7 +158,8 @@ typedef enum {
     NGX_HTTP_INVENTORY_CMD_RELEASE,
     NGX_HTTP_INVENTORY_CMD_EXPIRE,
     NGX_HTTP_INVENTORY_CMD_TRANSFER,
-    NGX_HTTP_INVENTORY_CMD_PURGE,     /* forget expired idempotency keys */
+    NGX_HTTP_INVENTORY_CMD_PURGE,     /* forget expired idempotency keys
+                                         and old ended reservations */
     NGX_HTTP_INVENTORY_CMD_MOVE,      /* between quantity states */
     NGX_HTTP_INVENTORY_CMD_BATCH      /* counts, adjustments and moves */
 } ngx_http_inventory_cmd_type_e;
@@ -210,7 +211,9 @@ typedef struct {
  * A write command.  For a reservation, res holds the lines, the id and the
  * reference on the way in; commit, release and expire name the reservation
  * by res.id and the store loads the rest.  A transfer moves quantity of sku
- * from location to "to"; a move, quantity from state to to_state.
+ * from location to "to"; a move, quantity from state to to_state.  A purge
+ * forgets at most quantity idempotency keys and as many reservations ended
+ * more than ttl ago (ttl 0: none).
  */
 typedef struct {
     unsigned                    type;
@@ -252,7 +255,9 @@ typedef struct {
     /* filled in by the store; cmd_init() zeroes from here to slots */
     uint64_t                    now;           /* the transaction's time */
     unsigned                    outcome;
-    int64_t                     available;     /* for INSUFFICIENT */
+    int64_t                     available;     /* for INSUFFICIENT; a
+                                                  purge's keys forgotten */
+    int64_t                     purged;        /* a purge's reservations */
     size_t                      failed_slot;   /* for NOT_FOUND */
     uint64_t                    last_seq;      /* last event appended */
     unsigned                    appended;      /* events appended */

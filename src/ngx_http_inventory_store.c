@@ -286,9 +286,11 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
         return rc;
     }
 
-    /* since schema 2: a store of schema 1 gets them when nginx opens it */
+    /* since schemas 2 and 3: an older store gets them when nginx opens it */
     if ((rc = mdb_dbi_open(txn, "references", f, &st->references)) != 0
-        || (rc = mdb_dbi_open(txn, "changes", f, &st->changes)) != 0)
+        || (rc = mdb_dbi_open(txn, "changes", f, &st->changes)) != 0
+        || (rc = mdb_dbi_open(txn, "reservation_ended", f, &st->res_ended))
+           != 0)
     {
         return rc == MDB_NOTFOUND ? MDB_INCOMPATIBLE : rc;
     }
@@ -304,7 +306,8 @@ ngx_http_inventory_store_dbis(ngx_http_inventory_store_t *st, MDB_txn *txn,
     st->dbi[8] = st->low_stock;
     st->dbi[9] = st->references;
     st->dbi[10] = st->changes;
-    st->dbi[11] = st->replication;
+    st->dbi[11] = st->res_ended;
+    st->dbi[12] = st->replication;
 
     return 0;
 }

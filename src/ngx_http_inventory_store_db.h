@@ -17,12 +17,15 @@
 #include "ngx_http_inventory_codec.h"
 
 
-/* 2: items with the quantity states, the references and changes indexes */
-#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  2
+/*
+ * 2: items with the quantity states, the references and changes indexes;
+ * 3: the index of ended reservations
+ */
+#define NGX_HTTP_INVENTORY_SCHEMA_VERSION  3
 #define NGX_HTTP_INVENTORY_MAX_READERS     256
 
 /* the databases, in the order of ngx_http_inventory_db_names[] */
-#define NGX_HTTP_INVENTORY_DBS             12
+#define NGX_HTTP_INVENTORY_DBS             13
 /* transactions the replication log keeps, the same on every copy */
 #define NGX_HTTP_INVENTORY_REPL_KEEP       4096
 
@@ -45,6 +48,7 @@ struct ngx_http_inventory_store_s {
     MDB_dbi                     low_stock;     /* location, sku -> "" */
     MDB_dbi                     references;    /* reference, seq -> "" */
     MDB_dbi                     changes;       /* item's seq -> its key */
+    MDB_dbi                     res_ended;     /* ended_at, id -> "" */
     MDB_dbi                     replication;   /* tx -> its changes */
     MDB_dbi                     dbi[NGX_HTTP_INVENTORY_DBS];  /* by name */
     /* the changes of the write transaction being run (store_repl.c) */
@@ -175,6 +179,21 @@ int ngx_http_inventory_store_idem_put(ngx_http_inventory_store_t *st,
     MDB_txn *txn, ngx_http_inventory_cmd_t *cmd);
 int ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t now, size_t max, size_t *purged);
+
+/* ngx_http_inventory_store_retention.c */
+typedef int (*ngx_http_inventory_purgeable_pt)(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const MDB_val *key, uint64_t at);
+
+int ngx_http_inventory_store_purge_index(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, MDB_dbi index, MDB_dbi records, uint64_t before,
+    ngx_http_inventory_purgeable_pt check, size_t max, size_t *purged);
+int ngx_http_inventory_store_ended(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, const ngx_http_inventory_reservation_t *res);
+int ngx_http_inventory_store_purge_ended(ngx_http_inventory_store_t *st,
+    MDB_txn *txn, uint64_t now, uint64_t retention, size_t max,
+    size_t *purged);
+int ngx_http_inventory_store_index_ended(ngx_http_inventory_store_t *st,
+    MDB_txn *txn);
 
 
 #endif /* _NGX_HTTP_INVENTORY_STORE_DB_H_INCLUDED_ */

@@ -145,45 +145,8 @@ int
 ngx_http_inventory_store_purge(ngx_http_inventory_store_t *st, MDB_txn *txn,
     uint64_t now, size_t max, size_t *purged)
 {
-    int          rc;
-    MDB_val      key, val, ikey;
-    MDB_cursor  *cur;
-
-    *purged = 0;
-
-    rc = mdb_cursor_open(txn, st->idem_expiry, &cur);
-    if (rc != 0) {
-        return rc;
-    }
-
-    while (*purged < max) {
-        rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-        if (rc != 0) {
-            break;
-        }
-
-        if (key.mv_size < 8 || ngx_http_inventory_get_u64(key.mv_data) > now)
-        {
-            break;
-        }
-
-        ikey.mv_data = (unsigned char *) key.mv_data + 8;
-        ikey.mv_size = key.mv_size - 8;
-
-        rc = ngx_http_inventory_store_del(st, txn, st->idempotency, &ikey);
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            break;
-        }
-
-        rc = ngx_http_inventory_store_del(st, txn, st->idem_expiry, &key);
-        if (rc != 0) {
-            break;
-        }
-
-        (*purged)++;
-    }
-
-    mdb_cursor_close(cur);
-
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    /* those that expire at now included, as idem_check() sees them */
+    return ngx_http_inventory_store_purge_index(st, txn, st->idem_expiry,
+                                                st->idempotency, now + 1,
+                                                NULL, max, purged);
 }

@@ -1,6 +1,7 @@
 /*
  * Rebuilding the projections and indexes from the log: every event as the
- * write path (store_write.c) writes it.
+ * write path (store_write.c) writes it; and the index of ended
+ * reservations from the reservations.
  */
 
 #include <stdlib.h>
@@ -13,7 +14,8 @@
  * Replays the log into emptied items, item_events, low_stock, references
  * and changes, each event as the write path writes it: load the item,
  * apply the event, put the item (and its low-stock and changes entries),
- * the event's index record and its reference.
+ * the event's index record and its reference.  The ended reservations are
+ * indexed anew from their records: a purged one has events but no record.
  */
 
 int
@@ -94,7 +96,11 @@ ngx_http_inventory_store_rebuild(ngx_http_inventory_store_t *st,
 
     mdb_cursor_close(cur);
 
-    if (rc != MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND) {
+        rc = ngx_http_inventory_store_index_ended(st, txn);
+    }
+
+    if (rc != 0) {
         ngx_http_inventory_store_abort(st, txn);
         return ngx_http_inventory_store_rc(rc);
     }

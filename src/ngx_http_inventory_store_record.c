@@ -24,11 +24,15 @@ static int ngx_http_inventory_store_record(ngx_http_inventory_store_t *st,
     unsigned op, MDB_dbi dbi, const MDB_val *key, const MDB_val *val);
 
 
-/* "log" is database 1: a record's events are its puts there */
+/*
+ * "log" is database 1: a record's events are its puts there.  A new
+ * database goes before "replication", which stays last (never in a
+ * record), so that the numbers of the others do not change.
+ */
 const char  *ngx_http_inventory_db_names[NGX_HTTP_INVENTORY_DBS] = {
     "meta", "log", "items", "item_events", "reservations",
     "reservation_expiry", "idempotency", "idempotency_expiry", "low_stock",
-    "references", "changes", "replication"
+    "references", "changes", "reservation_ended", "replication"
 };
 
 

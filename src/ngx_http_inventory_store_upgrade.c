@@ -9,11 +9,17 @@
  * the seq of their latest event, from its index record), and the changes
  * index (an item's seq -> its key).  The references index starts empty:
  * no event of schema 1 has a reference.
+ *
+ * 2 -> 3: the index of ended reservations, from the reservations.
  */
 
 #include <string.h>
 
 #include "ngx_http_inventory_store_db.h"
+
+
+static int ngx_http_inventory_store_upgrade_items(
+    ngx_http_inventory_store_t *st, MDB_txn *txn);
 
 
 /*
@@ -67,16 +73,34 @@ int
 ngx_http_inventory_store_upgrade(ngx_http_inventory_store_t *st,
     MDB_txn *txn, uint64_t from)
 {
+    int  rc;
+
+    if (from != 1 && from != 2) {
+        return MDB_INCOMPATIBLE;
+    }
+
+    rc = (from == 1) ? ngx_http_inventory_store_upgrade_items(st, txn) : 0;
+
+    if (rc == 0) {
+        rc = ngx_http_inventory_store_index_ended(st, txn);
+    }
+
+    return rc;
+}
+
+
+/* 1 -> 2 */
+
+static int
+ngx_http_inventory_store_upgrade_items(ngx_http_inventory_store_t *st,
+    MDB_txn *txn)
+{
     int                        rc;
     MDB_val                    key, val, skey;
     MDB_cursor                *cur;
     unsigned char              rec[NGX_HTTP_INVENTORY_ITEM_RECORD_LEN];
     unsigned char              seq[8], kbuf[NGX_HTTP_INVENTORY_KEY_MAX];
     ngx_http_inventory_item_t  item;
-
-    if (from != 1) {
-        return MDB_INCOMPATIBLE;
-    }
 
     rc = mdb_cursor_open(txn, st->items, &cur);
     if (rc != 0) {

@@ -47,6 +47,8 @@ static void ngx_http_inventory_verify_reservations(
 static void ngx_http_inventory_verify_references(
     ngx_http_inventory_verify_t *v, uint64_t referenced);
 static void ngx_http_inventory_verify_changes(ngx_http_inventory_verify_t *v);
+static void ngx_http_inventory_verify_indexed(ngx_http_inventory_verify_t *v,
+    MDB_dbi dbi, uint64_t n, const char *what, const char *index);
 static uint64_t ngx_http_inventory_verify_count(MDB_txn *txn, MDB_dbi dbi);
 static int ngx_http_inventory_hold_cmp(const void *one, const void *two);
 
@@ -575,7 +577,10 @@ ngx_http_inventory_verify_low_index(ngx_http_inventory_verify_t *v)
 }
 
 
-/* active reservations are in the expiry index, and hold what items reserve */
+/*
+ * Active reservations are in the expiry index and hold what items reserve;
+ * ended ones are in the index of ended reservations, under their end.
+ */
 
 typedef struct {
     unsigned char               key[NGX_HTTP_INVENTORY_KEY_MAX];
@@ -603,7 +608,7 @@ ngx_http_inventory_verify_reservations(ngx_http_inventory_verify_t *v)
     int                                rc;
     size_t                             i, n, cap, k;
     int64_t                            sum;
-    uint64_t                           active, indexed;
+    uint64_t                           active, ended;
     MDB_val                            key, val, ekey, ival;
     MDB_cursor                        *cur;
     unsigned char                      ebuf[NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN];
@@ -624,6 +629,7 @@ ngx_http_inventory_verify_reservations(ngx_http_inventory_verify_t *v)
     }
 
     active = 0;
+    ended = 0;
     n = 0;
 
     cur = ngx_http_inventory_verify_open(v, v->st->reservations,
@@ -660,7 +666,21 @@ ngx_http_inventory_verify_reservations(ngx_http_inventory_verify_t *v)
                                              "its state", res->id);
         }
 
+        ekey.mv_size = ngx_http_inventory_expiry_key(ebuf, res->ended_at,
+                                                 res->id,
+                                                 NGX_HTTP_INVENTORY_RES_ID_LEN);
+
+        if ((mdb_get(v->txn, v->st->res_ended, &ekey, &ival) == 0)
+            != (res->state != NGX_HTTP_INVENTORY_RES_ACTIVE))
+        {
+            ngx_http_inventory_verify_report(v, "reservation %.24s: the "
+                                             "index of ended reservations "
+                                             "disagrees with its state",
+                                             res->id);
+        }
+
         if (res->state != NGX_HTTP_INVENTORY_RES_ACTIVE) {
+            ended++;
             continue;
         }
 
@@ -690,14 +710,13 @@ ngx_http_inventory_verify_reservations(ngx_http_inventory_verify_t *v)
 
     ngx_http_inventory_verify_close(v, cur, rc, "the reservations");
 
-    indexed = ngx_http_inventory_verify_count(v->txn, v->st->res_expiry);
-
-    if (indexed != active) {
-        ngx_http_inventory_verify_report(v, "%llu active reservations, %llu "
-                                         "in the expiry index",
-                                         (unsigned long long) active,
-                                         (unsigned long long) indexed);
-    }
+    /* with the above, every entry of each index is a reservation's */
+    ngx_http_inventory_verify_indexed(v, v->st->res_expiry, active,
+                                      "active reservations",
+                                      "the expiry index");
+    ngx_http_inventory_verify_indexed(v, v->st->res_ended, ended,
+                                      "ended reservations",
+                                      "the index of ended ones");
 
     /* walk the held lines and the items together, both in key order */
     qsort(holds, n, sizeof(ngx_http_inventory_hold_t),
@@ -763,6 +782,25 @@ done:
 
     free(holds);
     free(res);
+}
+
+
+/* the index holds as many entries as there are of what it indexes */
+
+static void
+ngx_http_inventory_verify_indexed(ngx_http_inventory_verify_t *v,
+    MDB_dbi dbi, uint64_t n, const char *what, const char *index)
+{
+    uint64_t  indexed;
+
+    indexed = ngx_http_inventory_verify_count(v->txn, dbi);
+
+    if (indexed != n) {
+        ngx_http_inventory_verify_report(v, "%llu %s, %llu in %s",
+                                         (unsigned long long) n, what,
+                                         (unsigned long long) indexed,
+                                         index);
+    }
 }
 
 

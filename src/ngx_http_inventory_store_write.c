@@ -270,7 +270,7 @@ static int
 ngx_http_inventory_store_wrote(ngx_http_inventory_cmd_t *cmd)
 {
     if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
-        return cmd->available > 0;
+        return cmd->available > 0 || cmd->purged > 0;
     }
 
     return cmd->appended
@@ -346,7 +346,7 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     ngx_http_inventory_cmd_t *cmd, ngx_http_inventory_clock_t *clock)
 {
     int     rc;
-    size_t  purged;
+    size_t  keys, reservations;
 
     cmd->now = clock->at;
     cmd->appended = 0;
@@ -354,10 +354,20 @@ ngx_http_inventory_store_run(ngx_http_inventory_store_t *st, MDB_txn *txn,
     cmd->last_seq = clock->seq;
 
     if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+        reservations = 0;
+
         rc = ngx_http_inventory_store_purge(st, txn, cmd->now,
-                                            (size_t) cmd->quantity, &purged);
+                                            (size_t) cmd->quantity, &keys);
+        if (rc == 0) {
+            rc = ngx_http_inventory_store_purge_ended(st, txn, cmd->now,
+                                                      cmd->ttl,
+                                                      (size_t) cmd->quantity,
+                                                      &reservations);
+        }
+
         cmd->outcome = NGX_HTTP_INVENTORY_OK;
-        cmd->available = (int64_t) purged;
+        cmd->available = (int64_t) keys;
+        cmd->purged = (int64_t) reservations;
         return rc;
     }
 
@@ -577,7 +587,10 @@ ngx_http_inventory_store_exec_batch(ngx_http_inventory_store_t *st,
 }
 
 
-/* the record, and its place in the expiry index while it is active */
+/*
+ * The record, and its place in the expiry index while it is active, in the
+ * index of ended ones (store_retention.c) once it ended.
+ */
 
 static int
 ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
@@ -609,7 +622,12 @@ ngx_http_inventory_store_put_reservation(ngx_http_inventory_store_t *st,
 
     if (cmd->type != NGX_HTTP_INVENTORY_CMD_RESERVE) {
         rc = ngx_http_inventory_store_del(st, txn, st->res_expiry, &key);
-        return rc == MDB_NOTFOUND ? 0 : rc;
+
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return rc;
+        }
+
+        return ngx_http_inventory_store_ended(st, txn, res);
     }
 
     val.mv_data = NULL;

@@ -2,8 +2,9 @@
 # dump while nginx serves (also while it writes); rebuild refused while
 # nginx runs unless --take-write-lock; a projection corrupted through the
 # LMDB API (mdb_dump / mdb_load) is found by verify, repaired by rebuild and
-# served repaired; a bad low-stock index entry likewise; file ownership of
-# the store stays with the worker user; usage errors.
+# served repaired; a bad low-stock index entry likewise, and an entry of
+# the index of ended reservations that names none (on a copy); file
+# ownership of the store stays with the worker user; usage errors.
 use strict;
 use warnings;
 use Test::More;
@@ -366,6 +367,29 @@ is(scalar @{ $l->{json}{items} // [] }, $n_low, '... with the real low items');
         or diag $out;
     unlike($out, qr/^problem: (?!an active reservation holds)/m,
            '... and nothing else');
+}
+
+# --- an entry of the index of ended reservations without its reservation ---------------
+# (as a purge that deleted the record and not the entry would leave it):
+# verify counts it; rebuild makes the index anew from the reservations
+{
+    my $copy = "$tmp/ended-store";
+    mkdir $copy or die "$copy: $!";
+    is(system("mdb_copy '$D' '$copy'"), 0, 'mdb_copy of the store');
+    is(load_record('reservation_ended', pack('Q>', 1000) . 'r_' . ('y' x 22),
+                   '', $tmp, $copy), 0,
+       'mdb_load -s reservation_ended of an entry that names no reservation');
+    ($rc, $out) = admin_run('verify', $copy);
+    is($rc, 1, 'verify: exit 1');
+    like($out, qr/^problem: (\d+) ended reservations, (\d+) in the index of ended ones$/m,
+         '... the index of ended reservations holds one more')
+        or diag $out;
+    my ($ended, $indexed) = $out =~ /^problem: (\d+) ended reservations, (\d+) in/m;
+    is(($indexed // 0) - ($ended // 0), 1, '... by one');
+    unlike($out, qr/^problem: (?!\d+ ended reservations)/m, '... and nothing else');
+    ($rc, $out, $err) = admin_run('rebuild', $copy);
+    is($rc, 0, 'rebuild of the copy: exit 0') or diag $err;
+    verify_ok($copy, $N, 'the copy, its index of ended reservations rebuilt');
 }
 
 # --- usage errors -----------------------------------------------------------------------

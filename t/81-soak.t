@@ -32,10 +32,12 @@
 # Plateau (after a warm-up of the first third): the private memory of each
 # worker (RssAnon + RssShmem; RssFile is the LMDB map, which grows with the
 # file, is reported only) in the last third stays within 10 % + 2 MB of its
-# maximum over the middle third.  The store grows by design in three
-# places: the event log ("log"), its per-item index ("item_events") and
-# "reservations" (kept after they end, docs/operations.md "Sizing"): those
-# must grow linearly (pages per entry steady).  Everything else (items,
+# maximum over the middle third.  The store grows by design in four
+# places: the event log ("log"), its per-item index ("item_events"),
+# "reservations" and the index of ended ones ("reservation_ended": kept
+# for inventory_reservation_retention after they end, 30 days here,
+# docs/operations.md "Sizing"): those must grow linearly (pages per entry
+# steady).  Everything else (items,
 # low_stock, reservation_expiry, idempotency, idempotency_expiry, LMDB's
 # own pages and the free pages, which a reader that never ended would make
 # pile up) must plateau, and the pages of each such database follow its
@@ -649,7 +651,7 @@ my $LAST_SEQ;
 }
 
 # --- plateaus -----------------------------------------------------------------------------------
-my @GROW = qw(log item_events reservations);
+my @GROW = qw(log item_events reservations reservation_ended);
 my @FLAT = qw(items low_stock reservation_expiry idempotency
               idempotency_expiry);
 
@@ -828,12 +830,13 @@ SKIP: {
             unless $em && $ee && $ee > $em
                    && $pe / $ee <= ($pm / $em) * 1.15 + 0.002;
     }
-    ok(!@p, 'LMDB: log, item_events and reservations grow linearly with '
-            . 'their entries (pages per entry within 15 %)')
+    ok(!@p, 'LMDB: log, item_events, reservations and reservation_ended '
+            . 'grow linearly with their entries (pages per entry within '
+            . '15 %)')
         or diag join "\n", @p;
     diag join "\n", @figs;
 
-    # and the rest of the file: the pages used beyond the three
+    # and the rest of the file: the pages used beyond the four
     # append-only databases (the others, LMDB's own and the free pages,
     # which a reader that never ends would make pile up) plateau
     my $rest = sub {
@@ -860,13 +863,14 @@ SKIP: {
     my %want = (log => $LAST_SEQ, item_events => $LAST_SEQ,
                 reservations => $c{created} // 0, items => scalar @ITEMS,
                 reservation_expiry => 0,
+                reservation_ended => $c{created} // 0,
                 idempotency_expiry => $e{idempotency});
     my @p = map { "$_: $e{$_} entries, expected $want{$_}" }
             grep { $e{$_} != $want{$_} } sort keys %want;
     ok(!@p, 'after the stop, mdb_stat: log and item_events hold every '
             . 'event, reservations every reservation made ('
-            . ($c{created} // 0) . '), items ' . scalar(@ITEMS)
-            . ', the expiry index nothing, each idempotency record its '
+            . ($c{created} // 0) . ') and so the index of ended ones, items '
+            . scalar(@ITEMS) . ', the expiry index nothing, each idempotency record its '
             . "expiry entry ($e{idempotency})")
         or diag join "\n", @p;
 }

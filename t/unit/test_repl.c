@@ -142,13 +142,38 @@ repl_pull(ngx_http_inventory_store_t *from, ngx_http_inventory_store_t *to,
 }
 
 
+/* one command in a transaction of its own; its outcome */
+
+static unsigned
+repl_run(ngx_http_inventory_store_t *st, ngx_http_inventory_cmd_t *c,
+    uint64_t now)
+{
+    ngx_http_inventory_cmd_t          *p;
+    ngx_http_inventory_store_batch_t   bt;
+
+    p = c;
+    memset(&bt, 0, sizeof(bt));
+    bt.cmds = &p;
+    bt.n = 1;
+    bt.now = now;
+
+    if (ngx_http_inventory_store_write(st, &bt) != 0) {
+        c->outcome = NGX_HTTP_INVENTORY_UNAVAILABLE;
+    }
+
+    free(c->body);
+    c->body = NULL;
+
+    return c->outcome;
+}
+
+
 static void
 repl_writes(ngx_http_inventory_store_t *st, int round)
 {
-    char                               loc[16];
-    static char                        key[16];
-    ngx_http_inventory_cmd_t           c, *p;
-    ngx_http_inventory_store_batch_t   bt;
+    char                       loc[16];
+    static char                key[16];
+    ngx_http_inventory_cmd_t   c;
 
     snprintf(loc, sizeof(loc), "loc-%d", round);
 
@@ -162,14 +187,8 @@ repl_writes(ngx_http_inventory_store_t *st, int round)
     snprintf(key, sizeof(key), "repl-key-%d", round);
     c.idem_key = S(key);
     memset(c.fingerprint, round, 16);
-    p = &c;
 
-    memset(&bt, 0, sizeof(bt));
-    bt.cmds = &p;
-    bt.n = 1;
-    bt.now = 1000 + round;
-    (void) ngx_http_inventory_store_write(st, &bt);
-    free(c.body);
+    (void) repl_run(st, &c, 1000 + round);
 }
 
 
@@ -188,6 +207,58 @@ repl_epoch(ngx_http_inventory_store_t *st, uint64_t *tx)
     }
 
     return id.epoch;
+}
+
+
+/*
+ * A reservation ended on a, then purged past its retention: f applies
+ * both transactions and holds the same bytes, without the reservation.
+ */
+
+static void
+repl_retention(ngx_http_inventory_store_t *a, ngx_http_inventory_store_t *f,
+    repl_buf_t *b)
+{
+    char                               id[NGX_HTTP_INVENTORY_RES_ID_LEN];
+    ngx_http_inventory_applied_t       out;
+    ngx_http_inventory_reservation_t   res;
+    static ngx_http_inventory_cmd_t    c;
+
+    memset(&c, 0, sizeof(c));
+    c.type = NGX_HTTP_INVENTORY_CMD_RESERVE;
+    c.sku = S("R-1");
+    c.location = S("loc-1");
+    c.res.lines[0] = (ngx_http_inventory_line_t) { S("R-1"), S("loc-1"), 1 };
+    c.res.nlines = 1;
+    c.ttl = 60000;
+    ngx_http_inventory_reservation_id(c.res.id, 2000);
+    memcpy(id, c.res.id, sizeof(id));
+    is_int(repl_run(a, &c, 2000), NGX_HTTP_INVENTORY_CREATED,
+           "repl: a reservation");
+
+    memset(&c, 0, sizeof(c));
+    c.type = NGX_HTTP_INVENTORY_CMD_RELEASE;
+    memcpy(c.res.id, id, sizeof(id));
+    is_int(repl_run(a, &c, 2001), NGX_HTTP_INVENTORY_OK, "repl: released");
+
+    is_int(repl_pull(a, f, b, &out), 0, "repl: the release applies");
+    ok(repl_same(a, f), "repl: the same bytes with an ended reservation");
+
+    memset(&c, 0, sizeof(c));
+    c.type = NGX_HTTP_INVENTORY_CMD_PURGE;
+    c.quantity = 10;
+    c.ttl = 1000;
+    ok(repl_run(a, &c, 3002) == NGX_HTTP_INVENTORY_OK && c.purged == 1,
+       "repl: the ended reservation purged");
+    is_int(repl_pull(a, f, b, &out), 0, "repl: the purge applies");
+    is_int(out.count, 1, "repl: as a transaction");
+    ok(repl_same(a, f), "repl: the same bytes after the purge");
+
+    (void) ngx_http_inventory_store_read_begin(f);
+    is_int(ngx_http_inventory_store_get_reservation(f, id, &res),
+           NGX_HTTP_INVENTORY_STORE_NOT_FOUND,
+           "repl: the follower forgot it too");
+    ngx_http_inventory_store_read_end(f);
 }
 
 
@@ -355,6 +426,7 @@ test_repl(void)
     is_int(repl_pull(a, f, &b, &out), 0, "repl: catches up");
     ok(repl_same(a, f), "repl: the same bytes again");
 
+    repl_retention(a, f, &b);
     test_repl_epochs(a, f, dc, &b);
 
     free(b.data);

@@ -505,6 +505,256 @@ grow_in_child(const char *dir, size_t map_size, uint64_t used)
 }
 
 
+/* reserves res_ids[i] (one unit of RT at x) at now for ttl ms */
+
+static unsigned
+retention_reserve(ngx_http_inventory_store_t *st, char *id, uint64_t now,
+    uint64_t ttl)
+{
+    static ngx_http_inventory_cmd_t  r;
+
+    cmd_init(&r, NGX_HTTP_INVENTORY_CMD_RESERVE, "RT", "x");
+    r.res.lines[0].sku = S("RT");
+    r.res.lines[0].location = S("x");
+    r.res.lines[0].quantity = 1;
+    r.res.nlines = 1;
+    r.ttl = ttl;
+    ngx_http_inventory_reservation_id(r.res.id, now);
+    memcpy(id, r.res.id, NGX_HTTP_INVENTORY_RES_ID_LEN);
+
+    return run(st, &r, now);
+}
+
+
+/* commits, releases or expires the reservation at now */
+
+static unsigned
+retention_end(ngx_http_inventory_store_t *st, unsigned type, const char *id,
+    uint64_t now)
+{
+    static ngx_http_inventory_cmd_t  e;
+
+    cmd_init(&e, type, "", "");
+    memcpy(e.res.id, id, NGX_HTTP_INVENTORY_RES_ID_LEN);
+
+    return run(st, &e, now);
+}
+
+
+/* a purge at now of at most max, reservations ended more than ttl ago */
+
+static int64_t
+retention_purge(ngx_http_inventory_store_t *st, uint64_t now, uint64_t ttl,
+    int64_t max)
+{
+    static ngx_http_inventory_cmd_t  p;
+
+    cmd_init(&p, NGX_HTTP_INVENTORY_CMD_PURGE, "", "");
+    p.quantity = max;
+    p.ttl = ttl;
+
+    return run(st, &p, now) == NGX_HTTP_INVENTORY_OK ? p.purged : -1;
+}
+
+
+/* the index of ended reservations, as "ended_at:id " entries */
+
+static void
+retention_index(ngx_http_inventory_store_t *st, char *buf, size_t size)
+{
+    int          rc;
+    size_t       len;
+    MDB_txn     *txn;
+    MDB_val      key, val;
+    MDB_cursor  *cur;
+
+    buf[0] = '\0';
+    len = 0;
+
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return;
+    }
+
+    if (mdb_cursor_open(txn, st->res_ended, &cur) == 0) {
+        for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+             rc == 0 && key.mv_size == NGX_HTTP_INVENTORY_EXPIRY_KEY_LEN
+             && len + 64 < size;
+             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+        {
+            len += snprintf(buf + len, size - len, "%llu:%.24s ",
+                            (unsigned long long)
+                            ngx_http_inventory_get_u64(key.mv_data),
+                            (char *) key.mv_data + 8);
+        }
+
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+}
+
+
+static int
+retention_found(ngx_http_inventory_store_t *st, const char *id)
+{
+    int                               rc;
+    ngx_http_inventory_reservation_t  res;
+
+    if (ngx_http_inventory_store_read_begin(st) != 0) {
+        return -1;
+    }
+
+    rc = ngx_http_inventory_store_get_reservation(st, id, &res);
+    ngx_http_inventory_store_read_end(st);
+
+    return rc == 0 ? 1 : rc == NGX_HTTP_INVENTORY_STORE_NOT_FOUND ? 0 : -1;
+}
+
+
+/*
+ * Ended reservations enter the index of ended ones under their end; a
+ * purge forgets those ended more than ttl ago, oldest first, max at a
+ * time, never an active one, and none with ttl 0; an upgrade from schema
+ * 2 and a rebuild make the same index.  In a directory of its own.
+ */
+
+static void
+test_store_retention(const char *parent)
+{
+    int                          rc;
+    char                         dir[128], before[512], after[512];
+    char                         ids[5][NGX_HTTP_INVENTORY_RES_ID_LEN];
+    size_t                       i;
+    uint64_t                     events, bad;
+    MDB_txn                     *txn;
+    MDB_val                      key, val;
+    unsigned char                ver[8];
+    ngx_http_inventory_cmd_t     a;
+    ngx_http_inventory_store_t  *st;
+
+    snprintf(dir, sizeof(dir), "%s/retention", parent);
+
+    if (mkdir(dir, 0700) != 0) {
+        ok(0, "mkdir %s", dir);
+        return;
+    }
+
+    rc = ngx_http_inventory_store_open(&st, dir, 4 * 1024 * 1024, 0,
+                                       NGX_HTTP_INVENTORY_STORE_CREATE);
+    is_int(rc, 0, "rt: store opens");
+
+    cmd_init(&a, NGX_HTTP_INVENTORY_CMD_COUNT, "RT", "x");
+    a.on_hand = 100;
+    is_int(run(st, &a, 10000), NGX_HTTP_INVENTORY_CREATED, "rt: item");
+
+    /* 3 is active for ten hours: older than any other, never purged */
+    for (i = 0; i < 5; i++) {
+        is_int(retention_reserve(st, ids[i], 10000 + i,
+                                 i == 3 ? 36000000 : 15000),
+               NGX_HTTP_INVENTORY_CREATED, "rt: reserve %zu", i);
+    }
+
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_COMMIT, ids[0], 20000),
+           NGX_HTTP_INVENTORY_OK, "rt: 0 committed");
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_RELEASE, ids[1], 21000),
+           NGX_HTTP_INVENTORY_OK, "rt: 1 released");
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_RELEASE, ids[4], 24000),
+           NGX_HTTP_INVENTORY_OK, "rt: 4 released");
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_EXPIRE, ids[2], 26000),
+           NGX_HTTP_INVENTORY_OK, "rt: 2 expired");
+
+    snprintf(after, sizeof(after), "20000:%.24s 21000:%.24s 24000:%.24s "
+             "26000:%.24s ", ids[0], ids[1], ids[4], ids[2]);
+    retention_index(st, before, sizeof(before));
+    ok(strcmp(before, after) == 0, "rt: the index holds the ended ones by "
+       "their end");
+
+    is_int(retention_purge(st, 30000, 0, 100), 0,
+           "rt: ttl 0 purges nothing");
+    is_int(retention_purge(st, 30000, 9000, 100), 1,
+           "rt: one ended more than 9 s before");
+    ok(retention_found(st, ids[0]) == 0 && retention_found(st, ids[1]) == 1,
+       "rt: the oldest is gone, the next one is not");
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_COMMIT, ids[0], 30000),
+           NGX_HTTP_INVENTORY_NOT_FOUND, "rt: a purged one is not found");
+    is_int(retention_purge(st, 31000, 10000, 100), 0,
+           "rt: ended exactly ttl before: kept");
+
+    /* bounded: one at a time */
+    is_int(retention_purge(st, 40000, 1000, 1), 1, "rt: a batch of 1");
+    is_int(retention_purge(st, 40000, 1000, 1), 1, "rt: another");
+    is_int(retention_purge(st, 40000, 1000, 1), 1, "rt: another");
+    is_int(retention_purge(st, 40000, 1000, 1), 0, "rt: no more");
+    ok(retention_found(st, ids[1]) == 0 && retention_found(st, ids[2]) == 0
+       && retention_found(st, ids[4]) == 0 && retention_found(st, ids[3]) == 1,
+       "rt: the ended ones are gone, the active one stays");
+    retention_index(st, before, sizeof(before));
+    is_int(strlen(before), 0, "rt: the index is empty");
+    is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_RELEASE, ids[3], 50000),
+           NGX_HTTP_INVENTORY_OK, "rt: the active one still releases");
+    ok(replay_matches(st, &events), "rt: the log still replays");
+
+    /* a store of schema 2, without the index, gets it where nginx opens it */
+    for (i = 0; i < 3; i++) {
+        is_int(retention_reserve(st, ids[i], 60000, 15000),
+               NGX_HTTP_INVENTORY_CREATED, "rt: reserve again %zu", i);
+        is_int(retention_end(st, NGX_HTTP_INVENTORY_CMD_RELEASE, ids[i],
+                             60000 + i),
+               NGX_HTTP_INVENTORY_OK, "rt: released %zu", i);
+    }
+
+    retention_index(st, before, sizeof(before));
+
+    ngx_http_inventory_put_u64(ver, 2);
+    key.mv_data = "schema_version";
+    key.mv_size = sizeof("schema_version") - 1;
+    val.mv_data = ver;
+    val.mv_size = 8;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    rc = rc ? rc : mdb_put(txn, st->meta, &key, &val, 0);
+    rc = rc ? rc : mdb_drop(txn, st->res_ended, 1);
+    rc = rc ? rc : mdb_txn_commit(txn);
+    is_int(rc, 0, "rt: made a store of schema 2");
+    ngx_http_inventory_store_close(st);
+
+    is_int(ngx_http_inventory_store_open(&st, dir, 0, 0,
+                                         NGX_HTTP_INVENTORY_STORE_RDONLY),
+           NGX_HTTP_INVENTORY_STORE_INCOMPATIBLE,
+           "rt: read only, a store of schema 2 is refused");
+    is_int(ngx_http_inventory_store_open(&st, dir, 4 * 1024 * 1024, 0,
+                                         NGX_HTTP_INVENTORY_STORE_CREATE),
+           0, "rt: nginx's open upgrades it");
+    retention_index(st, after, sizeof(after));
+    ok(strlen(before) > 0 && strcmp(before, after) == 0,
+       "rt: the upgrade indexed the ended reservations");
+    ngx_http_inventory_store_close(st);
+
+    is_int(ngx_http_inventory_store_open(&st, dir, 0, 0,
+                                         NGX_HTTP_INVENTORY_STORE_RDONLY),
+           0, "rt: then it opens read only too");
+    ngx_http_inventory_store_close(st);
+
+    /* rebuild makes the index anew */
+    is_int(ngx_http_inventory_store_open(&st, dir, 0, 0, 0), 0,
+           "rt: opens for rebuild");
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    rc = rc ? rc : mdb_drop(txn, st->res_ended, 0);
+    rc = rc ? rc : mdb_txn_commit(txn);
+    is_int(rc, 0, "rt: the index emptied");
+    is_int(ngx_http_inventory_store_rebuild(st, &events, &bad), 0,
+           "rt: rebuild");
+    retention_index(st, after, sizeof(after));
+    ok(strcmp(before, after) == 0, "rt: rebuild indexed them again");
+    is_int(retention_purge(st, 70000, 9997, 3), 3,
+           "rt: purged after the rebuild (3 released at 50 s and 60 s)");
+    is_int(retention_purge(st, 70000, 9997, 3), 1, "rt: and the last one");
+    retention_index(st, after, sizeof(after));
+    is_int(strlen(after), 0, "rt: the index is empty again");
+
+    ngx_http_inventory_store_close(st);
+}
+
+
 /* in a directory of its own below parent */
 
 static void
@@ -669,6 +919,7 @@ test_store(void)
     ngx_http_inventory_store_close(st);
 
     test_store_remap(dir);
+    test_store_retention(dir);
     test_store_codes();
 
     snprintf(cmdline, sizeof(cmdline), "rm -rf %s", dir);
