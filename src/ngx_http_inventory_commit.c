@@ -303,6 +303,7 @@ static void
 ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
 {
     size_t                       i, wrote, expired, replays;
+    int64_t                      purged;
     ngx_http_inventory_cmd_t    *cmd;
     ngx_http_inventory_shctx_t  *sh;
 
@@ -332,13 +333,19 @@ ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
     wrote = 0;
     expired = 0;
     replays = 0;
+    purged = 0;
 
     for (i = 0; i < cm->n; i++) {
         cmd = cm->cmds[i];
         cm->appended += cmd->appended;
 
+        if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
+            purged += cmd->purged;
+        }
+
         if (cmd->appended
-            || (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE && cmd->available))
+            || (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE
+                && (cmd->available || cmd->purged)))
         {
             wrote = 1;
         }
@@ -362,6 +369,7 @@ ngx_http_inventory_commit_count(ngx_http_inventory_committer_t *cm)
     (void) ngx_atomic_fetch_add(&sh->commands, cm->n);
     (void) ngx_atomic_fetch_add(&sh->events, cm->appended);
     (void) ngx_atomic_fetch_add(&sh->expired, expired);
+    (void) ngx_atomic_fetch_add(&sh->purged, purged);
     (void) ngx_atomic_fetch_add(&sh->replays, replays);
 
     /* batch sizes 1, 2-3, 4-7, ... 128-256 */

@@ -54,6 +54,7 @@ typedef struct {
     uint64_t                    etag;
     uint64_t                    last_seq;
     int64_t                     available;
+    int64_t                     purged;
 } ngx_http_inventory_pending_t;
 
 

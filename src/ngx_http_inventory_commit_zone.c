@@ -369,6 +369,7 @@ ngx_http_inventory_commit_settle(ngx_http_inventory_committer_t *cm)
         s->etag = cmd->etag;
         s->last_seq = cmd->last_seq;
         s->available = cmd->available;
+        s->purged = cmd->purged;
         s->body_len = 0;
 
         if (cmd->body) {
@@ -584,6 +585,7 @@ ngx_http_inventory_commit_result(ngx_http_inventory_pending_t *s,
     cmd->etag = s->etag;
     cmd->last_seq = s->last_seq;
     cmd->available = s->available;
+    cmd->purged = s->purged;
     cmd->body = NULL;
     cmd->body_len = 0;
 

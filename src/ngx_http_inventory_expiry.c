@@ -1,5 +1,6 @@
 /*
- * Reservation expiry and idempotency-key purging, run by one worker at a
+ * Reservation expiry, and the purge of idempotency keys and of ended
+ * reservations past inventory_reservation_retention, run by one worker at a
  * time: every worker ticks, and the one holding the lease in the shared
  * zone sweeps, through the group commit like any write.  A lease not
  * renewed in time, or held by a dead worker, is taken over, so expiry goes
@@ -10,6 +11,12 @@
  * A sweep expires up to a batch of due reservations; when it found a full
  * batch, the next sweep follows its commit at once rather than at the next
  * tick, so a burst of any size is expired at the speed of the commits.
+ * Every 10 s, or every quarter of a retention shorter than 40 s (an ended
+ * reservation then goes within 1.25 times it), a sweep also purges, a
+ * bounded batch of each kind in one transaction: a full batch has the
+ * next sweep purge again, a tick later, so that a backlog (a million ended
+ * reservations) goes in short transactions with the write path free
+ * between them.
  */
 
 #include <ngx_config.h>
@@ -22,7 +29,7 @@
 #define NGX_HTTP_INVENTORY_EXPIRY_TICK    250     /* ms */
 #define NGX_HTTP_INVENTORY_LEASE          1500    /* ms */
 #define NGX_HTTP_INVENTORY_EXPIRY_BATCH   64
-/* a full purge batch is followed by another one at the next sweep */
+/* keys, and reservations: a full batch is followed by another one */
 #define NGX_HTTP_INVENTORY_PURGE_BATCH    2000
 #define NGX_HTTP_INVENTORY_PURGE_EVERY    10000   /* ms */
 
@@ -40,6 +47,48 @@ static void ngx_http_inventory_expiry_tick(ngx_event_t *ev);
 static void ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf,
     ngx_log_t *log, uint64_t now);
 static void ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job);
+
+
+/*
+ * inventory_reservation_retention TIME | off: how long an ended
+ * reservation is kept; off keeps them for ever, and 0, which could mean
+ * either that or "not at all", is refused.
+ */
+
+char *
+ngx_http_inventory_retention_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_inventory_main_conf_t  *imcf = conf;
+
+    ngx_int_t   ms;
+    ngx_str_t  *value;
+
+    if (imcf->reservation_retention != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        imcf->reservation_retention = 0;
+        return NGX_CONF_OK;
+    }
+
+    ms = ngx_parse_time(&value[1], 0);
+
+    if (ms == NGX_ERROR || ms == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "inventory_reservation_retention needs a time "
+                           "of more than 0 (such as 30d, 12h or 10m) or "
+                           "\"off\", not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->reservation_retention = (ngx_msec_t) ms;
+
+    return NGX_CONF_OK;
+}
 
 
 void
@@ -93,6 +142,7 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
 {
     int                         rc;
     size_t                      n, i;
+    ngx_msec_t                  every;
     ngx_uint_t                  purge;
     ngx_http_inventory_sweep_t *sw;
     char                        ids[NGX_HTTP_INVENTORY_EXPIRY_BATCH]
@@ -118,7 +168,16 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
     purge = (now >= imcf->purge_at || imcf->purge_behind);
 
     if (purge) {
-        imcf->purge_at = now + NGX_HTTP_INVENTORY_PURGE_EVERY;
+        every = NGX_HTTP_INVENTORY_PURGE_EVERY;
+
+        if (imcf->reservation_retention
+            && imcf->reservation_retention / 4 < every)
+        {
+            every = ngx_max(imcf->reservation_retention / 4,
+                            NGX_HTTP_INVENTORY_EXPIRY_TICK);
+        }
+
+        imcf->purge_at = now + every;
     }
 
     if (n == 0 && !purge) {
@@ -146,6 +205,7 @@ ngx_http_inventory_sweep(ngx_http_inventory_main_conf_t *imcf, ngx_log_t *log,
     if (purge) {
         sw->cmds[n].type = NGX_HTTP_INVENTORY_CMD_PURGE;
         sw->cmds[n].quantity = NGX_HTTP_INVENTORY_PURGE_BATCH;
+        sw->cmds[n].ttl = imcf->reservation_retention;
         n++;
     }
 
@@ -178,7 +238,14 @@ ngx_http_inventory_sweep_done(ngx_http_inventory_job_t *job)
 
     if (cmd->type == NGX_HTTP_INVENTORY_CMD_PURGE) {
         imcf->purge_behind = (job->rc == 0
-                              && cmd->available == cmd->quantity);
+                              && (cmd->available == cmd->quantity
+                                  || cmd->purged == cmd->quantity));
+
+        if (job->rc == 0 && (cmd->available || cmd->purged)) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "inventory: purged %L ended reservations and %L "
+                          "idempotency keys", cmd->purged, cmd->available);
+        }
     }
 
     /* a failing store is not retried faster than the tick */

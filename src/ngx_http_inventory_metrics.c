@@ -181,6 +181,12 @@ ngx_http_inventory_metrics_handler(ngx_http_request_t *r)
                                       "Reservations expired by the module.",
                                       sh->expired);
         p = ngx_http_inventory_metric(p, last,
+                                      "inventory_reservations_purged_total",
+                                      "counter",
+                                      "Ended reservations purged after "
+                                      "inventory_reservation_retention.",
+                                      sh->purged);
+        p = ngx_http_inventory_metric(p, last,
                                       "inventory_idempotent_replays_total",
                                       "counter",
                                       "Requests answered from an "

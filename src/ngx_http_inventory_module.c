@@ -151,6 +151,13 @@ static ngx_command_t  ngx_http_inventory_commands[] = {
       offsetof(ngx_http_inventory_main_conf_t, idempotency_ttl),
       NULL },
 
+    { ngx_string("inventory_reservation_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_inventory_retention_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -207,6 +214,7 @@ ngx_http_inventory_create_main_conf(ngx_conf_t *cf)
     imcf->map_size = NGX_CONF_UNSET_SIZE;
     imcf->sync = NGX_CONF_UNSET;
     imcf->idempotency_ttl = NGX_CONF_UNSET_MSEC;
+    imcf->reservation_retention = NGX_CONF_UNSET_MSEC;
     imcf->batch_max = NGX_CONF_UNSET_UINT;
     imcf->follow_wait = NGX_CONF_UNSET_MSEC;
     imcf->follow_max_lag = NGX_CONF_UNSET_MSEC;
@@ -225,6 +233,8 @@ ngx_http_inventory_init_main_conf(ngx_conf_t *cf, void *conf)
                              NGX_HTTP_INVENTORY_DEFAULT_MAP_SIZE);
     ngx_conf_init_value(imcf->sync, 1);
     ngx_conf_init_msec_value(imcf->idempotency_ttl, 24 * 60 * 60 * 1000);
+    ngx_conf_init_msec_value(imcf->reservation_retention,
+                             (ngx_msec_t) 30 * 24 * 60 * 60 * 1000);
 
     ngx_conf_init_uint_value(imcf->batch_max, NGX_HTTP_INVENTORY_BATCH_MAX);
     ngx_conf_init_msec_value(imcf->follow_wait, 1000);

@@ -137,6 +137,7 @@ typedef struct {
     ngx_atomic_t                transactions;
     ngx_atomic_t                commands;
     ngx_atomic_t                expired;
+    ngx_atomic_t                purged;        /* ended reservations */
     ngx_atomic_t                replays;
     ngx_atomic_t                batches[8];    /* by log2 of the size */
     ngx_atomic_t                latency[NGX_HTTP_INVENTORY_ROUTE_LAST]
@@ -174,6 +175,7 @@ typedef struct {
     size_t                      map_size;
     ngx_flag_t                  sync;
     ngx_msec_t                  idempotency_ttl;
+    ngx_msec_t                  reservation_retention;  /* 0: off */
     ngx_shm_zone_t             *shm_zone;
     ngx_slab_pool_t            *shpool;
     ngx_http_inventory_shctx_t *sh;
@@ -399,6 +401,8 @@ ngx_int_t ngx_http_inventory_inflight_acquire(ngx_http_request_t *r,
 void ngx_http_inventory_inflight_release(void *handle);
 
 /* ngx_http_inventory_expiry.c */
+char *ngx_http_inventory_retention_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 void ngx_http_inventory_expiry_start(ngx_cycle_t *cycle,
     ngx_http_inventory_main_conf_t *imcf);
 

@@ -28,7 +28,7 @@ use Time::HiRes qw(sleep time);
 use HTTP::Tiny;
 use POSIX ();
 use InvTest qw(parallel feed_pages metric_value replay_events item_events
-               admin_run pid_alive encode_json decode_json);
+               admin_run pid_alive encode_json decode_json wait_until);
 
 my $T0 = time;
 my $MDB_STAT = InvTest::which('mdb_stat');
@@ -89,16 +89,6 @@ sub overwrite {
         $ok++ if adjust_once($path, $i % 2 ? 1 : -1) == 200;
     }
     return $ok;
-}
-
-sub wait_until {
-    my ($secs, $cond) = @_;
-    my $deadline = time + $secs;
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
 }
 
 # the master has $WORKERS workers again, none of them $dead

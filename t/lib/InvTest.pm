@@ -24,7 +24,7 @@ package InvTest;
 #   metrics               parse_metrics, metrics, metric_value
 #   store and admin tool  admin_run, verify_ok, owner_problems,
 #                         write_lock_tid, same_store_ok
-#   time                  ts_ms, sleep_until
+#   time                  ts_ms, sleep_until, wait_until
 
 use strict;
 use warnings;
@@ -57,7 +57,7 @@ our @EXPORT_OK = qw(
     replay_events applied_seq wait_applied
     parse_metrics metrics metric_value
     admin_run verify_ok owner_problems write_lock_tid same_store_ok
-    ts_ms sleep_until
+    ts_ms sleep_until wait_until
 );
 
 our $NGINX = $ENV{INVENTORY_NGINX} // '/usr/sbin/nginx';
@@ -2140,6 +2140,18 @@ sub sleep_until {
     my ($t) = @_;
     my $d = $t - time;
     sleep $d if $d > 0;
+}
+
+# wait_until($seconds, sub { ... }): polls the sub every 50 ms; true once
+# it is true, false when $seconds passed first
+sub wait_until {
+    my ($secs, $cond) = @_;
+    my $deadline = time + $secs;
+    while (1) {
+        return 1 if $cond->();
+        return 0 if time > $deadline;
+        sleep 0.05;
+    }
 }
 
 
