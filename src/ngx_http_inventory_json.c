@@ -31,7 +31,6 @@ static ngx_http_inventory_json_t *ngx_http_inventory_json_node(
     ngx_http_inventory_json_parser_t *jp, unsigned type);
 static int ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
     const unsigned char *s, size_t len, const char **out);
-static int ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len);
 static int ngx_http_inventory_json_on_null(void *ctx);
 static int ngx_http_inventory_json_on_boolean(void *ctx, int b);
 static int ngx_http_inventory_json_on_number(void *ctx, const char *s,
@@ -232,7 +231,7 @@ ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
 
 /* well-formed UTF-8 as RFC 3629 defines it */
 
-static int
+int
 ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len)
 {
     size_t         i, need;

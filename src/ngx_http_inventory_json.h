@@ -68,6 +68,8 @@ ngx_http_inventory_json_t *ngx_http_inventory_json_parse(const char *text,
     const char **dup_key, size_t *dup_key_len);
 ngx_http_inventory_json_t *ngx_http_inventory_json_get(
     const ngx_http_inventory_json_t *obj, const char *name);
+/* well-formed UTF-8 (RFC 3629): 1, else 0 */
+int ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len);
 
 void ngx_http_inventory_buf_init(ngx_http_inventory_buf_t *b,
     ngx_http_inventory_alloc_pt alloc, void *ctx);

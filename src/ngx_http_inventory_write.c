@@ -39,11 +39,12 @@ ngx_int_t
 ngx_http_inventory_start_write(ngx_http_request_t *r,
     ngx_http_inventory_ctx_t *ctx)
 {
-    int                           any;
-    ngx_int_t                     rc;
-    ngx_uint_t                    ends;
-    ngx_http_inventory_cmd_t     *cmd;
-    ngx_http_inventory_errors_t   errs;
+    int                             any;
+    ngx_int_t                       rc;
+    ngx_uint_t                      ends;
+    ngx_http_inventory_cmd_t       *cmd;
+    ngx_http_inventory_errors_t     errs;
+    ngx_http_inventory_loc_conf_t  *ilcf;
 
     ends = (ctx->route == NGX_HTTP_INVENTORY_ROUTE_COMMIT
             || ctx->route == NGX_HTTP_INVENTORY_ROUTE_RELEASE);
@@ -87,6 +88,24 @@ ngx_http_inventory_start_write(ngx_http_request_t *r,
 
         cmd->has_if_match = 1;
         cmd->if_match_any = any ? 1 : 0;
+    }
+
+    /* recorded in every event the write appends, which JSON renders */
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
+
+    if (ilcf->actor) {
+        rc = ngx_http_inventory_actor(r, ilcf->actor, &cmd->actor);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_inventory_error_set(&errs, "actor",
+                                         "the value inventory_actor takes "
+                                         "from the request must be UTF-8 "
+                                         "text");
+        }
     }
 
     if (ngx_http_inventory_idempotency_key(r, cmd) != NGX_OK) {
@@ -327,12 +346,6 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_inventory_module);
     cmd->ttl = ilcf->reservation_ttl;
 
-    if (ilcf->actor
-        && ngx_http_inventory_actor(r, ilcf->actor, &cmd->actor) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     /* commit and release: no body is as good as {} */
     if (!(len == 0 && (cmd->type == NGX_HTTP_INVENTORY_CMD_COMMIT
                        || cmd->type == NGX_HTTP_INVENTORY_CMD_RELEASE))
@@ -379,7 +392,8 @@ ngx_http_inventory_prepare(ngx_http_request_t *r,
 
 /*
  * Who asks, as inventory_actor says (an empty value: no one): at most
- * 255 bytes, cut where a UTF-8 character begins.
+ * 255 bytes, cut where a UTF-8 character begins; NGX_DECLINED when it is
+ * not UTF-8 (an event's JSON could not carry it).
  */
 
 static ngx_int_t
@@ -398,6 +412,10 @@ ngx_http_inventory_actor(ngx_http_request_t *r, ngx_http_complex_value_t *cv,
         while (v.len && (v.data[v.len] & 0xc0) == 0x80) {
             v.len--;
         }
+    }
+
+    if (!ngx_http_inventory_utf8_valid(v.data, v.len)) {
+        return NGX_DECLINED;
     }
 
     actor->data = (const char *) v.data;

@@ -23,7 +23,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use InvTest qw(item_ok problem_ok reservation_ok items_snapshot unchanged
-               ipath item_events verify_ok);
+               ipath item_events verify_ok last_seq);
 
 my $n = InvTest->start(location_extra => 'inventory_actor $http_x_actor;');
 
@@ -302,6 +302,40 @@ $n->adjust('L-1', 'v', { delta => 1 },
            headers => { 'X-Actor' => 'x' x 300 });
 is(length(last_event('L-1', 'v')->{data}{actor} // ''), 255,
    'an actor is cut at 255 bytes');
+
+# the actor is request bytes: cut at a character's start, and refused when
+# not UTF-8 (no event's JSON could carry it); HTTP::Tiny sends ASCII only
+sub adjust_as {
+    my ($actor) = @_;
+    return $n->raw_req(POST => ipath('L-1', 'v') . '/adjustments',
+                       headers => [ 'X-Actor' => $actor,
+                                    'Content-Type' => 'application/json' ],
+                       body => '{"delta":1}');
+}
+for my $c ([ 'x' x 254 . "\xc3\xa9", 254, 'a 2-byte character at 255' ],
+           [ 'x' x 253 . "\xe2\x82\xac", 253, 'a 3-byte one at 254' ],
+           [ "caf\xc3\xa9", 5, 'UTF-8 kept whole' ])
+{
+    my ($actor, $len, $what) = @$c;
+    is(adjust_as($actor)->{status}, 200, "an actor with $what: 200");
+    my $got = last_event('L-1', 'v')->{data}{actor} // '';
+    utf8::encode($got);
+    is($got, substr($actor, 0, $len), "... recorded as its first $len bytes");
+}
+is(adjust_as("ok\x01\x1f")->{status}, 200, 'an actor with control bytes');
+is(last_event('L-1', 'v')->{data}{actor}, "ok\x01\x1f",
+   '... escaped in the JSON, read back as they were');
+for my $bad ("\xff\xfe", "caf\xe9", "x\xc3", "\xed\xa0\x80", "\xc0\xaf") {
+    my $before = items_snapshot($n, ipath('L-1', 'v'));
+    my $seq = last_seq($n);
+    problem_ok(adjust_as($bad), 400, 'invalid-request',
+               'an actor that is not UTF-8: 400', field => 'actor');
+    unchanged($n, $before, '... nothing written');
+    is(last_seq($n), $seq, '... no event appended');
+}
+my $feed = $n->req(GET => '/v1/events?after=0&limit=1000');
+ok($feed->{status} == 200 && ref $feed->{json} eq 'HASH',
+   'the feed is JSON that decodes');
 for my $bad ('', 'two words', 'x' x 256, "caf\x{e9}", 5) {
     my $before = items_snapshot($n, ipath('L-1', 'v'));
     problem_ok($n->adjust('L-1', 'v', { delta => 1, reference => $bad }),
