@@ -18,7 +18,7 @@
 use strict;
 use warnings;
 use Test::More;
-use InvTest;
+use InvTest qw(hostile_bodies hostile_problems json_object);
 
 my $n = InvTest->start(http_extra => 'client_max_body_size 64k; '
                        . 'client_body_timeout 2s;');
@@ -42,29 +42,7 @@ my $snap = InvTest::items_snapshot($n, @SNAP);
 my @workers = sort { $a <=> $b } $n->worker_pids;
 my $seq0 = $n->req(GET => '/v1/health')->{json}{store}{last_seq};
 
-my @bodies = (
-    '', ' ', '{', '}', '[', '{"quantity":', '{"quantity":1', '{"quantity":1,}',
-    'null', 'true', '0', '"x"', '[1,2,3]', '{"quantity":1}{"quantity":1}',
-    '{"quantity":"1"}', '{"quantity":1.0}', '{"quantity":1e3}',
-    '{"quantity":-0}', '{"quantity":0x10}', '{"quantity":01}',
-    '{"quantity":99999999999999999999999999999999}',
-    '{"quantity":9007199254740993}', '{"quantity":-9223372036854775809}',
-    '{"delta":1e308}', '{"delta":-1e400}', '{"on_hand":NaN}',
-    '{"on_hand":Infinity}', '{"quantity":1,"quantity":2}',
-    "{\"quantity\":1,\"reason\":\"a\x00b\"}", "{\"quantity\":1\x00}",
-    "\x00\x00\x00\x00", "{\"reason\":\"\xff\xfe\"}", "{\"reason\":\"\xc0\xaf\"}",
-    "{\"reason\":\"\xed\xa0\x80\"}", "{\"reason\":\"\\ud800\"}",
-    "\xef\xbb\xbf{\"quantity\":1}", "{\"r\xc3\":1}",
-    ('[' x 10000) . (']' x 10000), ('{"a":' x 5000) . '1' . ('}' x 5000),
-    '{"lines":[' . join(',', ('{"sku":"H-1","location":"s1","quantity":1}')
-                             x 5000) . ']}',
-    '{"reason":"' . ('x' x 60000) . '"}',
-    '{"' . ('k' x 1000) . '":1}', '"' . ("\\u0000" x 1000) . '"',
-    '{"quantity":1,"ttl_seconds":18446744073709551616}',
-    '{"sku":"H-1","from":"s1","to":"s1","quantity":1}',
-    '{"sku":"../../etc/passwd","from":"s1","to":"s2","quantity":1}',
-    '{"sku":"H-1","from":"s1","to":"s2","quantity":-1}',
-);
+my @bodies = hostile_bodies();
 my @writes = (
     [ PUT  => '/v1/inventory/H-1/s1' ],
     [ POST => '/v1/inventory/H-1/s1/adjustments' ],
@@ -77,21 +55,9 @@ my @writes = (
     [ POST => '/v1/inventory/H-1/s1/moves' ],
 );
 
-my (%bad, $count);
-for my $w (@writes) {
-    for my $b (@bodies) {
-        for my $ct ('application/json', 'text/plain') {
-            my $r = $n->req(@$w, body => $b, raw => 1,
-                            headers => { 'Content-Type' => $ct });
-            $count++;
-            push @{ $bad{"$w->[0] $w->[1]"} },
-                 "$r->{status} for " . substr($b =~ s/[^ -~]/?/gr, 0, 60)
-                if $r->{status} >= 500 || $r->{status} < 400;
-        }
-    }
-}
-is_deeply(\%bad, {}, "$count hostile bodies: every one a 4xx")
-    or diag explain \%bad;
+my ($count, $bad) = hostile_problems($n, \@writes, \@bodies);
+is_deeply($bad, {}, "$count hostile bodies: every one a 4xx problem")
+    or diag explain $bad;
 
 # --- valid JSON that breaks a rule: 400 naming the field ------------------
 #
@@ -190,23 +156,10 @@ for my $route (sort keys %VALID) {
     }
 }
 
-# body(\@members): the JSON text, members in order
-sub body {
-    my @m = @{ $_[0] };
-    my (@out, %at);
-    while (my ($k, $v) = splice @m, 0, 2) {
-        if (exists $at{$k}) { $out[ $at{$k} ] = [ $k, $v ]; next }
-        $at{$k} = @out;
-        push @out, [ $k, $v ];
-    }
-    return '{' . join(',', map { qq{"$_->[0]":$_->[1]} }
-                           grep { defined $_->[1] } @out) . '}';
-}
-
 my @rbad;
 for my $x (@rules) {
     my ($route, $members, $field) = @$x;
-    my $b = body($members);
+    my $b = json_object($members);
     my $r = $n->req(POST => $ROUTE{$route}, body => $b, raw => 1,
                     headers => { 'Content-Type' => 'application/json' });
     $r = $n->req(PUT => $ROUTE{$route}, body => $b, raw => 1,
@@ -234,7 +187,7 @@ is_deeply(\@rbad, [], scalar(@rules) . ' bodies that break a rule of the '
     for my $route (qw(move adjust put)) {
         for my $name ('reason\u0000', 'from\u0000', 'state\u0000x',
                       'reference\u0000') {
-            my $b = body([ @{ $VALID{$route} }, $name => '"a"' ]);
+            my $b = json_object([ @{ $VALID{$route} }, $name => '"a"' ]);
             my $r = $n->req($route eq 'put' ? 'PUT' : 'POST', $ROUTE{$route},
                             body => $b, raw => 1,
                             headers => { 'Content-Type' => 'application/json' });
@@ -261,7 +214,7 @@ is_deeply(\@rbad, [], scalar(@rules) . ' bodies that break a rule of the '
 # version (412), which is decided after the body
 my @vbad;
 for my $route (sort keys %VALID) {
-    my $b = body($VALID{$route});
+    my $b = json_object($VALID{$route});
     my $path = $ROUTE{$route};
     my %h = ('Content-Type' => 'application/json', 'If-Match' => '"999"');
     my $want = 412;

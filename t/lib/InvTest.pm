@@ -17,7 +17,9 @@ package InvTest;
 #                         random_write, put_n, keyed_writer (a failover
 #                         checker's writer)
 #   assertions            json_type, show, problem_ok, item_ok,
-#                         reservation_ok, counts_ok, unchanged, replay_ok
+#                         reservation_ok, counts_ok, unchanged, replay_ok;
+#                         hostile input: hostile_bodies, hostile_problems,
+#                         json_object
 #   events and the feed   item_events, items_snapshot, event_pages,
 #                         feed_pages, last_seq, replay_events;
 #                         a follower's applied_seq, wait_applied
@@ -51,8 +53,10 @@ our @EXPORT_OK = qw(
     san_env san_files san_reports_ok
     async_req async_wait header ipath idem_key replayed
     random_write put_n keyed_writer acked_after acked_items
-    json_type show problem_ok item_problems item_ok reservation_problems
+    json_type show problem_ok problem_problems item_problems item_ok
+    reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
+    hostile_bodies hostile_problems json_object
     item_events items_snapshot event_pages feed_pages last_seq
     replay_events applied_seq wait_applied
     parse_metrics metrics metric_value
@@ -1288,9 +1292,23 @@ my %CODE_STATUS = (
 sub problem_ok {
     my ($r, $status, $code, $name, %opt) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return _problems_ok([ problem_problems($r, $status, $code, %opt) ],
+                        $name, $r);
+}
+
+# problem_problems($r, $status, $code, %opt): what problem_ok finds wrong
+# with an answer (an empty list: nothing); $status undef: any 4xx, $code
+# undef: any code (the one its type names)
+sub problem_problems {
+    my ($r, $status, $code, %opt) = @_;
     my @p;
-    push @p, "status is $r->{status}, expected $status"
-        unless $r->{status} == $status;
+    if (defined $status) {
+        push @p, "status is $r->{status}, expected $status"
+            unless $r->{status} == $status;
+    } else {
+        push @p, "status is $r->{status}, expected a 4xx"
+            unless $r->{status} >= 400 && $r->{status} < 500;
+    }
     push @p, "content-type is '$r->{content_type}', expected "
              . "application/problem+json"
         unless $r->{content_type} =~ m{^application/problem\+json\b}i;
@@ -1310,9 +1328,14 @@ sub problem_ok {
                  . ", expected $r->{status} (the HTTP status)"
             if $st eq 'number' && $j->{status} != $r->{status};
         push @p, "code is '" . ($j->{code} // 'null') . "', expected '$code'"
-            unless defined $j->{code} && $j->{code} eq $code;
+            unless defined $code ? defined $j->{code} && $j->{code} eq $code
+                                 : defined $j->{code};
+        push @p, "type is '" . ($j->{type} // 'null') . "', expected "
+                 . "'urn:inventory:problem:" . ($j->{code} // '') . "'"
+            unless defined $j->{code}
+                   && ($j->{type} // '') eq "urn:inventory:problem:$j->{code}";
 
-        if ($status == 400) {
+        if (($status // $r->{status}) == 400) {
             my $e = $j->{errors};
             if (ref $e ne 'ARRAY' || !@$e) {
                 push @p, "400 without a non-empty 'errors' array";
@@ -1339,7 +1362,7 @@ sub problem_ok {
         }
         # one item's available, or the short lines (a cart, a commit), or
         # a batch's refused changes
-        if ($code eq 'insufficient-stock') {
+        if (($j->{code} // '') eq 'insufficient-stock') {
             my $t = json_type($j->{available});
             push @p, "409 insufficient-stock without numeric 'available' ($t)"
                     . ", 'lines' or 'errors'"
@@ -1363,11 +1386,91 @@ sub problem_ok {
             }
         }
     }
-    if ($CODE_STATUS{$code} && $CODE_STATUS{$code} != $status) {
+    if (defined $code && defined $status && $CODE_STATUS{$code}
+        && $CODE_STATUS{$code} != $status)
+    {
         push @p, "(test bug: code $code goes with $CODE_STATUS{$code})";
     }
+    return @p;
+}
 
-    return _problems_ok(\@p, $name, $r);
+# ==========================================================================
+# hostile input (t/70-hostile*.t)
+# ==========================================================================
+
+# hostile_bodies(): bodies no write route may take: malformed, truncated,
+# oversized, deeply nested, non-UTF-8, NUL-containing and numeric-overflow
+# JSON, and JSON of the wrong shape or with a wrong member
+sub hostile_bodies {
+    return (
+        '', ' ', '{', '}', '[', '{"quantity":', '{"quantity":1',
+        '{"quantity":1,}', 'null', 'true', '0', '"x"', '[1,2,3]',
+        '{"quantity":1}{"quantity":1}', '{"quantity":"1"}',
+        '{"quantity":1.0}', '{"quantity":1e3}', '{"quantity":-0}',
+        '{"quantity":0x10}', '{"quantity":01}',
+        '{"quantity":99999999999999999999999999999999}',
+        '{"quantity":9007199254740993}',
+        '{"quantity":-9223372036854775809}', '{"delta":1e308}',
+        '{"delta":-1e400}', '{"on_hand":NaN}', '{"on_hand":Infinity}',
+        '{"quantity":1,"quantity":2}',
+        "{\"quantity\":1,\"reason\":\"a\x00b\"}", "{\"quantity\":1\x00}",
+        "\x00\x00\x00\x00", "{\"reason\":\"\xff\xfe\"}",
+        "{\"reason\":\"\xc0\xaf\"}", "{\"reason\":\"\xed\xa0\x80\"}",
+        "{\"reason\":\"\\ud800\"}", "\xef\xbb\xbf{\"quantity\":1}",
+        "{\"r\xc3\":1}",
+        ('[' x 10000) . (']' x 10000), ('{"a":' x 5000) . '1' . ('}' x 5000),
+        '{"lines":['
+        . join(',', ('{"sku":"H-1","location":"s1","quantity":1}') x 5000)
+        . ']}',
+        '{"reason":"' . ('x' x 60000) . '"}',
+        '{"' . ('k' x 1000) . '":1}', '"' . ("\\u0000" x 1000) . '"',
+        '{"quantity":1,"ttl_seconds":18446744073709551616}',
+        '{"sku":"H-1","from":"s1","to":"s1","quantity":1}',
+        '{"sku":"../../etc/passwd","from":"s1","to":"s2","quantity":1}',
+        '{"sku":"H-1","from":"s1","to":"s2","quantity":-1}',
+    );
+}
+
+# hostile_problems($n, \@routes, \@bodies): sends each body to each route
+# ([method, path]) as application/json and as text/plain.  Returns the
+# number of requests and { "METHOD path" => [what was wrong, ...] } of
+# the answers that are not a 4xx problem (nginx's own page for a body over
+# client_max_body_size aside: 413, text/html)
+sub hostile_problems {
+    my ($n, $routes, $bodies) = @_;
+    my (%bad, $count);
+    for my $w (@$routes) {
+        for my $b (@$bodies) {
+            for my $ct ('application/json', 'text/plain') {
+                my $r = $n->req(@$w, body => $b, raw => 1,
+                                headers => { 'Content-Type' => $ct });
+                $count++;
+                next if $r->{status} == 413
+                        && $r->{content_type} =~ m{^text/html\b}i;
+                my @p = problem_problems($r, undef, undef);
+                push @{ $bad{"$w->[0] $w->[1]"} },
+                     "$r->{status} for $ct "
+                     . substr($b =~ s/[^ -~]/?/gr, 0, 60) . ": $p[0]"
+                    if @p;
+            }
+        }
+    }
+    return ($count, \%bad);
+}
+
+# json_object(\@members): the text of a JSON object of those members
+# ([name => value's JSON text, ...]) in order; a name given again replaces
+# the value in its place, an undef value leaves the member out
+sub json_object {
+    my @m = @{ $_[0] };
+    my (@out, %at);
+    while (my ($k, $v) = splice @m, 0, 2) {
+        if (exists $at{$k}) { $out[ $at{$k} ] = [ $k, $v ]; next }
+        $at{$k} = @out;
+        push @out, [ $k, $v ];
+    }
+    return '{' . join(',', map { qq{"$_->[0]":$_->[1]} }
+                           grep { defined $_->[1] } @out) . '}';
 }
 
 my @ITEM_KEYS = qw(available location low_stock min_level on_hand reserved
