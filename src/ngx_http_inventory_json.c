@@ -31,6 +31,7 @@ static ngx_http_inventory_json_t *ngx_http_inventory_json_node(
     ngx_http_inventory_json_parser_t *jp, unsigned type);
 static int ngx_http_inventory_json_copy(ngx_http_inventory_json_parser_t *jp,
     const unsigned char *s, size_t len, const char **out);
+static int ngx_http_inventory_json_escapes_valid(const char *s, size_t len);
 static int ngx_http_inventory_json_on_null(void *ctx);
 static int ngx_http_inventory_json_on_boolean(void *ctx, int b);
 static int ngx_http_inventory_json_on_number(void *ctx, const char *s,
@@ -81,6 +82,12 @@ ngx_http_inventory_json_parse(const char *text, size_t len,
 
     if (len == 0) {
         strcpy(err, "request body is empty");
+        return NULL;
+    }
+
+    if (!ngx_http_inventory_json_escapes_valid(text, len)) {
+        strcpy(err, "body is not valid JSON: half a surrogate pair in a "
+                    "string");
         return NULL;
     }
 
@@ -276,6 +283,82 @@ ngx_http_inventory_utf8_valid(const unsigned char *s, size_t len)
     }
 
     return 1;
+}
+
+
+/*
+ * yajl decodes a \uD800-\uDBFF escape with no \u escape after it into
+ * "?", and pairs it with whatever \u escape follows (\uD800\u0041 is
+ * U+10041): half a surrogate pair, or a pair in the wrong order, is
+ * refused here from the text, as invalid UTF-8 is.
+ */
+
+static int
+ngx_http_inventory_json_escapes_valid(const char *s, size_t len)
+{
+    size_t    i, k;
+    unsigned  c, cp, high;
+
+    high = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != '\\' || i + 1 == len) {
+            if (high) {
+                return 0;
+            }
+
+            continue;
+        }
+
+        if (s[i + 1] != 'u') {
+            if (high) {
+                return 0;
+            }
+
+            i++;
+            continue;
+        }
+
+        /* a \u escape without its 4 hex digits: yajl refuses it */
+        if (len - i < 6) {
+            return 1;
+        }
+
+        cp = 0;
+
+        for (k = i + 2; k < i + 6; k++) {
+            c = (unsigned char) s[k];
+
+            if (c >= '0' && c <= '9') {
+                cp = cp << 4 | (c - '0');
+
+            } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+                cp = cp << 4 | ((c | 0x20) - 'a' + 10);
+
+            } else {
+                return 1;
+            }
+        }
+
+        i += 5;
+
+        if (high) {
+            if (cp < 0xdc00 || cp > 0xdfff) {
+                return 0;
+            }
+
+            high = 0;
+
+        } else if (cp >= 0xd800 && cp <= 0xdfff) {
+            if (cp >= 0xdc00) {
+                return 0;
+            }
+
+            high = 1;
+        }
+    }
+
+    return !high;
 }
 
 

@@ -31,7 +31,8 @@ use strict;
 use warnings;
 use Test::More;
 use InvTest qw(hostile_bodies hostile_problems json_object problem_problems
-               problem_ok admin_run last_seq json_type header);
+               problem_ok admin_run last_seq json_type header
+               unpaired_surrogates);
 
 my $n = InvTest->start(http_extra => 'client_max_body_size 1m; '
                        . 'client_body_timeout 2s;');
@@ -248,6 +249,12 @@ push @unknown, map { [ move => $_ ] } qw(state delta on_hand safety_stock);
         my $i = $AT{count}[ $k % 3 ];
         $send->($i, change($i, on_hand => $v), 'body', "on_hand $v");
     }
+    for my $m (qw(reason reference sku)) {
+        for my $v (unpaired_surrogates()) {
+            my $i = $AT{ $OPS[ $k % 3 ] }[ $k % 3 ];
+            $send->($i, change($i, $m => $v), 'body', "$m $v");
+        }
+    }
     is_deeply(\@bad, [], "$count batches of 250 changes, one bad (in each "
               . 'member, with atomic true, false or left out): 400 naming '
               . 'exactly that change\'s member') or diag explain \@bad;
@@ -296,6 +303,10 @@ push @unknown, map { [ move => $_ ] } qw(state delta on_hand safety_stock);
     for my $v (@NOT_JSON) {
         push @cases, [ json_object([ atomic => $v, changes => $three ]),
                        'body', "atomic $v" ];
+    }
+    for my $v (unpaired_surrogates()) {
+        push @cases, [ json_object([ reference => $v, changes => $three ]),
+                       'body', "the batch's reference $v" ];
     }
     # nested deeper than 8, or more than 4096 values
     push @cases,
@@ -485,7 +496,7 @@ sub query {
             . ']}', [ 'body' ], 'a sku nested 6 deep');
     $send->(json_object([ items => '[' . join(',', ('1') x 4100) . ']' ]),
             [ 'body' ], 'items of 4100 values');
-    for my $v (@NOT_JSON) {
+    for my $v (@NOT_JSON, unpaired_surrogates()) {
         $send->(query({ 3 => item(3, location => $v) }), [ 'body' ],
                 "a location $v");
     }

@@ -13,12 +13,14 @@
 # an unknown member), of an adjustment's state, of PUT's safety_stock and
 # backorder_limit, and of the ledger's reference (spaces, control
 # characters, 256 characters, non-ASCII, not a string) on every write
-# route: each one 400 naming the field.  The item they aim at holds stock
+# route: each one 400 naming the field; a reason or reference with half a
+# surrogate pair (\ud800 alone) is 400 naming the body.  The item they aim at holds stock
 # in every state, so any of them that slipped through would write.
 use strict;
 use warnings;
 use Test::More;
-use InvTest qw(hostile_bodies hostile_problems json_object);
+use InvTest qw(hostile_bodies hostile_problems json_object
+               unpaired_surrogates);
 
 my $n = InvTest->start(http_extra => 'client_max_body_size 64k; '
                        . 'client_body_timeout 2s;');
@@ -153,6 +155,12 @@ for my $route (sort keys %VALID) {
     for my $v ('"' . ('x' x 257) . '"', '5', 'null', '[]') {
         push @rules, [ $route => [ @{ $VALID{$route} }, reason => $v ],
                        'reason' ];
+    }
+    # half a surrogate pair is not UTF-8: the body is invalid (a lone
+    # high one was taken as "?", and written)
+    for my $m (qw(reason reference)) {
+        push @rules, [ $route => [ @{ $VALID{$route} }, $m => $_ ], 'body' ]
+            for unpaired_surrogates();
     }
 }
 

@@ -19,7 +19,7 @@ package InvTest;
 #   assertions            json_type, show, problem_ok, item_ok,
 #                         reservation_ok, counts_ok, unchanged, replay_ok;
 #                         hostile input: hostile_bodies, hostile_problems,
-#                         json_object
+#                         json_object, unpaired_surrogates
 #   events and the feed   item_events, items_snapshot, event_pages,
 #                         feed_pages, last_seq, replay_events;
 #                         a follower's applied_seq, wait_applied
@@ -56,7 +56,7 @@ our @EXPORT_OK = qw(
     json_type show problem_ok problem_problems item_problems item_ok
     reservation_problems
     reservation_ok counts_ok unchanged replay_ok fresh_ok
-    hostile_bodies hostile_problems json_object
+    hostile_bodies hostile_problems json_object unpaired_surrogates
     item_events items_snapshot event_pages feed_pages last_seq
     replay_events applied_seq wait_applied
     parse_metrics metrics metric_value
@@ -1429,6 +1429,16 @@ sub hostile_bodies {
         '{"sku":"../../etc/passwd","from":"s1","to":"s2","quantity":1}',
         '{"sku":"H-1","from":"s1","to":"s2","quantity":-1}',
     );
+}
+
+# unpaired_surrogates(): JSON strings with a \u escape of half a
+# surrogate pair, or a pair in the wrong order: not Unicode, so not UTF-8
+# either (yajl turned a lone high one into "?" and paired one with any
+# escape after it)
+sub unpaired_surrogates {
+    return ('"\ud800"', '"a\ud83db"', '"\udbff"', '"\ud800\u0041"',
+            '"\ud800\ud800"', '"\udc00"', '"\ude00\ud83d"',
+            '"\ud800\\\\ude00"', '"x\ud800\n"');
 }
 
 # hostile_problems($n, \@routes, \@bodies): sends each body to each route

@@ -127,6 +127,20 @@ test_bad_bodies(void)
         { NGX_HTTP_INVENTORY_CMD_COUNT,
           "{\"on_hand\":1,\"reason\":\"\xf4\x90\x80\x80\"}", "body" },
         { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"\xe0\x80\xaf\":1}", "body" },
+        /* half a surrogate pair, as a \u escape */
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\\ud800\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"a\\udbffb\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\\ud800\\u0041\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\\ud800\\n\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reason\":\"\\udc00\\ud800\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT,
+          "{\"on_hand\":1,\"reference\":\"\\uD83D\"}", "body" },
+        { NGX_HTTP_INVENTORY_CMD_COUNT, "{\"\\ud800\":1}", "body" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":0}", "delta" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":1000000001}", "delta" },
         { NGX_HTTP_INVENTORY_CMD_ADJUST, "{\"delta\":-1000000001}", "delta" },
@@ -173,6 +187,14 @@ test_good_bodies(void)
     ok(cmd.on_hand == 9007199254740991LL && cmd.has_min_level
        && cmd.min_level == 0 && cmd.reason.len == 12,
        "count body values");
+    test_free();
+
+    ok(body(NGX_HTTP_INVENTORY_CMD_COUNT,
+            "{\"on_hand\":1,\"reason\":\"\\ud83d\\uDE00 \\\\ud800\"}",
+            &cmd, &errs) == 0
+       && cmd.reason.len == 11
+       && memcmp(cmd.reason.data, "\xf0\x9f\x98\x80 \\ud800", 11) == 0,
+       "a surrogate pair, and \\\\ud800 (a backslash, not an escape)");
     test_free();
 
     ok(body(NGX_HTTP_INVENTORY_CMD_COUNT, "{\"on_hand\":0}", &cmd, &errs) == 0
