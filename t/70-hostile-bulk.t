@@ -17,7 +17,8 @@
 #   same way.  Bodies of exactly 512 KiB (taken) and one byte more (400),
 #   with a Content-Length and chunked; over client_max_body_size: nginx's
 #   413.  A valid batch with a bad Idempotency-Key or Content-Type;
-#   Inventory-Min-Seq of a query; truncated bodies.
+#   Inventory-Min-Seq of a query; truncated bodies; hostile paths and
+#   query strings near both routes, with every method.
 # * Refused by the store: one change of 250 that is 404, 409 or 412:
 #   atomic, the problem of its kind naming its index, nothing written;
 #   not atomic, 200 with its problem in its place and the 249 others
@@ -530,6 +531,37 @@ sub query {
     is_deeply(\@bad, [], 'a bad Inventory-Min-Seq on a query: 400')
         or diag explain \@bad;
     unchanged_ok($before, 'the queries, valid and not');
+}
+
+# hostile paths and query strings near the two routes, every method, with
+# the valid batch refused whole (412) or the valid query (a POST of it may
+# be a 200: nginx merges "//"): no 5xx, no write taken
+{
+    my $refused = batch({ 5 => change(5, if_version => '999') });
+    my $q = query({});
+    my @pbad;
+    for my $p ('/v1/batch/', '/v1/batch/x', '/v1/batch?atomic=false',
+               '/v1/batch?changes=1&changes=2', '/v1/batch%00', '/v1/Batch',
+               '/v1//batch', '/v1/batch/' . ('a/' x 500), '/v1/batch%2f',
+               '/v1/inventory/query/', '/v1/inventory/query/x',
+               '/v1/inventory/query?items=' . ('1' x 3000),
+               '/v1/inventory/query%00', '/v1/inventory/Query',
+               '/v1/inventory//query', '/v1/inventory/query/w/x',
+               '/v1/inventory/query/w/moves') {
+        for my $m (qw(GET HEAD POST PUT DELETE PATCH OPTIONS)) {
+            my $r = $n->raw_req($m, $p,
+                body => ($m =~ /^P/ ? ($p =~ /query/ ? $q : $refused)
+                                    : undef),
+                headers => [ 'Content-Type' => 'application/json' ]);
+            push @pbad, "$m " . substr($p, 0, 60) . ": $r->{status}"
+                if $r->{status} >= 500
+                   || ($m =~ /^(?:PUT|PATCH|DELETE)\z/ && $r->{status} < 400)
+                   || ($m eq 'POST' && $p !~ /query/ && $r->{status} < 400);
+        }
+    }
+    is_deeply(\@pbad, [], '17 hostile paths x 7 methods: no 5xx, no write '
+              . 'taken') or diag explain \@pbad;
+    unchanged_ok($before, 'hostile paths');
 }
 
 # truncated bodies: a Content-Length of more than is sent, on both routes
