@@ -10,6 +10,8 @@
 #include "ngx_http_inventory_render.h"
 
 
+static void ngx_http_inventory_render_answer(yajl_gen g,
+    ngx_http_inventory_cmd_t *cmd);
 static void ngx_http_inventory_render_problem_cb(yajl_gen g,
     const void *data);
 static void ngx_http_inventory_render_item_cb(yajl_gen g, const void *data);
@@ -67,28 +69,49 @@ ngx_http_inventory_render_bound(const ngx_http_inventory_cmd_t *cmd)
 void
 ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
 {
-    char                          detail[256];
-    yajl_gen                      g;
-    ngx_http_inventory_buf_t      b;
-    ngx_http_inventory_slot_t    *s;
-    ngx_http_inventory_problem_t  p;
+    yajl_gen                  g;
+    ngx_http_inventory_buf_t  b;
 
     ngx_http_inventory_buf_init(&b, NULL, NULL);
-
-    /* a batch decided: its changes' answers (render_batch.c) */
-    if (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH
-        && (cmd->outcome == NGX_HTTP_INVENTORY_OK
-            || cmd->outcome == NGX_HTTP_INVENTORY_INSUFFICIENT))
-    {
-        ngx_http_inventory_render_batch(cmd);
-        return;
-    }
 
     g = ngx_http_inventory_gen_open(&b);
     if (g == NULL) {
         cmd->status = 500;
         return;
     }
+
+    /* a batch decided: its changes' answers (render_batch.c) */
+    if (cmd->type == NGX_HTTP_INVENTORY_CMD_BATCH
+        && (cmd->outcome == NGX_HTTP_INVENTORY_OK
+            || cmd->outcome == NGX_HTTP_INVENTORY_INSUFFICIENT))
+    {
+        ngx_http_inventory_render_batch(g, cmd);
+
+    } else {
+        ngx_http_inventory_render_answer(g, cmd);
+    }
+
+    yajl_gen_free(g);
+
+    if (b.failed) {
+        free(b.data);
+        cmd->status = 500;
+        return;
+    }
+
+    cmd->body = b.data;
+    cmd->body_len = b.len;
+}
+
+
+/* the answer to a command of one item, a transfer or a reservation */
+
+static void
+ngx_http_inventory_render_answer(yajl_gen g, ngx_http_inventory_cmd_t *cmd)
+{
+    char                          detail[256];
+    ngx_http_inventory_slot_t    *s;
+    ngx_http_inventory_problem_t  p;
 
     memset(&p, 0, sizeof(p));
     p.code = NGX_HTTP_INVENTORY_P_LAST;
@@ -249,21 +272,8 @@ ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd)
         ngx_http_inventory_render_problem(g, &p);
         cmd->status = ngx_http_inventory_problem_status(p.code);
     }
-
-    yajl_gen_free(g);
-
-    if (b.failed) {
-        free(b.data);
-        cmd->status = 500;
-        return;
-    }
-
-    cmd->body = b.data;
-    cmd->body_len = b.len;
 }
 
-
-/* a whole body: the renderer into the buffer, with its own generator */
 
 void
 ngx_http_inventory_render_body(ngx_http_inventory_buf_t *b,

@@ -174,7 +174,8 @@ void ngx_http_inventory_render_reservation(yajl_gen g,
 void ngx_http_inventory_render_event(yajl_gen g,
     const ngx_http_inventory_event_t *ev);
 void ngx_http_inventory_render_outcome(ngx_http_inventory_cmd_t *cmd);
-void ngx_http_inventory_render_batch(ngx_http_inventory_cmd_t *cmd);
+void ngx_http_inventory_render_batch(yajl_gen g,
+    ngx_http_inventory_cmd_t *cmd);
 void ngx_http_inventory_change_problem(const ngx_http_inventory_result_t *res,
     ngx_http_inventory_problem_t *p, char *detail, size_t size);
 size_t ngx_http_inventory_render_bound(const ngx_http_inventory_cmd_t *cmd);

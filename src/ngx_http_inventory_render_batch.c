@@ -5,10 +5,6 @@
  * change by its index.
  */
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "ngx_http_inventory_render.h"
 
 
@@ -17,61 +13,40 @@ static void ngx_http_inventory_render_results(yajl_gen g,
 
 
 void
-ngx_http_inventory_render_batch(ngx_http_inventory_cmd_t *cmd)
+ngx_http_inventory_render_batch(yajl_gen g, ngx_http_inventory_cmd_t *cmd)
 {
     char                                detail[256];
     size_t                              i;
-    yajl_gen                            g;
-    ngx_http_inventory_buf_t            b;
     ngx_http_inventory_problem_t        p;
     const ngx_http_inventory_result_t  *res;
-
-    ngx_http_inventory_buf_init(&b, NULL, NULL);
-
-    g = ngx_http_inventory_gen_open(&b);
-    if (g == NULL) {
-        cmd->status = 500;
-        return;
-    }
 
     cmd->etag = 0;
 
     if (cmd->outcome == NGX_HTTP_INVENTORY_OK) {
         cmd->status = 200;
         ngx_http_inventory_render_results(g, cmd);
-
-    } else {
-        for (i = 0; i < cmd->nchanges; i++) {
-            res = &cmd->results[i];
-
-            if (res->outcome != NGX_HTTP_INVENTORY_OK
-                && res->outcome != NGX_HTTP_INVENTORY_CREATED)
-            {
-                break;
-            }
-        }
-
-        ngx_http_inventory_change_problem(&cmd->results[i], &p, detail,
-                                          sizeof(detail));
-        p.detail = "the batch is atomic, and a change was refused: none "
-                   "was applied (errors names each refused change)";
-        p.has_available = 0;
-        p.has_version = 0;
-        p.refused = cmd;
-        cmd->status = ngx_http_inventory_problem_status(p.code);
-        ngx_http_inventory_render_problem(g, &p);
-    }
-
-    yajl_gen_free(g);
-
-    if (b.failed) {
-        free(b.data);
-        cmd->status = 500;
         return;
     }
 
-    cmd->body = b.data;
-    cmd->body_len = b.len;
+    for (i = 0; i < cmd->nchanges; i++) {
+        res = &cmd->results[i];
+
+        if (res->outcome != NGX_HTTP_INVENTORY_OK
+            && res->outcome != NGX_HTTP_INVENTORY_CREATED)
+        {
+            break;
+        }
+    }
+
+    ngx_http_inventory_change_problem(&cmd->results[i], &p, detail,
+                                      sizeof(detail));
+    p.detail = "the batch is atomic, and a change was refused: none "
+               "was applied (errors names each refused change)";
+    p.has_available = 0;
+    p.has_version = 0;
+    p.refused = cmd;
+    cmd->status = ngx_http_inventory_problem_status(p.code);
+    ngx_http_inventory_render_problem(g, &p);
 }
 
 
