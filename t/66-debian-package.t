@@ -148,14 +148,17 @@ like(get('/metrics')->{content}, qr/^inventory_/m, 'metrics are served');
 
 # --- upgrade to a package built from a later commit ----------------------
 my $src2 = "$tmp/src";
-# the tree as it is (with what is not committed yet), one commit later
-run_ok("git clone -q $root $src2 && cd $root && "
+# the tree as it is (with what is not committed yet), one commit after a
+# release tag on the tree's own commit
+run_ok("git clone -q $root $src2 && git -C $src2 tag v99.0.0 && cd $root && "
        . "git ls-files -z -co --exclude-standard | tar --null -T - "
        . "--ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $src2 && "
        . "cd $src2 && git add -A && git -c user.name=t66 "
        . "-c user.email=t66\@localhost commit -q --allow-empty "
        . "-m 't/66: a later commit'", 'a clone with one more commit');
 my ($deb2, $v2) = build($src2, 'the later commit');
+like($v2, qr/^99\.0\.0\+1\.g[0-9a-f]{7}$/,
+     'one commit after the tag v99.0.0: version 99.0.0+1.gHASH');
 ok(system('dpkg', '--compare-versions', $v2, 'gt', $v1) == 0,
    "a later commit has a higher version ($v2 > $v1)");
 my $inode_before = (stat $MODULE)[1];
